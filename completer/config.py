@@ -1,0 +1,111 @@
+"""One settings tree with defaults. Names follow vLLM's where vLLM has one.
+
+Settings arrive from the editor (initializationOptions, workspace/didChangeConfiguration)
+or the command line. Unknown or invalid values produce a warning and the defaults,
+never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from completer.engine.models import DEFAULT_DRAFT, DEFAULT_TARGET
+
+log = logging.getLogger(__name__)
+
+
+class SpeculativeConfig(BaseModel):
+    """Mirrors vLLM's ``speculative_config``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["draft_model", "none"] = "draft_model"
+    """`draft_model` speculates with a smaller model of the same tokenizer; `none` runs the target alone."""
+    model: str = DEFAULT_DRAFT
+    """The draft model: catalogue name, local folder, .gguf file or Hugging Face repo id."""
+    num_speculative_tokens: int = Field(5, ge=1, le=8)
+    """Draft tokens proposed per step (k)."""
+
+
+class Settings(BaseModel):
+    """Everything completer can be told. Each field says why it exists."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = DEFAULT_TARGET
+    """The target model: catalogue name, local folder, .gguf file or Hugging Face repo id."""
+    speculative_config: SpeculativeConfig = Field(default_factory=SpeculativeConfig)
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    """Weights and activations; float32 doubles memory but is bit-stable across batch shapes."""
+    max_model_len: int = Field(4096, ge=256)
+    """Longest prompt + completion the engine accepts."""
+    max_num_seqs: int = Field(4, ge=1, le=256)
+    """Requests the engine runs at once (an editor rarely needs more than a few)."""
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    """0 is greedy. On the CPU backend a sampled request runs without speculation."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    max_tokens: int = Field(128, ge=1, le=2048)
+    """Most tokens for a multi-line completion."""
+    max_tokens_single_line: int = Field(48, ge=1, le=512)
+    """Most tokens for a single-line completion."""
+    context_tokens: int = Field(1536, ge=64)
+    """Token budget for the prompt (prefix + suffix)."""
+    prefix_share: float = Field(0.75, gt=0.0, lt=1.0)
+    """Share of context_tokens given to the text before the cursor."""
+    kv_cache_space_gib: float | None = Field(None, gt=0)
+    """CPU KV-cache size; planned from the model sizes and free memory when unset."""
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=0.98)
+    """GPU memory share; planned from the model sizes when unset."""
+    cpu_threads_bind: str | None = None
+    """VLLM_CPU_OMP_THREADS_BIND; unset means all cores, bound explicitly."""
+    enforce_eager: bool = True
+    """Skip torch.compile: start in seconds rather than half a minute on the CPU."""
+    trust_remote_code: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def _normalise_keys(data: Any) -> Any:
+    """Accept camelCase from editors as well as vLLM's snake_case."""
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            snake = "".join("_" + c.lower() if c.isupper() else c for c in str(key))
+            out[snake] = _normalise_keys(value)
+        return out
+    return data
+
+
+def parse_settings(data: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Merge editor-supplied settings over ``base``.
+
+    Returns the settings and a list of warnings. An invalid field keeps its
+    previous value; everything valid is applied.
+    """
+    base = base or Settings()
+    if data is None:
+        return base, []
+    if not isinstance(data, dict):
+        return base, [f"settings must be an object, got {type(data).__name__}; keeping the current ones"]
+    data = _normalise_keys(data)
+    data = data.get("completer", data)  # editors often nest under the section name
+    merged = base.model_dump()
+    warnings: list[str] = []
+    for key, value in data.items():
+        if key not in Settings.model_fields:
+            warnings.append(f"unknown setting {key!r} ignored")
+            continue
+        if key == "speculative_config" and isinstance(value, dict):
+            value = {**merged["speculative_config"], **value}
+        candidate = {**merged, key: value}
+        try:
+            Settings.model_validate(candidate)
+        except ValidationError as err:
+            first = err.errors()[0]
+            warnings.append(f"setting {key!r} ignored: {first['msg']}")
+            continue
+        merged = candidate
+    return Settings.model_validate(merged), warnings

@@ -1,0 +1,31 @@
+"""Fill-in-the-middle prompt formats, per model family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FimFormat:
+    prefix: str
+    suffix: str
+    middle: str
+    # tokens that mean the model has finished the middle part
+    stop: tuple[str, ...]
+
+    def render(self, prefix: str, suffix: str) -> str:
+        """Prefix-suffix-middle order, as the Qwen2.5-Coder models were trained."""
+        return f"{self.prefix}{prefix}{self.suffix}{suffix}{self.middle}"
+
+
+QWEN = FimFormat(
+    prefix="<|fim_prefix|>",
+    suffix="<|fim_suffix|>",
+    middle="<|fim_middle|>",
+    stop=("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|im_end|>", "<|fim_prefix|>"),
+)
+
+
+def format_for(model_name: str) -> FimFormat:
+    """The FIM format for a model; Qwen's is the default (the only family shipped)."""
+    return QWEN

@@ -1,0 +1,32 @@
+"""Token counting with the model's own tokenizer, so budgets are real tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class TokenCounter(Protocol):
+    def count(self, text: str) -> int: ...
+
+
+class HFTokenCounter:
+    """Counts with the `tokenizers` library from the model folder's tokenizer.json."""
+
+    def __init__(self, model_dir: str) -> None:
+        from tokenizers import Tokenizer
+
+        path = Path(model_dir) / "tokenizer.json"
+        self._tok = Tokenizer.from_file(str(path))
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+
+class CharEstimateCounter:
+    """A stand-in for when no tokenizer file exists (remote repo ids): ~3.5 chars a token."""
+
+    def count(self, text: str) -> int:
+        return (len(text) * 2 + 6) // 7

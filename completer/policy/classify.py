@@ -1,0 +1,41 @@
+"""Decide what a cursor position asks for: nothing, one line, or a block."""
+
+from __future__ import annotations
+
+import re
+
+from completer.types import CompletionKind
+
+# a line ending in one of these opens a block the user will want filled in
+_BLOCK_OPENERS = (":", "{", "=>", "(", "[", "->")
+_WORD_CHAR = re.compile(r"\w")
+# syntax nodes inside which a completion should stay on its line
+_SINGLE_LINE_NODES = ("comment", "string", "string_content", "template_string", "raw_string_literal")
+
+
+def classify(line_prefix: str, line_suffix: str, tree=None, byte_offset: int | None = None) -> CompletionKind:
+    """llm-ls style: mid-word → empty; blank line or block opener → multi-line; else single-line.
+
+    ``tree`` (a tree-sitter Tree) refines the decision: inside comments and strings
+    a completion stays on its line.
+    """
+    if line_suffix[:1] and _WORD_CHAR.match(line_suffix[:1]) and line_prefix[-1:] and _WORD_CHAR.match(line_prefix[-1:]):
+        return CompletionKind.EMPTY  # the cursor sits inside a word
+    if tree is not None and byte_offset is not None and _inside_single_line_node(tree, byte_offset):
+        return CompletionKind.SINGLE_LINE
+    if line_suffix.strip():
+        return CompletionKind.SINGLE_LINE
+    stripped = line_prefix.rstrip()
+    if not stripped or stripped.endswith(_BLOCK_OPENERS):
+        return CompletionKind.MULTI_LINE
+    return CompletionKind.SINGLE_LINE
+
+
+def _inside_single_line_node(tree, byte_offset: int) -> bool:
+    node = tree.root_node.descendant_for_byte_range(max(byte_offset - 1, 0), byte_offset)
+    while node is not None:
+        if node.type in _SINGLE_LINE_NODES and node.start_byte < byte_offset:
+            # at the very end of a line comment the cursor is past it
+            return node.end_byte > byte_offset or node.type == "comment"
+        node = node.parent
+    return False
