@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from contextlib import aclosing
+from dataclasses import replace
 
 from completer.config import Settings
 from completer.context.builder import build_context
 from completer.context.prompt import format_for
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter
 from completer.policy.planner import plan_request
-from completer.postprocess.pipeline import postprocess
-from completer.types import Completion, CompletionKind
+from completer.postprocess.pipeline import block_finished, postprocess
+from completer.types import Completion, CompletionKind, Generation
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,9 @@ class Completer:
             self.counter: TokenCounter = HFTokenCounter(engine.target_dir)
         except Exception:
             self.counter = CharEstimateCounter()
+        # special tokens are dropped from the text, so stop on their ids, not their spelling
+        ids = (self.counter.token_id(t) for t in self.fim.stop)
+        self.stop_token_ids = tuple(i for i in ids if i is not None)
 
     async def complete(self, text: str, offset: int, language: str) -> Completion:
         """The completion at ``offset`` (an index into ``text``)."""
@@ -34,8 +39,14 @@ class Completer:
         if ctx.kind is CompletionKind.EMPTY:
             return Completion(text="", kind=ctx.kind)
         plan = plan_request(ctx, s, engine_speculates=self.engine.speculates, backend=self.engine.backend)
-        plan = plan.__class__(**{**plan.__dict__, "stop": plan.stop + self.fim.stop})
-        generation = await self.engine.complete(ctx.prompt, plan)
+        plan = replace(plan, stop=plan.stop + self.fim.stop, stop_token_ids=self.stop_token_ids)
+        generation = Generation(text="")
+        # stream, and stop the engine as soon as the shown text can no longer change
+        async with aclosing(self.engine.generate(ctx.prompt, plan)) as stream:
+            async for generation in stream:
+                if ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
+                    log.debug("block closed after %d tokens; stopping early", len(generation.token_ids))
+                    break
         shown = postprocess(generation.text, ctx)
         log.debug("completion kind=%s tokens=%d latency=%.3fs", ctx.kind.value, len(generation.token_ids), generation.latency_s)
         return Completion(text=shown, kind=ctx.kind, generation=generation)

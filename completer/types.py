@@ -36,6 +36,7 @@ class GenerationPlan:
 
     max_tokens: int
     stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
     speculate: bool = True
     num_speculative_tokens: int = 5
     temperature: float = 0.0

@@ -9,6 +9,8 @@ from typing import Protocol
 class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
 
+    def token_id(self, token: str) -> int | None: ...
+
 
 class HFTokenCounter:
     """Counts with the `tokenizers` library from the model folder's tokenizer.json."""
@@ -19,6 +21,9 @@ class HFTokenCounter:
         path = Path(model_dir) / "tokenizer.json"
         self._tok = Tokenizer.from_file(str(path))
 
+    def token_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
     def count(self, text: str) -> int:
         if not text:
             return 0
@@ -27,6 +32,9 @@ class HFTokenCounter:
 
 class CharEstimateCounter:
     """A stand-in for when no tokenizer file exists (remote repo ids): ~3.5 chars a token."""
+
+    def token_id(self, token: str) -> int | None:
+        return None
 
     def count(self, text: str) -> int:
         return (len(text) * 2 + 6) // 7

@@ -77,6 +77,17 @@ class EngineStats:
     draft_tokens: int = 0
     accepted_tokens: int = 0
 
+    def record(self, outcome: str, result: Generation) -> None:
+        if outcome == "aborted":
+            self.requests_aborted += 1
+        elif outcome == "failed":
+            self.requests_failed += 1
+        else:
+            self.requests_finished += 1
+        self.tokens_generated += len(result.token_ids)
+        self.draft_tokens += result.num_draft_tokens
+        self.accepted_tokens += result.num_accepted_tokens
+
     def as_dict(self) -> dict:
         return {
             "requests_started": self.requests_started,
@@ -91,11 +102,43 @@ class EngineStats:
         }
 
 
+@dataclass
+class SpecCounters:
+    """Totals of vLLM's per-step speculation stats (what its "SpecDecoding metrics" line reports)."""
+
+    drafts: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
+
+
+def _stat_logger_factory(counters: SpecCounters):
+    """A vLLM stat logger that adds each step's speculation stats to ``counters``."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class SpecCounterLogger(StatLoggerBase):
+        def __init__(self, vllm_config, engine_index: int = 0):
+            pass
+
+        def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None, engine_idx: int = 0):
+            spec = getattr(scheduler_stats, "spec_decoding_stats", None)
+            if spec is not None:
+                counters.drafts += spec.num_drafts
+                counters.draft_tokens += spec.num_draft_tokens
+                counters.accepted_tokens += spec.num_accepted_tokens
+
+        def log_engine_initialized(self):
+            pass
+
+    return SpecCounterLogger
+
+
 class Engine:
     """Owns one vLLM AsyncLLM. Build it with ``await Engine.start(settings)``."""
 
-    def __init__(self, llm, settings: Settings, target_dir: str, draft_dir: str | None, backend: str, memory: MemoryPlan):
+    def __init__(self, llm, settings: Settings, target_dir: str, draft_dir: str | None, backend: str,
+                 memory: MemoryPlan, counters: SpecCounters):
         self._llm = llm
+        self.counters = counters
         self.settings = settings
         self.target_dir = target_dir
         self.draft_dir = draft_dir
@@ -162,14 +205,15 @@ class Engine:
             per_request_spec_decode_metrics="summary" if draft_dir else "none",
             gpu_memory_utilization=memory.gpu_memory_utilization or 0.9,
             seed=settings.seed if settings.seed is not None else 0,
-            disable_log_stats=True,
+            disable_log_stats=False,
         )
         progress("loading the models into vLLM", None)
+        counters = SpecCounters()
         try:
-            llm = AsyncLLM.from_engine_args(args)
+            llm = AsyncLLM.from_engine_args(args, stat_loggers=[_stat_logger_factory(counters)])
         except Exception as err:
             raise EngineError(f"vLLM failed to start with {target_dir}: {err}") from err
-        return cls(llm, settings, target_dir, draft_dir, backend, memory)
+        return cls(llm, settings, target_dir, draft_dir, backend, memory, counters)
 
     async def generate(self, prompt: str, plan: GenerationPlan) -> AsyncIterator[Generation]:
         """Stream a generation; yields the growing result. Cancelling the consumer aborts it in vLLM."""
@@ -184,6 +228,7 @@ class Engine:
             top_p=plan.top_p,
             seed=plan.seed,
             stop=list(plan.stop) or None,
+            stop_token_ids=list(plan.stop_token_ids) or None,
             output_kind=RequestOutputKind.CUMULATIVE,
             skip_special_tokens=True,
         )
@@ -193,6 +238,9 @@ class Engine:
         self.stats.requests_started += 1
         self.stats.running.add(request_id)
         finished = False
+        alone = not self.stats.running - {request_id}
+        before = (self.counters.draft_tokens, self.counters.accepted_tokens)
+        outcome = "stopped"  # the consumer stopped reading: we abort the rest
         try:
             async for out in self._llm.generate(prompt, params, request_id):
                 choice = out.outputs[0]
@@ -207,25 +255,28 @@ class Engine:
                 if metrics is not None:
                     result.num_draft_tokens = metrics.num_draft_tokens
                     result.num_accepted_tokens = sum(j * n for j, n in enumerate(metrics.histogram))
-                if out.finished:
-                    finished = True
+                finished = out.finished
                 yield result
+            outcome = "finished"
         except asyncio.CancelledError:
-            self.stats.requests_aborted += 1
-            log.info("request %s cancelled after %d tokens; aborted in vLLM", request_id, len(result.token_ids))
+            outcome = "aborted"
+            log.info("request %s cancelled after %d tokens; aborting it in vLLM", request_id, len(result.token_ids))
             raise
         except Exception as err:
-            self.stats.requests_failed += 1
+            outcome = "failed"
             raise EngineError(f"generation failed: {err}") from err
         finally:
             if not finished:
-                # a consumer that stopped early (closed generator) must not leave work running
+                # whoever stopped reading, the request must not keep running inside vLLM
                 await asyncio.shield(self._llm.abort(request_id))
+            alone = alone and not self.stats.running - {request_id}
+            if self.speculates and not result.num_draft_tokens and alone:
+                # vLLM reports per-request metrics only for requests it finished itself;
+                # a request that ran alone owns every step's counts meanwhile
+                result.num_draft_tokens = self.counters.draft_tokens - before[0]
+                result.num_accepted_tokens = self.counters.accepted_tokens - before[1]
             self.stats.running.discard(request_id)
-        self.stats.requests_finished += 1
-        self.stats.tokens_generated += len(result.token_ids)
-        self.stats.draft_tokens += result.num_draft_tokens
-        self.stats.accepted_tokens += result.num_accepted_tokens
+            self.stats.record(outcome, result)
 
     async def complete(self, prompt: str, plan: GenerationPlan) -> Generation:
         result = Generation(text="")

