@@ -1,0 +1,270 @@
+"""The language server: every LSP method registered here, each handler thin and typed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import uuid
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from completer import __version__
+from completer.config import Settings, parse_settings
+from completer.context import languages
+from completer.server.positions import PositionError, offset_for
+
+log = logging.getLogger(__name__)
+
+STATS_REQUEST = "completer/stats"
+COMPLETE_REQUEST = "completer/complete"  # the completion with its measurements (clients, tests)
+# settings whose change needs a new engine (everything else applies at once)
+ENGINE_SETTINGS = ("model", "speculative_config", "dtype", "max_model_len", "max_num_seqs",
+                   "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "enforce_eager",
+                   "trust_remote_code")
+MAX_DOCUMENT_CHARS = 4 << 20
+
+
+class CompleterServer(LanguageServer):
+    """Holds the settings and the engine; the engine loads in the background after `initialized`."""
+
+    def __init__(self) -> None:
+        super().__init__("completer", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.settings = Settings()
+        self.engine = None
+        self.completer = None
+        self.engine_state = "idle"  # idle → loading → ready | failed
+        self.engine_error: str | None = None
+        self._load_task: asyncio.Task | None = None
+
+    # ---------------------------------------------------------------- engine
+
+    def start_engine(self) -> None:
+        """(Re)load the engine in the background; requests meanwhile get empty results."""
+        if self._load_task and not self._load_task.done():
+            self._load_task.cancel()
+        self._load_task = asyncio.ensure_future(self._load_engine())
+
+    async def _load_engine(self) -> None:
+        from completer.engine.vllm_engine import Engine
+        from completer.pipeline import Completer
+
+        old, self.engine, self.completer = self.engine, None, None
+        if old is not None:
+            await asyncio.to_thread(old.shutdown)
+        self.engine_state = "loading"
+        settings = self.settings
+        progress = await self._begin_progress("completer: loading models")
+        loop = asyncio.get_running_loop()
+
+        def report(message: str, fraction: float | None) -> None:
+            loop.call_soon_threadsafe(progress, message, fraction)
+
+        try:
+            engine = await asyncio.to_thread(Engine.build, settings, report)
+        except Exception as err:
+            self.engine_state, self.engine_error = "failed", str(err)
+            log.error("engine failed to load: %s", err)
+            self.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Error, message=f"completer: the engine could not start: {err}"))
+            progress("failed", 1.0, end=True)
+            return
+        self.engine = engine
+        self.completer = Completer(engine, settings)
+        self.engine_state, self.engine_error = "ready", None
+        log.info("engine ready: %s (draft: %s)", engine.target_dir, engine.draft_dir)
+        progress("ready", 1.0, end=True)
+
+    async def _begin_progress(self, title: str):
+        """A `$/progress` reporter, or a log-only one when the client does not support it."""
+        caps = self.client_capabilities
+        supported = bool(caps and caps.window and caps.window.work_done_progress)
+        token = f"completer-load-{uuid.uuid4()}"
+        if supported:
+            try:
+                await asyncio.wait_for(self.work_done_progress.create_async(token), timeout=5)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, percentage=0,
+                                                                                 cancellable=False))
+            except Exception as err:
+                log.debug("client refused progress: %s", err)
+                supported = False
+
+        def progress(message: str, fraction: float | None, end: bool = False) -> None:
+            log.info("%s: %s%s", title, message, f" ({fraction:.0%})" if fraction is not None else "")
+            if not supported:
+                return
+            if end:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+            else:
+                pct = int(fraction * 100) if fraction is not None else None
+                self.work_done_progress.report(token, types.WorkDoneProgressReport(message=message, percentage=pct))
+
+        return progress
+
+    def apply_settings(self, data: Any) -> None:
+        new, warnings = parse_settings(data, self.settings)
+        for w in warnings:
+            log.warning(w)
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"completer: {w}"))
+        reload = any(getattr(new, k) != getattr(self.settings, k) for k in ENGINE_SETTINGS)
+        self.settings = new
+        if self.completer is not None:
+            self.completer.settings = new
+        if reload and self.engine_state != "idle":
+            log.info("engine settings changed; reloading the engine")
+            self.start_engine()
+
+    # ---------------------------------------------------------------- completing
+
+    def _position_encoding(self) -> str:
+        """The encoding negotiated at initialize (UTF-16 unless the client offered better)."""
+        enc = getattr(self.workspace, "position_encoding", None) or types.PositionEncodingKind.Utf16
+        return {"utf-8": "utf-8", "utf-32": "utf-32"}.get(str(getattr(enc, "value", enc)), "utf-16")
+
+    async def completion_at(self, uri: str, position: types.Position) -> str | None:
+        """The completion text at a position, or None when there is nothing to show."""
+        result = await self.completion_result(uri, position)
+        return result.text if result is not None and result.text else None
+
+    async def completion_result(self, uri: str, position: types.Position):
+        """The full Completion at a position, or None when the engine cannot answer."""
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"document {uri} is not open (send textDocument/didOpen first)")
+        text = doc.source
+        if len(text) > MAX_DOCUMENT_CHARS:
+            log.warning("%s has %d characters; too large to complete", uri, len(text))
+            return None
+        try:
+            offset = offset_for(text, position.line, position.character, self._position_encoding())
+        except PositionError as err:
+            raise JsonRpcInvalidParams(f"{err} in {uri}") from None
+        if self.completer is None:
+            log.info("completion requested while the engine is %s; answering empty", self.engine_state)
+            return None
+        language = languages.detect(doc.language_id, to_fs_path(uri) or uri)
+        try:
+            result = await self.completer.complete(text, offset, language)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            log.error("completion failed: %s", err)
+            return None
+        gen = result.generation
+        if gen is not None:
+            rate = f"{gen.acceptance_rate:.0%}" if gen.acceptance_rate is not None else "-"
+            log.info("completion %s: %d tokens in %.2fs, acceptance %s", result.kind.value,
+                     len(gen.token_ids), gen.latency_s, rate)
+        return result
+
+
+server = CompleterServer()
+
+
+@server.feature(types.INITIALIZE)
+def on_initialize(ls: CompleterServer, params: types.InitializeParams) -> None:
+    ls.apply_settings(params.initialization_options)
+
+
+@server.feature(types.INITIALIZED)
+def on_initialized(ls: CompleterServer, params: types.InitializedParams) -> None:
+    ls.start_engine()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def on_did_change_configuration(ls: CompleterServer, params: types.DidChangeConfigurationParams) -> None:
+    ls.apply_settings(params.settings)
+
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+async def on_inline_completion(ls: CompleterServer, params: types.InlineCompletionParams):
+    text = await ls.completion_at(params.text_document.uri, params.position)
+    if not text:
+        return types.InlineCompletionList(items=[])
+    at = types.Range(start=params.position, end=params.position)
+    return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=text, range=at)])
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+async def on_completion(ls: CompleterServer, params: types.CompletionParams):
+    text = await ls.completion_at(params.text_document.uri, params.position)
+    if not text:
+        return types.CompletionList(is_incomplete=True, items=[])
+    at = types.Range(start=params.position, end=params.position)
+    label = text.strip().split("\n", 1)[0][:80] or text[:80]
+    item = types.CompletionItem(
+        label=label,
+        kind=types.CompletionItemKind.Text,
+        detail="completer",
+        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{text}\n```"),
+        text_edit=types.TextEdit(range=at, new_text=text),
+        filter_text=label,
+        sort_text="0",
+    )
+    # incomplete: the next keystroke should ask again rather than filter a stale answer
+    return types.CompletionList(is_incomplete=True, items=[item])
+
+
+@server.feature(COMPLETE_REQUEST)
+async def on_complete(ls: CompleterServer, params: Any) -> dict:
+    """Like inlineCompletion, plus what was measured: tokens, latency, acceptance."""
+    try:
+        uri = params.textDocument.uri
+        position = types.Position(line=int(params.position.line), character=int(params.position.character))
+    except (AttributeError, TypeError, ValueError):
+        raise JsonRpcInvalidParams("expected {textDocument: {uri}, position: {line, character}}") from None
+    result = await ls.completion_result(uri, position)
+    if result is None:
+        return {"text": "", "engine": ls.engine_state}
+    gen = result.generation
+    return {
+        "text": result.text,
+        "kind": result.kind.value,
+        "engine": ls.engine_state,
+        "speculation": bool(ls.engine and ls.engine.speculates),
+        "raw_text": gen.text if gen else "",
+        "token_ids": gen.token_ids if gen else [],
+        "latency_s": gen.latency_s if gen else 0.0,
+        "first_token_s": gen.first_token_s if gen else None,
+        "prompt_tokens": gen.prompt_tokens if gen else 0,
+        "draft_tokens": gen.num_draft_tokens if gen else 0,
+        "accepted_tokens": gen.num_accepted_tokens if gen else 0,
+        "acceptance_rate": gen.acceptance_rate if gen else None,
+    }
+
+
+@server.feature(STATS_REQUEST)
+async def on_stats(ls: CompleterServer, params: Any) -> dict:
+    stats = ls.engine.stats.as_dict() if ls.engine is not None else {}
+    if ls.engine is not None:
+        stats["vllm_unfinished_requests"] = await ls.engine.running_in_vllm()
+    return {
+        "engine": ls.engine_state,
+        "error": ls.engine_error,
+        "speculation": bool(ls.engine and ls.engine.speculates),
+        **stats,
+    }
+
+
+@server.feature(types.SHUTDOWN)
+def on_shutdown(ls: CompleterServer, params: Any) -> None:
+    if ls.engine is not None:
+        ls.engine.shutdown()
+        ls.engine = None
+
+
+def run(*, tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> None:
+    if tcp:
+        server.start_tcp(host, port)
+        return
+    # The LSP stream gets a private copy of stdout; fd 1 goes to stderr so that nothing
+    # else (vLLM's engine process, progress bars) can write into the protocol stream.
+    lsp_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    server.start_io(sys.stdin.buffer, lsp_out)

@@ -1,0 +1,21 @@
+"""End-to-end fixtures: the real server, over stdio, with the real engine and models."""
+
+import time
+
+import pytest_asyncio
+
+from tests.e2e.helpers import FIB, FIB_URI, inline_params, open_doc, start_client, wait_ready
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client():
+    """One server with the default pair (speculation on), shared by the e2e tests."""
+    client = await start_client()
+    # before the engine is ready a request is answered at once, empty
+    open_doc(client, FIB_URI, FIB)
+    started = time.monotonic()
+    early = await client.text_document_inline_completion_async(inline_params(FIB_URI, 5, 4))
+    client.early_answer = (early, time.monotonic() - started)
+    await wait_ready(client)
+    yield client
+    await client.shutdown_session()

@@ -1,0 +1,53 @@
+"""Under greedy decoding, speculative output equals the target alone, token for token."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import complete_detail, open_doc, start_client, wait_ready
+
+pytestmark = pytest.mark.engine
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "humaneval-infilling"
+FALLBACK = Path(__file__).resolve().parents[1] / "data"
+
+
+def tasks(n: int = 12) -> list[tuple[str, str]]:
+    """(prefix, suffix) pairs from HumanEval multi-line infilling, spread over the set."""
+    path = DATA / "HumanEval-MultiLineInfilling.jsonl.gz"
+    if not path.is_file():
+        path = FALLBACK / "HumanEval-MultiLineInfilling-sample.jsonl.gz"
+    rows = [json.loads(line) for line in gzip.open(path, "rt")]
+    step = max(len(rows) // n, 1)
+    return [(r["prompt"], r["suffix"]) for r in rows[::step][:n]]
+
+
+async def collect(client) -> list[list[int]]:
+    outputs = []
+    for i, (prefix, suffix) in enumerate(tasks()):
+        uri = f"file:///workspace/task{i}.py"
+        open_doc(client, uri, prefix + suffix)
+        lines = prefix.split("\n")
+        detail = await complete_detail(client, uri, len(lines) - 1, len(lines[-1]))
+        outputs.append(detail["token_ids"])
+    return outputs
+
+
+async def test_speculative_output_is_token_identical_to_target_alone(client):
+    with_draft = await collect(client)
+    stats = await complete_detail(client, "file:///workspace/task0.py", 0, 0)
+    assert stats  # the shared server is still serving
+    alone_client = await start_client({"speculative_config": {"method": "none"}})
+    try:
+        await wait_ready(alone_client)
+        alone = await collect(alone_client)
+    finally:
+        await alone_client.shutdown_session()
+    assert len(with_draft) == len(alone) >= 10
+    assert sum(len(t) for t in alone) > 100, "too few tokens to compare"
+    mismatches = [i for i, (a, b) in enumerate(zip(with_draft, alone)) if a != b]
+    assert not mismatches, f"outputs differ on prompts {mismatches}"

@@ -1,0 +1,108 @@
+"""The real server with the real Qwen pair: completions, cancellation, bad requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from lsprotocol import types
+from tree_sitter import Parser
+
+from completer.context import languages
+from tests.e2e.helpers import FIB, FIB_URI, complete_detail, inline_params, open_doc, stats
+
+pytestmark = pytest.mark.engine
+
+LONG = '''class Matrix:
+    """A dense matrix of floats with the usual arithmetic."""
+
+    def __init__(self, rows):
+        self.rows = [list(r) for r in rows]
+
+'''
+LONG_URI = "file:///workspace/matrix.py"
+
+
+async def test_request_before_engine_ready_is_answered_empty_at_once(client):
+    early, seconds = client.early_answer
+    assert early is None or early.items == [] if hasattr(early, "items") else not early
+    assert seconds < 5
+
+
+async def test_progress_reported_while_loading(client):
+    kinds = [type(v).__name__ for reports in client.progress_reports.values() for v in reports]
+    assert "WorkDoneProgressBegin" in kinds and "WorkDoneProgressEnd" in kinds
+
+
+async def test_inline_completion_is_real_and_parses(client):
+    result = await client.text_document_inline_completion_async(inline_params(FIB_URI, 5, 4))
+    assert result.items, "no completion"
+    text = result.items[0].insert_text
+    assert text.strip()
+    lines = FIB.split("\n")
+    prefix = "\n".join(lines[:5]) + "\n" + lines[5][:4]
+    suffix = lines[5][4:] + "\n" + "\n".join(lines[6:])
+    tree = Parser(languages.grammar("python")).parse((prefix + text + suffix).encode())
+    assert not tree.root_node.has_error, prefix + text + suffix
+    assert "return" in text
+
+
+async def test_textdocument_completion_returns_the_same_model_text(client):
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=FIB_URI), position=types.Position(line=5, character=4)))
+    assert result.items and result.items[0].text_edit.new_text.strip()
+
+
+async def test_speculation_is_on_and_measured(client):
+    detail = await complete_detail(client, FIB_URI, 5, 4)
+    assert detail["speculation"] is True
+    assert detail["draft_tokens"] > 0
+    assert 0.0 <= detail["acceptance_rate"] <= 1.0
+
+
+async def test_cancel_aborts_the_request_inside_vllm_and_server_keeps_serving(client):
+    open_doc(client, LONG_URI, LONG)
+    before = await stats(client)
+    msg_id = "cancel-me"
+    pending = client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(LONG_URI, 6, 4), msg_id=msg_id)
+    # wait until the request is generating inside vLLM, then cancel it
+    for _ in range(100):
+        if (await stats(client))["vllm_unfinished_requests"] > 0:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    with pytest.raises(Exception) as err:
+        await asyncio.wait_for(pending, timeout=30)
+    assert "cancel" in str(err.value).lower()
+    for _ in range(50):
+        after = await stats(client)
+        if after["vllm_unfinished_requests"] == 0 and after["requests_running"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert after["requests_aborted"] == before["requests_aborted"] + 1
+    assert after["vllm_unfinished_requests"] == 0
+    result = await client.text_document_inline_completion_async(inline_params(FIB_URI, 5, 4))
+    assert result.items and result.items[0].insert_text.strip()
+
+
+@pytest.mark.parametrize("uri,line,character,message", [
+    (FIB_URI, 500, 0, "outside the document"),
+    (FIB_URI, 3, 200, "past the end of line"),
+    (FIB_URI, -1, 0, "outside the document"),
+    ("file:///workspace/never-opened.py", 0, 0, "not open"),
+])
+async def test_bad_request_gets_an_error_and_server_keeps_serving(client, uri, line, character, message):
+    with pytest.raises(Exception) as err:
+        await client.text_document_inline_completion_async(inline_params(uri, max(line, 0), character)
+                                                           if line >= 0 else _raw(uri, line, character))
+    assert message in str(err.value)
+    assert (await stats(client))["engine"] == "ready"
+
+
+def _raw(uri, line, character):
+    params = inline_params(uri, 0, character)
+    params.position.line = line  # a negative line, as a broken client might send
+    return params
