@@ -88,6 +88,8 @@ def main(verbose: bool) -> None:
     """completer: code completion over LSP from one in-process vLLM engine with a draft model."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
 
 
 # ------------------------------------------------------------------ complete

@@ -32,8 +32,12 @@ class Completer:
         ids = (self.counter.token_id(t) for t in self.fim.stop)
         self.stop_token_ids = tuple(i for i in ids if i is not None)
 
-    async def complete(self, text: str, offset: int, language: str) -> Completion:
-        """The completion at ``offset`` (an index into ``text``)."""
+    async def complete(self, text: str, offset: int, language: str, *, stop_early: bool = True) -> Completion:
+        """The completion at ``offset`` (an index into ``text``).
+
+        ``stop_early=False`` lets the engine run to its own stop (max_tokens, stop
+        tokens), so that token streams can be compared exactly.
+        """
         s = self.settings
         ctx = build_context(text, offset, language, self.counter, self.fim, s.context_tokens, s.prefix_share)
         if ctx.kind is CompletionKind.EMPTY:
@@ -44,7 +48,7 @@ class Completer:
         # stream, and stop the engine as soon as the shown text can no longer change
         async with aclosing(self.engine.generate(ctx.prompt, plan)) as stream:
             async for generation in stream:
-                if ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
+                if stop_early and ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
                     log.debug("block closed after %d tokens; stopping early", len(generation.token_ids))
                     break
         shown = postprocess(generation.text, ctx)

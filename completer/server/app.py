@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import uuid
 from typing import Any
@@ -17,6 +18,7 @@ from pygls.uris import to_fs_path
 from completer import __version__
 from completer.config import Settings, parse_settings
 from completer.context import languages
+from completer.server.protocol import CompleterProtocol
 from completer.server.positions import PositionError, offset_for
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ class CompleterServer(LanguageServer):
     """Holds the settings and the engine; the engine loads in the background after `initialized`."""
 
     def __init__(self) -> None:
-        super().__init__("completer", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__("completer", __version__, protocol_cls=CompleterProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.engine = None
         self.completer = None
@@ -131,7 +134,7 @@ class CompleterServer(LanguageServer):
         result = await self.completion_result(uri, position)
         return result.text if result is not None and result.text else None
 
-    async def completion_result(self, uri: str, position: types.Position):
+    async def completion_result(self, uri: str, position: types.Position, *, stop_early: bool = True):
         """The full Completion at a position, or None when the engine cannot answer."""
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
@@ -149,7 +152,7 @@ class CompleterServer(LanguageServer):
             return None
         language = languages.detect(doc.language_id, to_fs_path(uri) or uri)
         try:
-            result = await self.completer.complete(text, offset, language)
+            result = await self.completer.complete(text, offset, language, stop_early=stop_early)
         except asyncio.CancelledError:
             raise
         except Exception as err:
@@ -218,7 +221,8 @@ async def on_complete(ls: CompleterServer, params: Any) -> dict:
         position = types.Position(line=int(params.position.line), character=int(params.position.character))
     except (AttributeError, TypeError, ValueError):
         raise JsonRpcInvalidParams("expected {textDocument: {uri}, position: {line, character}}") from None
-    result = await ls.completion_result(uri, position)
+    raw = bool(getattr(params, "raw", False))  # run to the engine's own stop, for exact comparisons
+    result = await ls.completion_result(uri, position, stop_early=not raw)
     if result is None:
         return {"text": "", "engine": ls.engine_state}
     gen = result.generation
@@ -253,12 +257,25 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
 
 @server.feature(types.SHUTDOWN)
 def on_shutdown(ls: CompleterServer, params: Any) -> None:
-    if ls.engine is not None:
-        ls.engine.shutdown()
-        ls.engine = None
+    _stop_engine()
+
+
+def _stop_engine() -> None:
+    """Shut the engine's processes down with the server, however the server ends."""
+    if server.engine is not None:
+        server.engine.shutdown()
+        server.engine = None
 
 
 def run(*, tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` below runs
+    try:
+        _serve(tcp, host, port)
+    finally:
+        _stop_engine()
+
+
+def _serve(tcp: bool, host: str, port: int) -> None:
     if tcp:
         server.start_tcp(host, port)
         return
