@@ -90,6 +90,7 @@ def main(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
 # ------------------------------------------------------------------ complete

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import os
@@ -289,7 +290,14 @@ class Engine:
         return self._llm.output_processor.get_num_unfinished_requests()
 
     def shutdown(self) -> None:
+        if self._llm is None:
+            return
         try:
             self._llm.shutdown()
         except Exception as err:
             log.warning("engine shutdown: %s", err)
+        # vLLM's finaliser calls shutdown() again, at interpreter exit when its modules
+        # are half torn down; once is enough
+        self._llm.shutdown = lambda *args, **kwargs: None
+        self._llm = None
+        gc.collect()

