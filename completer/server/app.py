@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 STATS_REQUEST = "completer/stats"
 COMPLETE_REQUEST = "completer/complete"  # the completion with its measurements (clients, tests)
+ACCEPTED_NOTIFICATION = "completer/accepted"  # the client shows: the user took a suggestion
+DISMISSED_NOTIFICATION = "completer/dismissed"  # ... or dismissed it
 # settings whose change needs a new engine (everything else applies at once)
 ENGINE_SETTINGS = ("model", "speculative_config", "dtype", "max_model_len", "max_num_seqs",
                    "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "enforce_eager",
@@ -44,6 +46,8 @@ class CompleterServer(LanguageServer):
         self.engine_state = "idle"  # idle → loading → ready | failed
         self.engine_error: str | None = None
         self._load_task: asyncio.Task | None = None
+        self.last: dict | None = None  # the last completion's measurements, for status bars
+        self.feedback = {"accepted": 0, "accepted_partially": 0, "dismissed": 0, "accepted_chars": 0}
 
     # ---------------------------------------------------------------- engine
 
@@ -160,6 +164,8 @@ class CompleterServer(LanguageServer):
             return None
         gen = result.generation
         if gen is not None:
+            self.last = {"latency_s": round(gen.latency_s, 4), "tokens": len(gen.token_ids),
+                         "acceptance_rate": gen.acceptance_rate, "kind": result.kind.value}
             rate = f"{gen.acceptance_rate:.0%}" if gen.acceptance_rate is not None else "-"
             log.info("completion %s: %d tokens in %.2fs, acceptance %s", result.kind.value,
                      len(gen.token_ids), gen.latency_s, rate)
@@ -242,6 +248,20 @@ async def on_complete(ls: CompleterServer, params: Any) -> dict:
     }
 
 
+@server.feature(ACCEPTED_NOTIFICATION)
+def on_accepted(ls: CompleterServer, params: Any) -> None:
+    """{uri, text, partial?}: counted for `completer/stats`; the text itself is not logged."""
+    text = getattr(params, "text", "") or ""
+    key = "accepted_partially" if getattr(params, "partial", False) else "accepted"
+    ls.feedback[key] += 1
+    ls.feedback["accepted_chars"] += len(text)
+
+
+@server.feature(DISMISSED_NOTIFICATION)
+def on_dismissed(ls: CompleterServer, params: Any) -> None:
+    ls.feedback["dismissed"] += 1
+
+
 @server.feature(STATS_REQUEST)
 async def on_stats(ls: CompleterServer, params: Any) -> dict:
     stats = ls.engine.stats.as_dict() if ls.engine is not None else {}
@@ -251,6 +271,8 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
         "engine": ls.engine_state,
         "error": ls.engine_error,
         "speculation": bool(ls.engine and ls.engine.speculates),
+        "last": ls.last,
+        **ls.feedback,
         **stats,
     }
 
