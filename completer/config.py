@@ -56,6 +56,17 @@ class Settings(BaseModel):
     """Token budget for the prompt (prefix + suffix)."""
     prefix_share: float = Field(0.75, gt=0.0, lt=1.0)
     """Share of context_tokens given to the text before the cursor."""
+    speculation_policy: Literal["per_request", "engine"] = "per_request"
+    """`per_request`: each request gets its own k, short ones none (inside one engine);
+    `engine`: vLLM's stock behaviour, the same k for every request."""
+    bypass_max_tokens: int = Field(50, ge=0)
+    """Requests expected to be at most this long (single-line) skip speculation."""
+    adaptive_k: bool = True
+    """Choose k from the live acceptance rate of recent requests in the same language."""
+    draft_cost_ratio: float = Field(0.31, gt=0.0, le=2.0)
+    """Cost of one draft step relative to one target step (measured 0.31 for 0.5B vs 1.5B on a CPU)."""
+    batch_k_limits: dict[int, int] = Field(default_factory=lambda: {3: 2})
+    """When at least N requests run at once, k is capped at the value (0 stops speculation)."""
     kv_cache_space_gib: float | None = Field(None, gt=0)
     """CPU KV-cache size; planned from the model sizes and free memory when unset."""
     gpu_memory_utilization: float | None = Field(None, gt=0, le=0.98)

@@ -10,6 +10,7 @@ from completer.config import Settings
 from completer.context.builder import build_context
 from completer.context.prompt import format_for
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter
+from completer.policy.acceptance import AcceptanceTracker
 from completer.policy.planner import plan_request
 from completer.postprocess.pipeline import block_finished, postprocess
 from completer.types import Completion, CompletionKind, Generation
@@ -24,6 +25,7 @@ class Completer:
         self.engine = engine
         self.settings = settings
         self.fim = format_for(settings.model)
+        self.acceptance = AcceptanceTracker()
         try:
             self.counter: TokenCounter = HFTokenCounter(engine.target_dir)
         except Exception:
@@ -42,7 +44,8 @@ class Completer:
         ctx = build_context(text, offset, language, self.counter, self.fim, s.context_tokens, s.prefix_share)
         if ctx.kind is CompletionKind.EMPTY:
             return Completion(text="", kind=ctx.kind)
-        plan = plan_request(ctx, s, engine_speculates=self.engine.speculates, backend=self.engine.backend)
+        plan = plan_request(ctx, s, engine_speculates=self.engine.speculates, backend=self.engine.backend,
+                            tracker=self.acceptance)
         plan = replace(plan, stop=plan.stop + self.fim.stop, stop_token_ids=self.stop_token_ids)
         generation = Generation(text="")
         # stream, and stop the engine as soon as the shown text can no longer change
@@ -51,6 +54,8 @@ class Completer:
                 if stop_early and ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
                     log.debug("block closed after %d tokens; stopping early", len(generation.token_ids))
                     break
+        if plan.speculate:
+            self.acceptance.observe(language, generation.num_draft_tokens, generation.num_accepted_tokens)
         shown = postprocess(generation.text, ctx)
         log.debug("completion kind=%s tokens=%d latency=%.3fs", ctx.kind.value, len(generation.token_ids), generation.latency_s)
-        return Completion(text=shown, kind=ctx.kind, generation=generation)
+        return Completion(text=shown, kind=ctx.kind, generation=generation, plan=plan)

@@ -71,3 +71,4 @@ class Completion:
     text: str
     kind: CompletionKind
     generation: Generation | None = None
+    plan: GenerationPlan | None = None

