@@ -211,6 +211,37 @@ def serve(tcp: bool, host: str, port: int, stdio: bool) -> None:
     run(tcp=tcp, host=host, port=port)
 
 
+# ------------------------------------------------------------------ bench
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks (results as JSON, Markdown and PNG plots)."""
+
+
+@bench.command("latency")
+@click.option("-n", "--num-tasks", default=200, show_default=True, help="Tasks (half single-line, half long).")
+@click.option("--quick", is_flag=True, help="A few short tasks: checks greedy identity only, not speed.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write latency.json/.md/.png.")
+@click.option("--no-ngram", is_flag=True, help="Skip the ngram engine.")
+@click.option("--seed", default=0, show_default=True)
+def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int) -> None:
+    """Target alone vs draft k=3/5/8 vs ngram vs completer's policy, side by side."""
+    from completer.bench import latency
+    from completer.bench.report import markdown
+
+    result = latency.run(6 if quick else num_tasks, None if quick else out, quick, seed, include_ngram=not no_ngram)
+    click.echo(markdown(result["rows"], latency.BASELINE))
+    differing = [r for r in result["records"] if r["identical"] is False]
+    if differing:
+        click.echo(f"completer: {len(differing)} outputs differ from the target alone: "
+                   + ", ".join(f"{r['config']} on {r['task']}" for r in differing[:10]), err=True)
+        sys.exit(1)
+    click.echo(f"all {sum(r['identical'] is not None for r in result['records'])} speculative outputs are "
+               "token-identical to the target alone")
+
+
 # ------------------------------------------------------------------ models
 
 

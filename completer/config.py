@@ -22,12 +22,17 @@ class SpeculativeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["draft_model", "none"] = "draft_model"
-    """`draft_model` speculates with a smaller model of the same tokenizer; `none` runs the target alone."""
+    method: Literal["draft_model", "ngram", "none"] = "draft_model"
+    """`draft_model` speculates with a smaller model of the same tokenizer; `ngram` looks drafts up
+    in the prompt (no draft memory); `none` runs the target alone."""
     model: str = DEFAULT_DRAFT
     """The draft model: catalogue name, local folder, .gguf file or Hugging Face repo id."""
     num_speculative_tokens: int = Field(5, ge=1, le=8)
     """Draft tokens proposed per step (k)."""
+    prompt_lookup_max: int = Field(4, ge=1, le=16)
+    """ngram: longest n-gram matched in the prompt."""
+    prompt_lookup_min: int = Field(2, ge=1, le=16)
+    """ngram: shortest n-gram matched in the prompt."""
 
 
 class Settings(BaseModel):

@@ -56,6 +56,7 @@ class Generation:
     first_token_s: float | None = None
     num_draft_tokens: int = 0
     num_accepted_tokens: int = 0
+    num_verify_steps: int = 0  # target passes that checked drafts (vLLM's per-request metrics)
 
     @property
     def acceptance_rate(self) -> float | None:

