@@ -30,7 +30,7 @@ DISMISSED_NOTIFICATION = "completer/dismissed"  # ... or dismissed it
 # settings whose change needs a new engine (everything else applies at once)
 ENGINE_SETTINGS = ("model", "speculative_config", "dtype", "max_model_len", "max_num_seqs",
                    "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "enforce_eager",
-                   "trust_remote_code")
+                   "trust_remote_code", "speculation_policy", "batch_k_limits")
 MAX_DOCUMENT_CHARS = 4 << 20
 
 
@@ -119,6 +119,8 @@ class CompleterServer(LanguageServer):
             log.warning(w)
             self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"completer: {w}"))
         reload = any(getattr(new, k) != getattr(self.settings, k) for k in ENGINE_SETTINGS)
+        if new.speculation_policy == "engine" and (new.temperature > 0) != (self.settings.temperature > 0):
+            reload = True  # without per-request plans, a CPU engine that samples must load without a draft
         self.settings = new
         if self.completer is not None:
             self.completer.settings = new

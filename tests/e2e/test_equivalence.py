@@ -27,9 +27,9 @@ def tasks(n: int = 12) -> list[tuple[str, str]]:
     return [(r["prompt"], r["suffix"]) for r in rows[::step][:n]]
 
 
-async def collect(client) -> list[list[int]]:
+async def collect(client, n: int = 12) -> list[list[int]]:
     outputs = []
-    for i, (prefix, suffix) in enumerate(tasks()):
+    for i, (prefix, suffix) in enumerate(tasks()[:n]):
         uri = f"file:///workspace/task{i}.py"
         open_doc(client, uri, prefix + suffix)
         lines = prefix.split("\n")
@@ -39,19 +39,26 @@ async def collect(client) -> list[list[int]]:
 
 
 SETTINGS = {"max_tokens": 48, "max_tokens_single_line": 48}
+SAMPLED = {"temperature": 0.8, "seed": 7}
 
 
 async def test_speculative_output_is_token_identical_to_target_alone(client):
     # streams stop early in chunks of up to k+1 tokens under speculation; compare whole runs
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=SETTINGS))
     with_draft = await collect(client)
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"max_tokens": 128}))
+    # sampled requests on the CPU never speculate, so with a seed they equal the target alone's
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=SAMPLED))
+    sampled_with_draft = await collect(client, 4)
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"max_tokens": 128, "temperature": 0.0, "seed": None}))
     stats = await complete_detail(client, "file:///workspace/task0.py", 0, 0)
     assert stats  # the shared server is still serving
     alone_client = await start_client({**SETTINGS, "speculative_config": {"method": "none"}})
     try:
         await wait_ready(alone_client)
         alone = await collect(alone_client)
+        alone_client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=SAMPLED))
+        sampled_alone = await collect(alone_client, 4)
     finally:
         await alone_client.shutdown_session()
     assert len(with_draft) == len(alone) >= 10
@@ -59,3 +66,5 @@ async def test_speculative_output_is_token_identical_to_target_alone(client):
     mismatches = [i for i, (a, b) in enumerate(zip(with_draft, alone)) if a != b]
     detail = {i: (with_draft[i], alone[i]) for i in mismatches}
     assert not mismatches, f"outputs differ on prompts {mismatches}: {detail}"
+    assert sampled_with_draft == sampled_alone, "sampled requests differ from the target alone"
+    assert sampled_alone != alone[:4], "sampling had no effect: the comparison would prove nothing"
