@@ -18,6 +18,7 @@ from pygls.uris import to_fs_path
 from completer import __version__
 from completer.config import Settings, parse_settings
 from completer.context import languages
+from completer.engine.metrics import MetricsLog, RequestMetrics
 from completer.server.protocol import CompleterProtocol
 from completer.server.positions import PositionError, offset_for
 
@@ -47,6 +48,7 @@ class CompleterServer(LanguageServer):
         self.engine_error: str | None = None
         self._load_task: asyncio.Task | None = None
         self.last: dict | None = None  # the last completion's measurements, for status bars
+        self.metrics = MetricsLog()
         self.feedback = {"accepted": 0, "accepted_partially": 0, "dismissed": 0, "accepted_chars": 0}
 
     # ---------------------------------------------------------------- engine
@@ -166,8 +168,13 @@ class CompleterServer(LanguageServer):
             return None
         gen = result.generation
         if gen is not None:
+            plan = result.plan
             self.last = {"latency_s": round(gen.latency_s, 4), "tokens": len(gen.token_ids),
-                         "acceptance_rate": gen.acceptance_rate, "kind": result.kind.value}
+                         "acceptance_rate": gen.acceptance_rate, "kind": result.kind.value,
+                         "speculate": bool(plan and plan.speculate), "k": plan.num_speculative_tokens if plan else 0}
+            self.metrics.add(RequestMetrics(result.kind.value, bool(plan and plan.speculate), self.last["k"],
+                                            len(gen.token_ids), gen.num_draft_tokens, gen.num_accepted_tokens,
+                                            gen.latency_s, gen.first_token_s))
             rate = f"{gen.acceptance_rate:.0%}" if gen.acceptance_rate is not None else "-"
             log.info("completion %s: %d tokens in %.2fs, acceptance %s", result.kind.value,
                      len(gen.token_ids), gen.latency_s, rate)
@@ -182,9 +189,21 @@ def on_initialize(ls: CompleterServer, params: types.InitializeParams) -> None:
     ls.apply_settings(params.initialization_options)
 
 
+METRICS_LOG_INTERVAL_S = 30.0
+
+
 @server.feature(types.INITIALIZED)
 def on_initialized(ls: CompleterServer, params: types.InitializedParams) -> None:
     ls.start_engine()
+    asyncio.ensure_future(_log_metrics_periodically(ls))
+
+
+async def _log_metrics_periodically(ls: CompleterServer) -> None:
+    while True:
+        await asyncio.sleep(METRICS_LOG_INTERVAL_S)
+        line = ls.metrics.log_line()
+        if line:
+            log.info(line)
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -274,6 +293,7 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
         "error": ls.engine_error,
         "speculation": bool(ls.engine and ls.engine.speculates),
         "last": ls.last,
+        **ls.metrics.as_dict(),
         **ls.feedback,
         **stats,
     }
