@@ -242,6 +242,50 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
                "token-identical to the target alone")
 
 
+# ------------------------------------------------------------------ draft
+
+
+@main.group()
+def draft() -> None:
+    """Choose a draft model."""
+
+
+@draft.command("eval")
+@click.argument("code_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", default=None, help="Target model (default: the configured one).")
+@click.option("--draft", "drafts", multiple=True, help="Candidate draft; repeat for several.")
+@click.option("-n", "--num-cuts", default=20, show_default=True, help="Cursor positions sampled from CODE_DIR.")
+@click.option("-k", "--num-speculative-tokens", default=5, show_default=True, type=click.IntRange(1, 8))
+@click.option("--json", "as_json", is_flag=True)
+def draft_eval(code_dir: Path, target, drafts, num_cuts: int, num_speculative_tokens: int, as_json: bool) -> None:
+    """Acceptance and projected speedup of each candidate draft on the code in CODE_DIR.
+
+    \b
+    Example:
+      completer draft eval --draft qwen2.5-coder-0.5b-instruct --draft ./my-draft ~/src/project
+    """
+    from completer.bench.draft_eval import evaluate
+
+    settings = Settings()
+    target = target or settings.model
+    drafts = list(drafts) or [settings.speculative_config.model]
+    try:
+        results = evaluate(target, drafts, code_dir, num_cuts, num_speculative_tokens)
+    except ValueError as err:
+        click.echo(f"completer: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    click.echo(f"target {target}, k={num_speculative_tokens}, {results[0]['requests']} positions in {code_dir}")
+    click.echo("| draft | acceptance rate | mean acceptance length | draft cost | projected speedup |")
+    click.echo("|---|---:|---:|---:|---:|")
+    for r in sorted(results, key=lambda r: -r["projected_speedup"]):
+        rate = f"{r['acceptance_rate']:.1%}" if r["acceptance_rate"] is not None else "–"
+        click.echo(f"| {r['draft']} | {rate} | {r['mean_acceptance_length']:.2f} | {r['draft_cost']:.2f} "
+                   f"| {r['projected_speedup']:.2f}× |")
+
+
 # ------------------------------------------------------------------ models
 
 

@@ -87,3 +87,18 @@ def test_adaptive_k_follows_acceptance_and_is_capped_by_the_engine():
     tracker = AcceptanceTracker(prior=0.3)
     assert choose_k(Settings(), "python", tracker) == 1
     assert choose_k(Settings(adaptive_k=False), "python", tracker) == 5
+
+
+def test_projected_speedup_and_code_cuts(tmp_path):
+    from completer.bench.draft_eval import code_cuts, projected_speedup
+
+    assert projected_speedup(4.0, 3, 0.31) == pytest.approx(4.0 / 1.93)
+    (tmp_path / "a.py").write_text("\n".join(f"value_{i} = compute({i}, {i + 1})" for i in range(30)))
+    (tmp_path / "notes.txt").write_text("plain text " * 100)
+    outside = tmp_path.parent / "outside.py"
+    outside.write_text("x = 1\n" * 100)
+    (tmp_path / "link.py").symlink_to(outside)  # leads out of the folder: never read
+    cuts = code_cuts(tmp_path, 5)
+    assert len(cuts) == 5 and {c.path for c in cuts} == {"a.py"}
+    for c in cuts:
+        assert c.text[c.offset:].startswith("value_")

@@ -1,0 +1,104 @@
+"""`completer draft eval`: how well candidate drafts predict the target on the user's own code."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from completer.config import Settings, SpeculativeConfig
+from completer.context import languages
+from completer.context.builder import build_context
+from completer.context.prompt import QWEN
+from completer.context.tokens import HFTokenCounter
+from completer.engine import models
+from completer.types import GenerationPlan
+
+MAX_FILE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Cut:
+    path: str
+    text: str
+    offset: int
+    language: str
+
+
+def code_cuts(folder: Path, n: int, seed: int = 0) -> list[Cut]:
+    """``n`` cursor positions at the start of a line of code, in files with a known language."""
+    rng = random.Random(seed)
+    root = folder.resolve()
+    files = []
+    for p in sorted(root.rglob("*")):
+        resolved = p.resolve()
+        # symlinks that lead out of the folder are not followed
+        if p.is_file() and root in resolved.parents and languages.detect(None, p.name) != languages.PLAIN_TEXT \
+                and 200 < p.stat().st_size < MAX_FILE_BYTES:
+            files.append(p)
+    cuts: list[Cut] = []
+    rng.shuffle(files)
+    for i in range(n * 4):
+        if len(cuts) >= n or not files:
+            break
+        path = files[i % len(files)]
+        text = path.read_text(encoding="utf-8", errors="replace")
+        lines = text.split("\n")
+        candidates = [j for j, line in enumerate(lines) if j > 3 and len(line.strip()) > 8]
+        if not candidates:
+            continue
+        j = rng.choice(candidates)
+        indent = len(lines[j]) - len(lines[j].lstrip())
+        offset = sum(len(x) + 1 for x in lines[:j]) + indent
+        cuts.append(Cut(str(path.relative_to(root)), text, offset, languages.detect(None, path.name)))
+    return cuts
+
+
+def projected_speedup(mean_acceptance_length: float, k: int, draft_cost: float) -> float:
+    """Tokens per target pass over the cost of a round (one target pass + k draft passes)."""
+    return mean_acceptance_length / (1 + k * draft_cost)
+
+
+async def _evaluate_one(target: str, draft: str, cuts: list[Cut], k: int, max_tokens: int) -> dict:
+    from completer.engine.vllm_engine import Engine
+
+    settings = Settings(model=target, speculative_config=SpeculativeConfig(model=draft, num_speculative_tokens=k))
+    engine = await asyncio.to_thread(Engine.build, settings)
+    try:
+        counter = HFTokenCounter(engine.target_dir)
+        stop_ids = tuple(i for i in (counter.token_id(t) for t in QWEN.stop) if i is not None)
+        drafted = accepted = steps = tokens = 0
+        for cut in cuts:
+            ctx = build_context(cut.text, cut.offset, cut.language, counter, QWEN, settings.context_tokens,
+                                settings.prefix_share)
+            plan = GenerationPlan(max_tokens=max_tokens, stop_token_ids=stop_ids, speculate=True, num_speculative_tokens=k)
+            gen = await engine.complete(ctx.prompt, plan, cache_salt=f"draft-eval-{draft}")
+            drafted += gen.num_draft_tokens
+            accepted += gen.num_accepted_tokens
+            steps += gen.num_verify_steps
+            tokens += len(gen.token_ids)
+        target_bytes = models.read_info(engine.target_dir).weight_bytes
+        draft_bytes = models.read_info(engine.draft_dir).weight_bytes
+    finally:
+        engine.shutdown()
+    # decoding on a CPU is bound by memory bandwidth: a step costs in proportion to the weights read
+    cost = draft_bytes / target_bytes
+    length = 1 + accepted / steps if steps else 1.0
+    return {
+        "draft": draft,
+        "requests": len(cuts),
+        "tokens": tokens,
+        "acceptance_rate": accepted / drafted if drafted else None,
+        "mean_acceptance_length": length,
+        "draft_cost": cost,
+        "projected_speedup": projected_speedup(length, k, cost),
+        "k": k,
+    }
+
+
+def evaluate(target: str, drafts: list[str], folder: Path, n: int, k: int, max_tokens: int = 64) -> list[dict]:
+    cuts = code_cuts(folder, n)
+    if not cuts:
+        raise ValueError(f"no code files with a known language under {folder}")
+    return [asyncio.run(_evaluate_one(target, d, cuts, k, max_tokens)) for d in drafts]
