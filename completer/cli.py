@@ -204,9 +204,20 @@ async def _complete(settings: Settings, text: str, offset: int, language: str, a
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=2087, show_default=True)
 @click.option("--stdio", is_flag=True, help="Speak LSP on stdin/stdout (the default).")
-def serve(tcp: bool, host: str, port: int, stdio: bool) -> None:
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Write logs here instead of stderr.")
+def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None) -> None:
     """Run the language server (stdio by default)."""
     from completer.server.app import run
+
+    if log_file:
+        # editors such as Neovim record a server's stderr as errors; a log file keeps it quiet
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        os.environ["VLLM_CONFIGURE_LOGGING"] = "0"  # vLLM's own records then go to the same file
 
     run(tcp=tcp, host=host, port=port)
 
