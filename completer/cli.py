@@ -36,8 +36,10 @@ class TqdmProgress:
             self._close()
             self._bar = tqdm(total=100, desc=message, unit="%", file=sys.stderr, leave=False)
             self._label = label
-        self._bar.n = int(fraction * 100)
-        self._bar.refresh()
+        pct = int(fraction * 100)
+        if pct != self._bar.n:  # one redraw per percent, not per chunk
+            self._bar.n = pct
+            self._bar.refresh()
         if fraction >= 1.0:
             self._close()
 
