@@ -207,9 +207,21 @@ async def _complete(settings: Settings, text: str, offset: int, language: str, a
 @click.option("--port", default=2087, show_default=True)
 @click.option("--stdio", is_flag=True, help="Speak LSP on stdin/stdout (the default).")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Write logs here instead of stderr.")
-def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None) -> None:
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False),
+              help="TCP: a client's initialize must carry this file's token in initializationOptions.token "
+                   "(required when --host is not a loopback address).")
+def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None, token_file: str | None) -> None:
     """Run the language server (stdio by default)."""
     from completer.server.app import run
+    from completer.server.transport import is_loopback
+
+    token = Path(token_file).read_text().strip() if token_file else None
+    if token_file and not token:
+        click.echo(f"completer: {token_file} is empty", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if tcp and not is_loopback(host) and not token:
+        click.echo(f"completer: --host {host} is reachable from other machines; pass --token-file", err=True)
+        sys.exit(EXIT_BAD_INPUT)
 
     if log_file:
         # editors such as Neovim record a server's stderr as errors; a log file keeps it quiet
@@ -221,7 +233,7 @@ def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None) ->
         root.addHandler(handler)
         os.environ["VLLM_CONFIGURE_LOGGING"] = "0"  # vLLM's own records then go to the same file
 
-    run(tcp=tcp, host=host, port=port)
+    run(tcp=tcp, host=host, port=port, token=token)
 
 
 # ------------------------------------------------------------------ bench

@@ -82,6 +82,10 @@ class Settings(BaseModel):
     """Skip torch.compile: start in seconds rather than half a minute on the CPU."""
     trust_remote_code: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    engine_restart_attempts: int = Field(5, ge=0, le=100)
+    """Times a failed or dead engine is restarted (with exponential backoff) before giving up."""
+    engine_restart_backoff_s: float = Field(2.0, ge=0.0, le=600.0)
+    """Wait before the first restart; it doubles for each further attempt (at most 5 minutes)."""
 
 
 def _normalise_keys(data: Any) -> Any:

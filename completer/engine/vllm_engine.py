@@ -155,6 +155,16 @@ class Engine:
     def speculates(self) -> bool:
         return self.method is not None
 
+    @property
+    def dead(self) -> bool:
+        """Whether vLLM's engine process has died (or this engine was shut down)."""
+        return self._llm is None or bool(self._llm.errored)
+
+    def engine_pids(self) -> list[int]:
+        """Process ids of vLLM's engine processes (for diagnostics and fault tests)."""
+        manager = getattr(getattr(getattr(self._llm, "engine_core", None), "resources", None), "engine_manager", None)
+        return [p.pid for p in getattr(manager, "processes", []) or []]
+
     @classmethod
     def build(cls, settings: Settings, progress: models.ProgressFn = models._noop) -> "Engine":
         """Resolve and check the models, plan memory, start vLLM. Blocking (run it in a thread)."""

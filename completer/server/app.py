@@ -21,11 +21,13 @@ from completer.context import languages
 from completer.engine.metrics import MetricsLog, RequestMetrics
 from completer.server.protocol import CompleterProtocol
 from completer.server.positions import PositionError, offset_for
+from completer.server.supervisor import LatestPerDocument, restart_plan
 
 log = logging.getLogger(__name__)
 
 STATS_REQUEST = "completer/stats"
 COMPLETE_REQUEST = "completer/complete"  # the completion with its measurements (clients, tests)
+DOCUMENT_TEXT_REQUEST = "completer/documentText"  # the server's copy of a document (sync checks)
 ACCEPTED_NOTIFICATION = "completer/accepted"  # the client shows: the user took a suggestion
 DISMISSED_NOTIFICATION = "completer/dismissed"  # ... or dismissed it
 # settings whose change needs a new engine (everything else applies at once)
@@ -33,6 +35,7 @@ ENGINE_SETTINGS = ("model", "speculative_config", "dtype", "max_model_len", "max
                    "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "enforce_eager",
                    "trust_remote_code", "speculation_policy", "batch_k_limits")
 MAX_DOCUMENT_CHARS = 4 << 20
+WATCHDOG_INTERVAL_S = 1.0  # how often a ready engine is checked for a dead engine process
 
 
 class CompleterServer(LanguageServer):
@@ -50,22 +53,74 @@ class CompleterServer(LanguageServer):
         self.last: dict | None = None  # the last completion's measurements, for status bars
         self.metrics = MetricsLog()
         self.feedback = {"accepted": 0, "accepted_partially": 0, "dismissed": 0, "accepted_chars": 0}
+        self.latest = LatestPerDocument()
+        self.failures = 0  # engine loads failed or engines died, in a row
+        self.restarts = 0  # restarts after a failure, in total
+        self.next_restart_s: float | None = None
 
     # ---------------------------------------------------------------- engine
 
-    def start_engine(self) -> None:
+    def start_engine(self, *, delay_s: float = 0.0, after_failure: bool = False) -> None:
         """(Re)load the engine in the background; requests meanwhile get empty results."""
-        if self._load_task and not self._load_task.done():
+        if self._load_task and not self._load_task.done() and self._load_task is not asyncio.current_task():
             self._load_task.cancel()
-        self._load_task = asyncio.ensure_future(self._load_engine())
+        if not after_failure:
+            self.failures = 0
+        self._load_task = asyncio.ensure_future(self._load_engine(delay_s))
 
-    async def _load_engine(self) -> None:
+    def _engine_failed(self, what: str, err: str) -> None:
+        """Report a failure once per series, then restart with backoff until the attempts run out."""
+        self.failures += 1
+        self.engine_state, self.engine_error = "failed", err
+        delay = restart_plan(self.failures, self.settings.engine_restart_attempts,
+                             self.settings.engine_restart_backoff_s)
+        if delay is None:
+            self.next_restart_s = None
+            log.error("%s: %s; giving up after %d attempts", what, err, self.failures)
+            self._show(types.MessageType.Error, f"completer: {what}: {err}. Gave up after {self.failures} "
+                       "attempts; completions stay empty until the settings change or the server restarts.")
+            return
+        self.next_restart_s = delay
+        log.error("%s: %s; restart %d in %.1f s", what, err, self.failures, delay)
+        if self.failures == 1:
+            self._show(types.MessageType.Error, f"completer: {what}: {err}. Completions are empty meanwhile; "
+                       f"restarting in {delay:g} s (at most {self.settings.engine_restart_attempts} attempts).")
+        self.restarts += 1
+        self.start_engine(delay_s=delay, after_failure=True)
+
+    def _show(self, kind: types.MessageType, message: str) -> None:
+        try:
+            self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+        except Exception as err:  # no transport yet or any more: the log has it
+            log.debug("showMessage failed: %s", err)
+
+    def engine_died(self) -> None:
+        """vLLM's engine process is gone: drop the engine and restart it with backoff (idempotent)."""
+        engine = self.engine
+        if engine is None or self.engine_state != "ready":
+            return
+        self.engine, self.completer = None, None
+        asyncio.ensure_future(asyncio.to_thread(engine.shutdown))
+        self._engine_failed("the engine stopped unexpectedly", "its process exited")
+
+    async def watch_engine(self) -> None:
+        """Notice a dead engine even while no request runs."""
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL_S)
+            if self.engine is not None and self.engine_state == "ready" and self.engine.dead:
+                self.engine_died()
+
+    async def _load_engine(self, delay_s: float = 0.0) -> None:
         from completer.engine.vllm_engine import Engine
         from completer.pipeline import Completer
 
         old, self.engine, self.completer = self.engine, None, None
         if old is not None:
             await asyncio.to_thread(old.shutdown)
+        if delay_s:
+            self.engine_state = "restarting"
+            await asyncio.sleep(delay_s)
+        self.next_restart_s = None
         self.engine_state = "loading"
         settings = self.settings
         progress = await self._begin_progress("completer: loading models")
@@ -77,17 +132,18 @@ class CompleterServer(LanguageServer):
         try:
             engine = await asyncio.to_thread(Engine.build, settings, report)
         except Exception as err:
-            self.engine_state, self.engine_error = "failed", str(err)
-            log.error("engine failed to load: %s", err)
-            self.window_show_message(types.ShowMessageParams(
-                type=types.MessageType.Error, message=f"completer: the engine could not start: {err}"))
             progress("failed", 1.0, end=True)
+            self._engine_failed("the engine could not start", str(err))
             return
         self.engine = engine
         self.completer = Completer(engine, settings)
         self.engine_state, self.engine_error = "ready", None
         log.info("engine ready: %s (draft: %s)", engine.target_dir, engine.draft_dir)
         progress("ready", 1.0, end=True)
+        if self.failures:
+            self._show(types.MessageType.Info, f"completer: the engine is running again (after {self.failures} "
+                       f"failure{'s' if self.failures > 1 else ''})")
+            self.failures = 0
 
     async def _begin_progress(self, title: str):
         """A `$/progress` reporter, or a log-only one when the client does not support it."""
@@ -143,7 +199,18 @@ class CompleterServer(LanguageServer):
         return result.text if result is not None and result.text else None
 
     async def completion_result(self, uri: str, position: types.Position, *, stop_early: bool = True):
-        """The full Completion at a position, or None when the engine cannot answer."""
+        """The full Completion at a position, or None when the engine cannot answer.
+
+        A newer request for the same document cancels this one (the client gets RequestCancelled).
+        """
+        task = asyncio.current_task()
+        self.latest.claim(uri, task)
+        try:
+            return await self._completion_result(uri, position, stop_early)
+        finally:
+            self.latest.release(uri, task)
+
+    async def _completion_result(self, uri: str, position: types.Position, stop_early: bool):
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document {uri} is not open (send textDocument/didOpen first)")
@@ -165,6 +232,8 @@ class CompleterServer(LanguageServer):
             raise
         except Exception as err:
             log.error("completion failed: %s", err)
+            if self.engine is not None and self.engine.dead:
+                self.engine_died()
             return None
         gen = result.generation
         if gen is not None:
@@ -196,6 +265,7 @@ METRICS_LOG_INTERVAL_S = 30.0
 def on_initialized(ls: CompleterServer, params: types.InitializedParams) -> None:
     ls.start_engine()
     asyncio.ensure_future(_log_metrics_periodically(ls))
+    asyncio.ensure_future(ls.watch_engine())
 
 
 async def _log_metrics_periodically(ls: CompleterServer) -> None:
@@ -283,6 +353,21 @@ def on_dismissed(ls: CompleterServer, params: Any) -> None:
     ls.feedback["dismissed"] += 1
 
 
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def on_did_close(ls: CompleterServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.latest.cancel(params.text_document.uri)  # nothing left to complete
+
+
+@server.feature(DOCUMENT_TEXT_REQUEST)
+def on_document_text(ls: CompleterServer, params: Any) -> dict:
+    """{uri} → the server's copy of the document, so clients and tests can check sync."""
+    uri = getattr(params, "uri", None)
+    doc = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
+    if doc is None:
+        raise JsonRpcInvalidParams(f"document {uri} is not open")
+    return {"uri": uri, "version": doc.version, "text": doc.source}
+
+
 @server.feature(STATS_REQUEST)
 async def on_stats(ls: CompleterServer, params: Any) -> dict:
     stats = ls.engine.stats.as_dict() if ls.engine is not None else {}
@@ -291,6 +376,12 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
     return {
         "engine": ls.engine_state,
         "error": ls.engine_error,
+        "engine_failures": ls.failures,
+        "engine_restarts": ls.restarts,
+        "next_restart_s": ls.next_restart_s,
+        "engine_pids": ls.engine.engine_pids() if ls.engine is not None else [],
+        "superseded": ls.latest.superseded,
+        "in_flight": len(ls.latest),
         "speculation": bool(ls.engine and ls.engine.speculates),
         "last": ls.last,
         **ls.metrics.as_dict(),
@@ -301,6 +392,8 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
 
 @server.feature(types.SHUTDOWN)
 def on_shutdown(ls: CompleterServer, params: Any) -> None:
+    if ls._load_task is not None:
+        ls._load_task.cancel()  # no restart after shutdown
     _stop_engine()
 
 
@@ -311,21 +404,23 @@ def _stop_engine() -> None:
         server.engine = None
 
 
-def run(*, tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> None:
+def run(*, tcp: bool = False, host: str = "127.0.0.1", port: int = 2087, token: str | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` below runs
     try:
-        _serve(tcp, host, port)
+        _serve(tcp, host, port, token)
     finally:
         _stop_engine()
 
 
-def _serve(tcp: bool, host: str, port: int) -> None:
+def _serve(tcp: bool, host: str, port: int, token: str | None = None) -> None:
+    from completer.server import transport
+
     if tcp:
-        server.start_tcp(host, port)
+        transport.serve_tcp(server, host, port, token)
         return
     # The LSP stream gets a private copy of stdout; fd 1 goes to stderr so that nothing
     # else (vLLM's engine process, progress bars) can write into the protocol stream.
     lsp_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    server.start_io(sys.stdin.buffer, lsp_out)
+    transport.serve_stdio(server, sys.stdin.buffer, lsp_out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from lsprotocol.types import ResponseError
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
 
@@ -39,5 +40,10 @@ class CompleterProtocol(LanguageServerProtocol):
 
     def handle_message(self, message):
         if message is _ANSWERED:
+            return
+        method = getattr(message, "method", None)
+        if self._shutdown and method not in (None, "exit") and getattr(message, "id", None) is not None:
+            # LSP: requests after shutdown get InvalidRequest (pygls would leave them unanswered)
+            self._send_response(message.id, error=ResponseError(code=-32600, message="the server is shutting down"))
             return
         super().handle_message(message)
