@@ -22,6 +22,7 @@ from completer.engine.metrics import MetricsLog, RequestMetrics
 from completer.server.protocol import CompleterProtocol
 from completer.server.positions import PositionError, offset_for
 from completer.server.supervisor import LatestPerDocument, restart_plan
+from completer.server.text_sync import LspWorkspace
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,7 @@ server = CompleterServer()
 
 @server.feature(types.INITIALIZE)
 def on_initialize(ls: CompleterServer, params: types.InitializeParams) -> None:
+    ls.workspace.__class__ = LspWorkspace  # documents split into lines as LSP does (text_sync.py)
     ls.apply_settings(params.initialization_options)
 
 

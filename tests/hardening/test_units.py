@@ -182,3 +182,19 @@ def test_read_workspace_file_refuses_binary_and_huge(tree):
     (tree / "big.py").write_text("x" * 2000)
     assert read_workspace_file(tree / "bin.dat", [str(tree)]) is None
     assert read_workspace_file(tree / "big.py", [str(tree)], max_bytes=1000) is None
+
+
+@pytest.mark.parametrize("text, lines", [
+    ("", []),
+    ("a", ["a"]),
+    ("a\n", ["a\n"]),
+    ("a\r\nb\rc\nd", ["a\r\n", "b\r", "c\n", "d"]),
+    ("\n\n", ["\n", "\n"]),
+    ("a\x0cb\u2028c\x85d\x0be", ["a\x0cb\u2028c\x85d\x0be"]),  # not line ends in LSP
+    ("😀\r\n", ["😀\r\n"]),
+])
+def test_split_lines(text, lines):
+    from completer.server.text_sync import split_lines
+
+    assert split_lines(text) == lines
+    assert "".join(split_lines(text)) == text
