@@ -198,3 +198,21 @@ def test_split_lines(text, lines):
 
     assert split_lines(text) == lines
     assert "".join(split_lines(text)) == text
+
+
+def test_trust_remote_code_is_off_unless_configured():
+    from completer.config import Settings, parse_settings
+
+    assert Settings().trust_remote_code is False
+    assert parse_settings({"model": "x"})[0].trust_remote_code is False
+    assert parse_settings({"trustRemoteCode": True})[0].trust_remote_code is True
+
+
+@pytest.mark.parametrize("name", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"])
+def test_engine_environment_is_offline(monkeypatch, name):
+    from completer.config import Settings
+    from completer.engine.vllm_engine import prepare_environment
+
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != name})  # a private copy
+    prepare_environment(Settings(), None, "cpu")
+    assert os.environ[name] == "1"
