@@ -1,0 +1,137 @@
+// The completer client: starts `<python> -m completer serve`, forwards the settings, shows
+// inline completions from the server, reports accepted ones and shows the server's stats.
+import * as fs from "fs";
+import * as vscode from "vscode";
+import {
+  DidChangeConfigurationNotification,
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  State,
+} from "vscode-languageclient/node";
+import { resolvePython } from "./python";
+import { serverSettings } from "./settings";
+import { isLoading, Stats, statusText, statusTooltip } from "./status";
+
+const STATS_REQUEST = "completer/stats";
+const ACCEPTED_NOTIFICATION = "completer/accepted";
+const ACCEPTED_COMMAND = "completer.accepted"; // internal: run by VS Code when a suggestion is taken
+const POLL_MS = 2000; // while the engine loads, so that the status bar says when it is ready
+
+let client: LanguageClient | undefined;
+let output: vscode.LogOutputChannel;
+let status: vscode.StatusBarItem;
+let lastStats: Stats | undefined;
+let poll: NodeJS.Timeout | undefined;
+
+function config(): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration("completer");
+}
+
+function pythonPath(context: vscode.ExtensionContext): string {
+  const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+  // in a checkout, editor-clients/vscode → the repository's .venv
+  return resolvePython(config().get<string>("pythonPath"), [...folders, context.extensionPath], fs.existsSync);
+}
+
+async function refreshStats(): Promise<Stats | undefined> {
+  if (!client || client.state !== State.Running) {
+    lastStats = undefined;
+  } else {
+    try {
+      lastStats = await client.sendRequest<Stats>(STATS_REQUEST, {});
+    } catch (err) {
+      output.appendLine(`completer/stats failed: ${err}`);
+    }
+  }
+  status.text = statusText(lastStats);
+  status.tooltip = statusTooltip(lastStats);
+  const loading = isLoading(lastStats);
+  if (loading && !poll) poll = setInterval(() => void refreshStats(), POLL_MS);
+  if (!loading && poll) {
+    clearInterval(poll);
+    poll = undefined;
+  }
+  return lastStats;
+}
+
+async function startClient(context: vscode.ExtensionContext): Promise<void> {
+  const python = pythonPath(context);
+  output.appendLine(`starting: ${python} -m completer serve`);
+  const serverOptions: ServerOptions = { command: python, args: ["-m", "completer", "serve"] };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    outputChannel: output,
+    initializationOptions: serverSettings((key) => config().get(key)),
+    middleware: {
+      // Ghost text only: a textDocument/completion request would run a second generation per
+      // keystroke, and the server keeps only the latest request per document, so it would
+      // cancel the inline one.
+      provideCompletionItem: () => undefined,
+      // The built-in inline completion feature sends textDocument/inlineCompletion with the
+      // token (so VS Code's cancellation becomes $/cancelRequest); here each item gets the
+      // command that reports its acceptance, and the status bar is refreshed.
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        const result = await next(document, position, context, token);
+        const items = Array.isArray(result) ? result : result?.items ?? [];
+        for (const item of items) {
+          const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
+          item.command = { title: "accepted", command: ACCEPTED_COMMAND, arguments: [document.uri.toString(), text] };
+        }
+        if (!token.isCancellationRequested) void refreshStats();
+        return result;
+      },
+    },
+  };
+  client = new LanguageClient("completer", "completer", serverOptions, clientOptions);
+  try {
+    await client.start();
+  } catch (err) {
+    void vscode.window.showErrorMessage(`completer: the server did not start with ${python}: ${err}`);
+  }
+  await refreshStats();
+}
+
+async function restartClient(context: vscode.ExtensionContext): Promise<void> {
+  const old = client;
+  client = undefined;
+  if (old) await old.stop().catch(() => undefined);
+  await startClient(context);
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  output = vscode.window.createOutputChannel("completer", { log: true });
+  status = vscode.window.createStatusBarItem("completer.status", vscode.StatusBarAlignment.Right, 100);
+  status.name = "completer";
+  status.command = "completer.showStats";
+  status.show();
+  context.subscriptions.push(output, status, { dispose: () => poll && clearInterval(poll) });
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand(ACCEPTED_COMMAND, async (uri: string, text: string) => {
+      await client?.sendNotification(ACCEPTED_NOTIFICATION, { uri, text, partial: false });
+      await refreshStats();
+    }),
+    vscode.commands.registerCommand("completer.showStats", async () => {
+      const stats = await refreshStats();
+      output.appendLine(`completer/stats ${JSON.stringify(stats ?? null, null, 2)}`);
+      void vscode.window.showInformationMessage(statusTooltip(stats).split("\n").join(" · "));
+    }),
+    vscode.commands.registerCommand("completer.restartServer", () => restartClient(context)),
+    vscode.workspace.onDidChangeConfiguration(async (event) => {
+      if (!event.affectsConfiguration("completer")) return;
+      if (event.affectsConfiguration("completer.pythonPath")) return restartClient(context);
+      if (client?.state !== State.Running) return;
+      // engine settings make the server reload its engine: poll until it is ready again
+      await client.sendNotification(DidChangeConfigurationNotification.type,
+        { settings: serverSettings((key) => config().get(key)) });
+      await refreshStats();
+    }),
+  );
+  await startClient(context);
+}
+
+export async function deactivate(): Promise<void> {
+  if (poll) clearInterval(poll);
+  await client?.stop();
+}

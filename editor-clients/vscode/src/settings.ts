@@ -1,0 +1,60 @@
+// Pure: VS Code's `completer.*` settings → the object the server parses (no `vscode` import,
+// so that the unit tests run under plain node).
+
+/** The server's setting names (dotted = nested), as `contributes.configuration` declares them. */
+export const SERVER_SETTINGS = [
+  "model",
+  "speculative_config.method",
+  "speculative_config.model",
+  "speculative_config.num_speculative_tokens",
+  "speculative_config.prompt_lookup_max",
+  "speculative_config.prompt_lookup_min",
+  "max_tokens",
+  "max_tokens_single_line",
+  "temperature",
+  "top_p",
+  "seed",
+  "context_tokens",
+  "prefix_share",
+  "speculation_policy",
+  "bypass_max_tokens",
+  "adaptive_k",
+  "draft_cost_ratio",
+  "batch_k_limits",
+  "dtype",
+  "max_model_len",
+  "max_num_seqs",
+  "kv_cache_space_gib",
+  "gpu_memory_utilization",
+  "cpu_threads_bind",
+  "log_level",
+] as const;
+
+// Settings whose `null` means "let the server decide"; sent as null so that clearing one resets it
+// (the server merges what it gets over its current settings).
+const NULLABLE = new Set(["seed", "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind"]);
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * Build `{model, speculative_config: {...}, max_tokens, ...}` from a getter over the `completer`
+ * section. Unset values are left out (the server keeps its default); empty strings count as unset.
+ */
+export function serverSettings(get: (key: string) => unknown): { [key: string]: Json } {
+  const out: { [key: string]: Json } = {};
+  for (const key of SERVER_SETTINGS) {
+    let value = get(key);
+    if (value === undefined || value === "") {
+      if (!NULLABLE.has(key)) continue;
+      value = null;
+    }
+    if (value === null && !NULLABLE.has(key)) continue;
+    const path = key.split(".");
+    let node = out;
+    for (const part of path.slice(0, -1)) {
+      node = (node[part] ??= {}) as { [key: string]: Json };
+    }
+    node[path[path.length - 1]] = value as Json;
+  }
+  return out;
+}

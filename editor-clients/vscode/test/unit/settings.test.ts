@@ -1,0 +1,61 @@
+import { strict as assert } from "node:assert";
+import { test } from "node:test";
+import { SERVER_SETTINGS, serverSettings } from "../../src/settings";
+import * as pkg from "../../package.json";
+
+// a getter over a flat map, like WorkspaceConfiguration.get with dotted keys
+const from = (values: Record<string, unknown>) => (key: string) => values[key];
+
+test("dotted names become the nested object the server parses", () => {
+  const got = serverSettings(from({
+    model: "qwen2.5-coder-1.5b-instruct",
+    "speculative_config.method": "draft_model",
+    "speculative_config.num_speculative_tokens": 5,
+    max_tokens: 128,
+  }));
+  assert.deepEqual(got, {
+    model: "qwen2.5-coder-1.5b-instruct",
+    speculative_config: { method: "draft_model", num_speculative_tokens: 5 },
+    max_tokens: 128,
+    seed: null, kv_cache_space_gib: null, gpu_memory_utilization: null, cpu_threads_bind: null,
+  });
+});
+
+test("unset and empty values are left to the server; nullable ones are sent as null", () => {
+  const got = serverSettings(from({ model: "", temperature: undefined, seed: "", cpu_threads_bind: "0-1" }));
+  assert.deepEqual(got, { seed: null, kv_cache_space_gib: null, gpu_memory_utilization: null,
+                          cpu_threads_bind: "0-1" });
+});
+
+test("zero and false are values, not unset", () => {
+  const got = serverSettings(from({ temperature: 0, seed: 0, adaptive_k: false }));
+  assert.equal(got.temperature, 0);
+  assert.equal(got.seed, 0);
+  assert.equal(got.adaptive_k, false);
+});
+
+test("pythonPath is client-only and never sent", () => {
+  const got = serverSettings(from({ pythonPath: "/usr/bin/python3", max_tokens: 64 }));
+  assert.equal("pythonPath" in got, false);
+  assert.equal(got.max_tokens, 64);
+});
+
+test("every server setting is declared in package.json with the server's default", () => {
+  const props = (pkg as any).contributes.configuration.properties as Record<string, { default: unknown }>;
+  const defaults: Record<string, unknown> = {
+    model: "qwen2.5-coder-1.5b-instruct", "speculative_config.method": "draft_model",
+    "speculative_config.model": "qwen2.5-coder-0.5b-instruct", "speculative_config.num_speculative_tokens": 5,
+    "speculative_config.prompt_lookup_max": 4, "speculative_config.prompt_lookup_min": 2,
+    speculation_policy: "per_request", bypass_max_tokens: 50, adaptive_k: true, draft_cost_ratio: 0.31,
+    batch_k_limits: { 3: 2 }, max_tokens: 128, max_tokens_single_line: 48, temperature: 0, top_p: 1, seed: null, context_tokens: 1536,
+    prefix_share: 0.75, dtype: "bfloat16", max_model_len: 4096, max_num_seqs: 4, kv_cache_space_gib: null,
+    gpu_memory_utilization: null, cpu_threads_bind: null, log_level: "info",
+  };
+  assert.deepEqual([...SERVER_SETTINGS].sort(), Object.keys(defaults).sort());
+  for (const key of SERVER_SETTINGS) {
+    assert.ok(props[`completer.${key}`], `completer.${key} is not declared`);
+    assert.deepEqual(props[`completer.${key}`].default, defaults[key], key);
+  }
+  const declared = Object.keys(props).map((k) => k.replace(/^completer\./, ""));
+  assert.deepEqual(declared.filter((k) => !(SERVER_SETTINGS as readonly string[]).includes(k)), ["pythonPath"]);
+});
