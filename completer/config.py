@@ -61,6 +61,8 @@ class Settings(BaseModel):
     """Token budget for the prompt (prefix + suffix)."""
     prefix_share: float = Field(0.75, gt=0.0, lt=1.0)
     """Share of context_tokens given to the text before the cursor."""
+    snippet_share: float = Field(0.25, ge=0.0, lt=1.0)
+    """Share of context_tokens that snippets of other open or recently edited documents may take."""
     speculation_policy: Literal["per_request", "engine"] = "per_request"
     """`per_request`: each request gets its own k, short ones none (inside one engine);
     `engine`: vLLM's stock behaviour, the same k for every request."""

@@ -34,22 +34,30 @@ class Completer:
         ids = (self.counter.token_id(t) for t in self.fim.stop)
         self.stop_token_ids = tuple(i for i in ids if i is not None)
 
-    async def complete(self, text: str, offset: int, language: str, *, stop_early: bool = True) -> Completion:
+    async def complete(self, text: str, offset: int, language: str, *, stop_early: bool = True, tree=None,
+                       neighbours=(), path: str = "", repo: str = "", k: int | None = None,
+                       cache_salt: str | None = None) -> Completion:
         """The completion at ``offset`` (an index into ``text``).
 
         ``stop_early=False`` lets the engine run to its own stop (max_tokens, stop
-        tokens), so that token streams can be compared exactly.
+        tokens), so that token streams can be compared exactly. ``tree`` is the
+        document's current syntax tree, ``neighbours`` (path, windows) of other
+        documents for cross-file snippets; ``k`` overrides the policy's speculation
+        (0: the target alone), for benchmarks.
         """
         s = self.settings
-        ctx = build_context(text, offset, language, self.counter, self.fim, s.context_tokens, s.prefix_share)
+        ctx = build_context(text, offset, language, self.counter, self.fim, s.context_tokens, s.prefix_share,
+                            tree=tree, neighbours=neighbours, path=path, repo=repo, snippet_share=s.snippet_share)
         if ctx.kind is CompletionKind.EMPTY:
             return Completion(text="", kind=ctx.kind)
         plan = plan_request(ctx, s, engine_speculates=self.engine.speculates, backend=self.engine.backend,
                             tracker=self.acceptance)
         plan = replace(plan, stop=plan.stop + self.fim.stop, stop_token_ids=self.stop_token_ids)
+        if k is not None:
+            plan = replace(plan, speculate=k > 0, num_speculative_tokens=k)
         generation = Generation(text="")
         # stream, and stop the engine as soon as the shown text can no longer change
-        async with aclosing(self.engine.generate(ctx.prompt, plan)) as stream:
+        async with aclosing(self.engine.generate(ctx.prompt, plan, cache_salt=cache_salt)) as stream:
             async for generation in stream:
                 if stop_early and ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
                     log.debug("block closed after %d tokens; stopping early", len(generation.token_ids))

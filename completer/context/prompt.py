@@ -17,6 +17,11 @@ class FimFormat:
         """Prefix-suffix-middle order, as the Qwen2.5-Coder models were trained."""
         return f"{self.prefix}{prefix}{self.suffix}{suffix}{self.middle}"
 
+    def render_repo(self, repo: str, files: list[tuple[str, str]], path: str, prefix: str, suffix: str) -> str:
+        """Qwen2.5-Coder's repository-level format: other files first, then the current one in FIM order."""
+        head = f"<|repo_name|>{repo}\n" + "".join(f"<|file_sep|>{p}\n{text}\n" for p, text in files)
+        return f"{head}<|file_sep|>{path}\n{self.render(prefix, suffix)}"
+
 
 QWEN = FimFormat(
     prefix="<|fim_prefix|>",

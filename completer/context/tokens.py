@@ -20,6 +20,8 @@ class HFTokenCounter:
 
         path = Path(model_dir) / "tokenizer.json"
         self._tok = Tokenizer.from_file(str(path))
+        # budgets count line by line, and while typing almost every line is one seen before
+        self._line_counts: dict[str, int] = {}
 
     def token_id(self, token: str) -> int | None:
         return self._tok.token_to_id(token)
@@ -27,7 +29,14 @@ class HFTokenCounter:
     def count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self._tok.encode(text, add_special_tokens=False).ids)
+        if len(text) > 2000:
+            return len(self._tok.encode(text, add_special_tokens=False).ids)
+        n = self._line_counts.get(text)
+        if n is None:
+            if len(self._line_counts) > 50_000:
+                self._line_counts.clear()
+            n = self._line_counts[text] = len(self._tok.encode(text, add_special_tokens=False).ids)
+        return n
 
 
 class CharEstimateCounter:

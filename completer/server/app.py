@@ -18,6 +18,7 @@ from pygls.uris import to_fs_path
 from completer import __version__
 from completer.config import Settings, parse_settings
 from completer.context import languages
+from completer.context.documents import DocumentStore, display_path
 from completer.engine.metrics import MetricsLog, RequestMetrics
 from completer.server.protocol import CompleterProtocol
 from completer.server.positions import PositionError, offset_for
@@ -55,6 +56,7 @@ class CompleterServer(LanguageServer):
         self.metrics = MetricsLog()
         self.feedback = {"accepted": 0, "accepted_partially": 0, "dismissed": 0, "accepted_chars": 0}
         self.latest = LatestPerDocument()
+        self.documents = DocumentStore()  # a syntax tree per open document, for context and snippets
         self.failures = 0  # engine loads failed or engines died, in a row
         self.restarts = 0  # restarts after a failure, in total
         self.next_restart_s: float | None = None
@@ -227,8 +229,15 @@ class CompleterServer(LanguageServer):
             log.info("completion requested while the engine is %s; answering empty", self.engine_state)
             return None
         language = languages.detect(doc.language_id, to_fs_path(uri) or uri)
+        tracked = self.documents.get(uri)
+        if tracked is None or tracked.text != text:  # out of step with pygls: start over from its text
+            tracked = self.documents.open(uri, text, language, doc.version or 0)
+        root = self.workspace.root_path
+        neighbours = [(display_path(d.uri, root), d.windows()) for d in self.documents.neighbours(uri)]
         try:
-            result = await self.completer.complete(text, offset, language, stop_early=stop_early)
+            result = await self.completer.complete(text, offset, language, stop_early=stop_early,
+                                                   tree=tracked.current_tree(), neighbours=neighbours,
+                                                   path=display_path(uri, root), repo=os.path.basename(root or ""))
         except asyncio.CancelledError:
             raise
         except Exception as err:
@@ -355,9 +364,24 @@ def on_dismissed(ls: CompleterServer, params: Any) -> None:
     ls.feedback["dismissed"] += 1
 
 
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def on_did_open(ls: CompleterServer, params: types.DidOpenTextDocumentParams) -> None:
+    item = params.text_document
+    ls.documents.open(item.uri, item.text, languages.detect(item.language_id, to_fs_path(item.uri) or item.uri),
+                      item.version)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def on_did_change(ls: CompleterServer, params: types.DidChangeTextDocumentParams) -> None:
+    # pygls has applied the changes to its copy; ours also edits the syntax tree
+    ls.documents.change(params.text_document.uri, params.content_changes, params.text_document.version,
+                        ls._position_encoding())
+
+
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def on_did_close(ls: CompleterServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.latest.cancel(params.text_document.uri)  # nothing left to complete
+    ls.documents.close(params.text_document.uri)
 
 
 @server.feature(DOCUMENT_TEXT_REQUEST)
