@@ -79,6 +79,12 @@ def parser(name: str) -> Parser | None:
     return Parser(lang) if lang is not None else None
 
 
+@functools.cache
+def shared_parser(name: str) -> Parser | None:
+    """One parser per language for throwaway parses (the server is single-threaded)."""
+    return parser(name)
+
+
 def has_syntax_error(name: str, text: str) -> bool | None:
     """Whether ``text`` parses with errors; None when the language has no grammar."""
     p = parser(name)
@@ -89,7 +95,7 @@ def has_syntax_error(name: str, text: str) -> bool | None:
 
 def count_errors(name: str, text: str) -> int | None:
     """Number of ERROR and MISSING nodes; None when the language has no grammar."""
-    p = parser(name)
+    p = shared_parser(name)
     if p is None:
         return None
     root = p.parse(text.encode("utf-8")).root_node

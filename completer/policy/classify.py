@@ -14,7 +14,8 @@ _SINGLE_LINE_NODES = ("comment", "string", "string_content", "template_string", 
 
 
 def classify(line_prefix: str, line_suffix: str, tree=None, byte_offset: int | None = None) -> CompletionKind:
-    """llm-ls style: mid-word → empty; blank line or block opener → multi-line; else single-line.
+    """llm-ls style: mid-word → empty; blank line, block opener or the start of a line → multi-line;
+    else single-line.
 
     ``tree`` (a tree-sitter Tree) refines the decision: inside comments and strings
     a completion stays on its line.
@@ -24,7 +25,8 @@ def classify(line_prefix: str, line_suffix: str, tree=None, byte_offset: int | N
     if tree is not None and byte_offset is not None and _inside_single_line_node(tree, byte_offset):
         return CompletionKind.SINGLE_LINE
     if line_suffix.strip():
-        return CompletionKind.SINGLE_LINE
+        # before a line's code (its indentation at most): whole lines are inserted above it
+        return CompletionKind.MULTI_LINE if not line_prefix.strip() else CompletionKind.SINGLE_LINE
     stripped = line_prefix.rstrip()
     if not stripped or stripped.endswith(_BLOCK_OPENERS):
         return CompletionKind.MULTI_LINE
