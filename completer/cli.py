@@ -267,6 +267,45 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
                "token-identical to the target alone")
 
 
+@bench.command("quality")
+@click.option("-n", "--num-tasks", default=60, show_default=True, help="Tasks sampled from each HumanEval-infilling set.")
+@click.option("--quick", is_flag=True, help="Two tasks per set and short completions: checks that it works.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with HumanEval-*Infilling*.jsonl.gz (default: ../shared/data/humaneval-infilling).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write quality.json/.md/.png.")
+@click.option("--seed", default=0, show_default=True)
+def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path, seed: int) -> None:
+    """pass@1, exact match and edit similarity: plain FIM vs completer's context and post-processing."""
+    from completer.bench import quality
+    from completer.bench.workloads import default_data_dir
+
+    data_dir = data_dir or default_data_dir()
+    if data_dir is None:
+        click.echo("completer: no HumanEval-infilling data found; pass --data", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    result = quality.run(2 if quick else num_tasks, None if quick else out, data_dir, seed, quick=quick)
+    identical = (result["identical"]["same"], result["identical"]["compared"])
+    click.echo(quality.markdown(result["rows"], identical, result))
+    if identical[0] != identical[1]:
+        click.echo(f"completer: {identical[1] - identical[0]} speculative completions differ from the target alone",
+                   err=True)
+        sys.exit(1)
+
+
+@bench.command("overhead")
+@click.option("-n", "--keystrokes", default=300, show_default=True, help="Edits typed, one request after each.")
+@click.option("--lines", default=5000, show_default=True, help="Length of the file typed into.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write overhead.json/.md/.png.")
+def bench_overhead(keystrokes: int, lines: int, out: Path) -> None:
+    """Time of context building + post-processing per request while typing (no engine)."""
+    from completer.bench import overhead
+
+    result = overhead.run(keystrokes, lines, out)
+    click.echo(overhead.markdown(result))
+
+
 # ------------------------------------------------------------------ draft
 
 

@@ -1,0 +1,260 @@
+"""`completer bench quality`: HumanEval-infilling with the real target, scored three ways.
+
+Rows, all in one engine (per-request k; k = 0 is the target alone):
+
+- plain FIM: ``<|fim_prefix|>prompt<|fim_suffix|>suffix<|fim_middle|>``, the model's raw text;
+- completer: completer's context, plan and post-processing (``Completer.complete``), k = 0;
+- completer, speculative: the same with k = 5 — its outputs must equal the row above.
+
+Exact match and edit similarity compare with the canonical solution; pass@1 runs the
+task's tests on prompt + completion + suffix in a subprocess with a timeout and no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rapidfuzz.distance import Levenshtein
+
+SETS = {"single-line": "SingleLineInfilling", "multi-line": "MultiLineInfilling",
+        "random-span-light": "RandomSpanInfillingLight"}
+PLAIN, COMPLETER, SPECULATIVE = "plain FIM", "completer", "completer, speculative k=5"
+ROWS = (PLAIN, COMPLETER, SPECULATIVE)
+TEST_TIMEOUT_S = 10.0
+# blocks sockets in the test process (and there is no network namespace to reach anything anyway)
+_NO_NETWORK = """\
+import socket
+def _refuse(*args, **kwargs):
+    raise OSError("network access is disabled in benchmark tests")
+socket.socket = _refuse
+socket.create_connection = _refuse
+"""
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    set: str
+    prompt: str
+    suffix: str
+    solution: str
+    test: str
+    entry_point: str
+
+
+@dataclass
+class Record:
+    task: str
+    set: str
+    row: str
+    completion: str
+    exact: bool
+    edit_similarity: float
+    passed: bool | None = None
+    tokens: int = 0
+    latency_s: float = 0.0
+
+
+def load(data_dir: Path, n: int, seed: int = 0, sets=tuple(SETS)) -> list[Task]:
+    """A seeded sample of ``n`` tasks from each set."""
+    tasks = []
+    for name in sets:
+        rows = [json.loads(line) for line in gzip.open(data_dir / f"HumanEval-{SETS[name]}.jsonl.gz", "rt")]
+        for r in random.Random(f"{seed}-{name}").sample(rows, min(n, len(rows))):
+            tasks.append(Task(r["task_id"], name, r["prompt"], r["suffix"], r["canonical_solution"], r["test"],
+                              r["entry_point"]))
+    return tasks
+
+
+def exact_match(completion: str, solution: str) -> bool:
+    """Equal up to surrounding whitespace and trailing spaces on lines."""
+    return _normalise(completion) == _normalise(solution)
+
+
+def edit_similarity(completion: str, solution: str) -> float:
+    """1 − Levenshtein distance / longer length, on the normalised texts (1.0: identical)."""
+    return Levenshtein.normalized_similarity(_normalise(completion), _normalise(solution))
+
+
+def _normalise(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).strip()
+
+
+def program(task: Task, completion: str) -> str:
+    """The file whose tests decide pass@1."""
+    return f"{task.prompt}{completion}{task.suffix}\n\n{task.test}\n\ncheck({task.entry_point})\n"
+
+
+def _isolation() -> list[str]:
+    """A command prefix that runs without network: a fresh network namespace when allowed."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True).returncode == 0:
+        return [unshare, "-rn"]
+    return []
+
+
+def run_tests(source: str, timeout: float = TEST_TIMEOUT_S, prefix: list[str] | None = None) -> bool:
+    """Whether ``source`` runs to the end in a fresh interpreter, in a temp dir, without network."""
+    with tempfile.TemporaryDirectory(prefix="completer-quality-") as tmp:
+        Path(tmp, "task.py").write_text(source)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}  # no proxies, nothing of ours
+        runner = _NO_NETWORK + "import runpy\nrunpy.run_path('task.py', run_name='__main__')\n"
+        cmd = (prefix if prefix is not None else _isolation()) + [sys.executable, "-I", "-c", runner]
+        try:
+            done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
+
+def summarize(records: list[Record]) -> list[dict]:
+    """One row per (set, row): n, pass@1, exact match, edit similarity."""
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        groups.setdefault((r.set, r.row), []).append(r)
+    out = []
+    for name in SETS:
+        for row in ROWS:
+            recs = groups.get((name, row))
+            if not recs:
+                continue
+            scored = [r for r in recs if r.passed is not None]
+            out.append({
+                "set": name, "row": row, "n": len(recs),
+                "pass@1": sum(r.passed for r in scored) / len(scored) if scored else None,
+                "exact_match": sum(r.exact for r in recs) / len(recs),
+                "edit_similarity": sum(r.edit_similarity for r in recs) / len(recs),
+                "mean_latency_s": sum(r.latency_s for r in recs) / len(recs),
+            })
+    return out
+
+
+def identical_count(records: list[Record]) -> tuple[int, int]:
+    """(tasks whose speculative completion equals the target-alone one, tasks compared)."""
+    alone = {(r.set, r.task): r.completion for r in records if r.row == COMPLETER}
+    spec = [(r.set, r.task, r.completion) for r in records if r.row == SPECULATIVE]
+    return sum(alone.get((s, t)) == c for s, t, c in spec), len(spec)
+
+
+def markdown(rows: list[dict], identical: tuple[int, int], meta: dict) -> str:
+    lines = ["| set | row | n | pass@1 | exact match | edit similarity | mean latency s |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        p = "–" if r["pass@1"] is None else f"{r['pass@1']:.1%}"
+        lines.append(f"| {r['set']} | {r['row']} | {r['n']} | {p} | {r['exact_match']:.1%} "
+                     f"| {r['edit_similarity']:.3f} | {r['mean_latency_s']:.2f} |")
+    return ("# Quality: HumanEval-infilling, plain FIM vs completer\n\n"
+            f"Machine: {meta['machine']}; {meta['vllm']}; target {meta['target']} (greedy), draft "
+            f"{meta['draft']}; a seeded sample of n = {meta['n']} tasks per set (seed {meta['seed']}); "
+            f"max {meta['max_tokens']} tokens; wall time {meta['wall_s']} s.\n\n" + "\n".join(lines) +
+            f"\n\nSpeculative (k=5) and target-alone completer outputs identical on {identical[0]}/{identical[1]} "
+            "tasks.\n\n![pass@1](quality.png)\n")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [s for s in SETS if any(r["set"] == s for r in rows)]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / len(ROWS)
+    for i, row in enumerate(ROWS):
+        values = [next((r["pass@1"] or 0.0 for r in rows if r["set"] == s and r["row"] == row), 0.0) for s in sets]
+        bars = ax.bar([x + i * width for x in range(len(sets))], [v * 100 for v in values], width, label=row)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks([x + width for x in range(len(sets))], sets)
+    ax.set_ylabel("pass@1 (%)")
+    ax.set_title("HumanEval-infilling, Qwen2.5-Coder-1.5B")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+async def _generate(settings, tasks: list[Task], progress) -> list[Record]:
+    from completer.context.prompt import QWEN
+    from completer.engine.vllm_engine import Engine
+    from completer.pipeline import Completer
+    from completer.types import GenerationPlan
+
+    engine = await asyncio.to_thread(Engine.build, settings)
+    try:
+        completer = Completer(engine, settings)
+        records = []
+        for n, task in enumerate(tasks):
+            plan = GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=completer.stop_token_ids,
+                                  speculate=False, num_speculative_tokens=0)
+            gen = await engine.complete(QWEN.render(task.prompt, task.suffix), plan, cache_salt=f"plain-{n}")
+            records.append(_record(task, PLAIN, gen.text, len(gen.token_ids), gen.latency_s))
+            progress(1)
+            for row, k in ((COMPLETER, 0), (SPECULATIVE, 5)):
+                result = await completer.complete(task.prompt + task.suffix, len(task.prompt), "python", k=k,
+                                                  cache_salt=f"{row}-{n}")
+                gen = result.generation
+                records.append(_record(task, row, result.text, len(gen.token_ids) if gen else 0,
+                                       gen.latency_s if gen else 0.0))
+                progress(1)
+        return records
+    finally:
+        engine.shutdown()
+
+
+def _record(task: Task, row: str, completion: str, tokens: int, latency: float) -> Record:
+    return Record(task.id, task.set, row, completion, exact_match(completion, task.solution),
+                  edit_similarity(completion, task.solution), None, tokens, latency)
+
+
+def score(tasks: list[Task], records: list[Record], workers: int = 2) -> None:
+    """Fill in ``passed`` for every record (the tests of equal programs run once)."""
+    by_id = {(t.set, t.id): t for t in tasks}
+    prefix = _isolation()
+    sources = {id(r): program(by_id[(r.set, r.task)], r.completion) for r in records}
+    unique = sorted(set(sources.values()))
+    with ThreadPoolExecutor(workers) as pool:
+        results = dict(zip(unique, pool.map(lambda s: run_tests(s, prefix=prefix), unique)))
+    for r in records:
+        r.passed = results[sources[id(r)]]
+
+
+def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = False) -> dict:
+    from tqdm import tqdm
+
+    from completer.bench.latency import machine_description, vllm_version
+    from completer.config import Settings
+
+    settings = Settings(speculation_policy="per_request", max_tokens=48 if quick else 128)
+    tasks = load(data_dir, n, seed)
+    started = time.time()
+    with tqdm(total=len(tasks) * len(ROWS), desc="bench quality", unit="req") as bar:
+        records = asyncio.run(_generate(settings, tasks, bar.update))
+    if out is not None:  # the completions cost minutes each; keep them before anything else can fail
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "quality-completions.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
+    score(tasks, records)
+    rows = summarize(records)
+    identical = identical_count(records)
+    meta = {"machine": machine_description(), "vllm": vllm_version(), "target": settings.model,
+            "draft": settings.speculative_config.model, "n": n, "seed": seed, "max_tokens": settings.max_tokens,
+            "wall_s": round(time.time() - started, 1)}
+    result = {**meta, "rows": rows, "identical": {"same": identical[0], "compared": identical[1]},
+              "records": [asdict(r) for r in records]}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "quality.json").write_text(json.dumps(result, indent=1))
+        (out / "quality.md").write_text(markdown(rows, identical, meta))
+        plot(rows, out / "quality.png")
+    return result

@@ -1,0 +1,65 @@
+import gzip
+import json
+
+import pytest
+
+from completer.bench import overhead, quality
+from completer.bench.quality import COMPLETER, PLAIN, SPECULATIVE, Record, Task
+
+
+@pytest.mark.parametrize("completion,solution,exact,similarity", [
+    ("    return x\n", "    return x", True, 1.0),
+    ("    return x  \n\n", "    return x\n", True, 1.0),
+    ("    return y", "    return x", False, 1 - 1 / 8),  # compared without the indentation
+    ("", "abc", False, 0.0),
+])
+def test_exact_match_and_edit_similarity(completion, solution, exact, similarity):
+    assert quality.exact_match(completion, solution) is exact
+    assert quality.edit_similarity(completion, solution) == pytest.approx(similarity)
+
+
+TASK = Task("t/1", "single-line", "def add(a, b):\n", "\n", "    return a + b\n",
+            "def check(f):\n    assert f(1, 2) == 3\n", "add")
+
+
+@pytest.mark.parametrize("source,passed", [
+    (quality.program(TASK, "    return a + b"), True),
+    (quality.program(TASK, "    return a - b"), False),
+    ("import socket\nsocket.create_connection(('127.0.0.1', 9))\n", False),  # no network
+    ("while True: pass\n", False),  # the timeout
+])
+def test_run_tests(source, passed):
+    assert quality.run_tests(source, timeout=3) is passed
+
+
+def test_summaries_and_identity():
+    recs = [Record("t/1", "single-line", PLAIN, "x", False, 0.5, False),
+            Record("t/1", "single-line", COMPLETER, "y", True, 1.0, True),
+            Record("t/1", "single-line", SPECULATIVE, "y", True, 1.0, True),
+            Record("t/2", "single-line", COMPLETER, "a", False, 0.0, False),
+            Record("t/2", "single-line", SPECULATIVE, "b", False, 0.0, False)]
+    rows = {r["row"]: r for r in quality.summarize(recs)}
+    assert rows[PLAIN]["pass@1"] == 0.0 and rows[COMPLETER]["pass@1"] == 0.5 and rows[COMPLETER]["n"] == 2
+    assert quality.identical_count(recs) == (1, 2)
+    meta = {"machine": "m", "vllm": "v", "target": "t", "draft": "d", "n": 2, "seed": 0, "max_tokens": 8, "wall_s": 1}
+    md = quality.markdown(quality.summarize(recs), (1, 2), meta)
+    assert "| single-line | completer | 2 | 50.0% |" in md and "identical on 1/2" in md
+
+
+def test_load_samples_each_set(tmp_path):
+    for name in quality.SETS.values():
+        rows = [{"task_id": f"{name}/{i}", "prompt": "p", "suffix": "s", "canonical_solution": "c", "test": "t",
+                 "entry_point": "e"} for i in range(5)]
+        with gzip.open(tmp_path / f"HumanEval-{name}.jsonl.gz", "wt") as f:
+            f.write("\n".join(json.dumps(r) for r in rows))
+    tasks = quality.load(tmp_path, 3, seed=1)
+    assert len(tasks) == 9 and {t.set for t in tasks} == set(quality.SETS)
+    assert tasks == quality.load(tmp_path, 3, seed=1)  # seeded
+
+
+def test_overhead_runs_and_writes_its_report(tmp_path):
+    assert overhead.synthetic_module(300).count("\n") == 300
+    result = overhead.run(40, 400, tmp_path)
+    assert result["keystrokes"] == 40 and result["request_ms"]["p95"] > 0
+    assert (tmp_path / "overhead.md").read_text().startswith("# Overhead")
+    assert (tmp_path / "overhead.png").stat().st_size > 0
