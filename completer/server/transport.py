@@ -295,6 +295,11 @@ class MessageLoop:
         method = obj.get("method")
         try:
             message = self.protocol.structure_message(obj)
+            if is_request and getattr(message, "id", None) is None and message is not None \
+                    and hasattr(message, "method"):
+                # a notification method sent with an id: pygls would run it and never answer
+                self._refuse(obj["id"], INVALID_REQUEST, f"{method} is a notification: send it without an id")
+                return
             self.protocol.handle_message(message)
         except Exception as err:
             # no params in the log: they may hold document text

@@ -84,6 +84,9 @@ FRAMED = [
     ("unopened document", encode(_req("textDocument/completion", {"textDocument": {"uri": "file:///nope.py"},
                                                                   "position": {"line": 0, "character": 0}}, 7013)),
      (7013, INVALID_PARAMS)),
+    ("a notification sent as a request", encode(_req("textDocument/didClose",
+                                                     {"textDocument": {"uri": "file:///other.py"}}, 7015)),
+     (7015, INVALID_REQUEST)),
     ("documentText without uri", encode(_req("completer/documentText", {}, 7014)), (7014, INVALID_PARAMS)),
     # notifications: never answered, whatever is wrong with them
     ("bad didChange", encode({"jsonrpc": "2.0", "method": "textDocument/didChange",
