@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -88,6 +89,9 @@ def _build_settings(model, draft, no_speculation, num_speculative_tokens, temper
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
 def main(verbose: bool) -> None:
     """completer: code completion over LSP from one in-process vLLM engine with a draft model."""
+    # SIGTERM ends the process through SystemExit, so `finally` blocks shut the engine's
+    # child processes down instead of leaving them running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:

@@ -102,3 +102,10 @@ def test_projected_speedup_and_code_cuts(tmp_path):
     assert len(cuts) == 5 and {c.path for c in cuts} == {"a.py"}
     for c in cuts:
         assert c.text[c.offset:].startswith("value_")
+
+
+@pytest.mark.parametrize("cpus,bind", [(1, "0"), (2, "0"), (4, "0-2"), (16, "0-14")])
+def test_default_threads_bind_leaves_a_core_free(cpus, bind):
+    from completer.engine.vllm_engine import default_threads_bind
+
+    assert default_threads_bind(cpus) == bind
