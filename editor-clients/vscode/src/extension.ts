@@ -23,6 +23,7 @@ let output: vscode.LogOutputChannel;
 let status: vscode.StatusBarItem;
 let lastStats: Stats | undefined;
 let poll: NodeJS.Timeout | undefined;
+let pollUntil = 0; // keep polling until then even if the engine says ready (it may be about to reload)
 
 function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration("completer");
@@ -46,7 +47,7 @@ async function refreshStats(): Promise<Stats | undefined> {
   }
   status.text = statusText(lastStats);
   status.tooltip = statusTooltip(lastStats);
-  const loading = isLoading(lastStats);
+  const loading = isLoading(lastStats) || (client?.state === State.Running && Date.now() < pollUntil);
   if (loading && !poll) poll = setInterval(() => void refreshStats(), POLL_MS);
   if (!loading && poll) {
     clearInterval(poll);
@@ -84,6 +85,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     },
   };
   client = new LanguageClient("completer", "completer", serverOptions, clientOptions);
+  client.onDidChangeState(() => void refreshStats()); // a crashed server is restarted by the client
   try {
     await client.start();
   } catch (err) {
@@ -122,9 +124,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (!event.affectsConfiguration("completer")) return;
       if (event.affectsConfiguration("completer.pythonPath")) return restartClient(context);
       if (client?.state !== State.Running) return;
-      // engine settings make the server reload its engine: poll until it is ready again
       await client.sendNotification(DidChangeConfigurationNotification.type,
         { settings: serverSettings((key) => config().get(key)) });
+      // engine settings make the server reload its engine, a moment later: watch for it
+      pollUntil = Date.now() + 30_000;
       await refreshStats();
     }),
   );
