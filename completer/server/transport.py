@@ -76,6 +76,9 @@ def envelope_problem(obj: Any) -> Problem | None:
             return Problem(answer_id, INVALID_REQUEST, "method must be a non-empty string")
         if is_request and msg_id is None:
             return Problem(None, INVALID_REQUEST, "a request's id must not be null")
+        if "result" in obj or "error" in obj:  # pygls would take it for a response and never answer
+            return Problem(answer_id, INVALID_REQUEST, "a message with a method has no result or error",
+                           answer=is_request)
         params = obj.get("params")
         if "params" in obj and params is not None and not isinstance(params, (dict, list)):
             # a notification is never answered, not even with an error

@@ -87,6 +87,8 @@ FRAMED = [
     ("a notification sent as a request", encode(_req("textDocument/didClose",
                                                      {"textDocument": {"uri": "file:///other.py"}}, 7015)),
      (7015, INVALID_REQUEST)),
+    ("a request with an error member", encode({**_req("textDocument/inlineCompletion", None, 7016),
+                                               "error": None}), (7016, INVALID_REQUEST)),
     ("documentText without uri", encode(_req("completer/documentText", {}, 7014)), (7014, INVALID_PARAMS)),
     # notifications: never answered, whatever is wrong with them
     ("bad didChange", encode({"jsonrpc": "2.0", "method": "textDocument/didChange",

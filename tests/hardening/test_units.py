@@ -50,6 +50,8 @@ def _req(**kw):
     (_req(params=5), (1, INVALID_PARAMS, True)),
     ({"jsonrpc": "2.0", "method": "n", "params": "s"}, (None, INVALID_PARAMS, False)),  # never answer a notification
     ({"jsonrpc": "2.0"}, (None, INVALID_REQUEST, True)),
+    (_req(error=None), (1, INVALID_REQUEST, True)),  # a request that looks like a response too
+    ({"jsonrpc": "2.0", "method": "n", "result": 1}, (None, INVALID_REQUEST, False)),
     ({"jsonrpc": "2.0", "id": 4}, (4, INVALID_REQUEST, True)),
 ])
 def test_envelope_problem(obj, expected):
