@@ -49,6 +49,13 @@ def cursor_positions(text: str, n: int) -> list[tuple[int, int]]:
     return [spots[(k * 7) % len(spots)] for k in range(n)]
 
 
+def running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def vllm_idle(s: RawServer, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -125,7 +132,7 @@ def test_engine_killed_mid_request_restarts(server):
     stats = server.wait_engine(timeout=600)
     restarted_after = time.monotonic() - killed_at
     assert stats["engine_restarts"] >= 1 and set(stats["engine_pids"]).isdisjoint(pids)
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    assert not any(running(p) for p in pids)
     done = server.result("completer/complete", {"textDocument": {"uri": uri},
                                                 "position": {"line": line, "character": char}}, timeout=300)
     assert done["text"], done
