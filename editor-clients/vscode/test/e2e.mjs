@@ -1,6 +1,6 @@
 // End-to-end: the packaged extension in a real VS Code (code-server) driven by headless Chromium,
 // talking to the real completer server and engine. Types in a Python file, waits for the ghost
-// text, takes a screenshot, accepts it with Tab, saves, and checks the file on disk.
+// text, takes a screenshot, accepts it with Tab, saves, and checks the file on disk holds it.
 //
 //   node test/e2e.mjs --vsix completer.vsix --code-server /path/to/code-server
 //
@@ -210,9 +210,6 @@ async function main() {
       throw new Error(`${err.message}; on disk:\n${fs.readFileSync(file, "utf8")}`);
     });
     log(`saved:\n${saved}`);
-
-    // it still parses
-    execFileSync(python, ["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())", file], { stdio: "inherit" });
 
     // the accept command reached the server: completer.showStats reports it
     await page.keyboard.press("F1");
