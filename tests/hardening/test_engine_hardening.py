@@ -36,7 +36,7 @@ def guard_log():
 @pytest.fixture(scope="module")
 def server(guard_log):
     s = RawServer(env={"PYTHONPATH": str(NETGUARD), "COMPLETER_NETGUARD_LOG": str(guard_log)})
-    s.initialize({"engine_restart_backoff_s": 1.0})
+    s.initialize({"engine_restart_backoff_s": 1.0, "max_tokens": 48})  # shorter completions: CI time
     s.wait_engine(timeout=600)
     yield s
     assert s.close() == 0
@@ -73,6 +73,13 @@ def test_fifty_concurrent_requests_newest_wins(server):
         uri = f"file:///load/{i}-{path.name}"
         docs[uri] = path.read_text()
         server.open(uri, docs[uri])
+    # baseline: each document's last request alone, one after another
+    alone = {}
+    for uri, text in docs.items():
+        line, char = cursor_positions(text, 10)[9]
+        started = time.monotonic()
+        server.wait_response(server.complete_async(uri, line, char), timeout=300)
+        alone[uri] = time.monotonic() - started
     before = server.stats()
     sent: dict[str, list[tuple[int, float]]] = {uri: [] for uri in docs}
     for round_ in range(10):  # 10 rounds × 5 documents = 50 requests, as an editor's keystrokes would
@@ -96,11 +103,15 @@ def test_fifty_concurrent_requests_newest_wins(server):
     assert answered + cancelled == 50
     assert cancelled >= 40  # each document's older requests were superseded
     assert after["superseded"] - before["superseded"] == cancelled
-    assert max(newest_latency) < 60, newest_latency
+    # bounded: the 45 superseded requests cost (almost) nothing beyond running the 5 newest
+    # one after another (on two cores, running them together is no faster)
+    bound = 1.5 * sum(alone.values()) + 10
+    assert max(newest_latency) < bound, (newest_latency, alone)
     record("load_requests", 50)
     record("load_cancelled_superseded", cancelled)
     record("load_answered", answered)
     record("load_newest_latency_s", [round(x, 2) for x in sorted(newest_latency)])
+    record("load_alone_latency_s", [round(x, 2) for x in sorted(alone.values())])
     record("load_vllm_unfinished_after", after["vllm_unfinished_requests"])
 
 
