@@ -130,7 +130,7 @@ def read_source(path: str) -> str:
     return data.decode("utf-8")
 
 
-@main.command(epilog="""\b
+@main.command(context_settings={"ignore_unknown_options": True}, epilog="""\b
 Examples:
   completer complete app.py:12:5
   completer complete --json src/main.rs:40:1

@@ -236,7 +236,9 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
     from completer.bench.latency import machine_description, vllm_version
     from completer.config import Settings
 
-    settings = Settings(speculation_policy="per_request", max_tokens=48 if quick else 128)
+    # --quick checks exactness: float32, where results do not depend on batch or draft shapes
+    settings = Settings(speculation_policy="per_request", max_tokens=48 if quick else 128,
+                        dtype="float32" if quick else "bfloat16")
     tasks = load(data_dir, n, seed)
     started = time.time()
     with tqdm(total=len(tasks) * len(ROWS), desc="bench quality", unit="req") as bar:

@@ -54,6 +54,8 @@ def prepare_environment(settings: Settings, plan: MemoryPlan | None, backend: st
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # otherwise vLLM finds its own address by "connecting" a UDP socket to 8.8.8.8
+    os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if backend == "cpu":
