@@ -69,6 +69,8 @@ class CompleterServer(LanguageServer):
             self._load_task.cancel()
         if not after_failure:
             self.failures = 0
+        if self.engine_state == "ready":
+            self.engine_state = "loading"  # clients must not see "ready" while the old engine goes
         self._load_task = asyncio.ensure_future(self._load_engine(delay_s))
 
     def _engine_failed(self, what: str, err: str) -> None:
