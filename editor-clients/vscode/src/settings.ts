@@ -16,6 +16,7 @@ export const SERVER_SETTINGS = [
   "seed",
   "context_tokens",
   "prefix_share",
+  "snippet_share",
   "speculation_policy",
   "bypass_max_tokens",
   "adaptive_k",
@@ -28,6 +29,8 @@ export const SERVER_SETTINGS = [
   "gpu_memory_utilization",
   "cpu_threads_bind",
   "log_level",
+  "engine_restart_attempts",
+  "engine_restart_backoff_s",
 ] as const;
 
 // Settings whose `null` means "let the server decide"; sent as null so that clearing one resets it
