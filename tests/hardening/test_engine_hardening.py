@@ -144,9 +144,9 @@ def test_engine_killed_mid_request_restarts(server):
     restarted_after = time.monotonic() - killed_at
     assert stats["engine_restarts"] >= 1 and set(stats["engine_pids"]).isdisjoint(pids)
     assert not any(running(p) for p in pids)
-    done = server.result("completer/complete", {"textDocument": {"uri": uri},
+    done = server.result("completer/complete", {"textDocument": {"uri": uri}, "raw": True,
                                                 "position": {"line": line, "character": char}}, timeout=300)
-    assert done["text"], done
+    assert done["engine"] == "ready" and done["token_ids"], done  # the new engine generated
     assert any(n["method"] == "window/showMessage" and "running again" in n["params"]["message"]
                for n in server.notifications[shown:])
     vllm_idle(server)
