@@ -42,7 +42,8 @@ def line_start(text: str, line: int) -> int:
     return sum(map(len, parts[:line])) + line
 
 
-def _units(ch: str, encoding: str) -> int:
+def code_units(ch: str, encoding: str) -> int:
+    """Length of one character in the LSP position encoding."""
     if encoding == "utf-8":
         return len(ch.encode("utf-8"))
     if encoding == "utf-32":
@@ -56,7 +57,7 @@ def index_of(text: str, line: int, character: int, encoding: str = "utf-16") -> 
     units = 0
     i = start
     while i < len(text) and text[i] not in "\r\n" and units < character:
-        units += _units(text[i], encoding)
+        units += code_units(text[i], encoding)
         i += 1
     return i
 

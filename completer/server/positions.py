@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import re
 
+from completer.context.documents import code_units
+
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
 
 class PositionError(ValueError):
     """A position outside the document."""
-
-
-def _units(ch: str, encoding: str) -> int:
-    if encoding == "utf-8":
-        return len(ch.encode("utf-8"))
-    if encoding == "utf-32":
-        return 1
-    return 2 if ord(ch) > 0xFFFF else 1
 
 
 def line_starts(text: str) -> list[int]:
@@ -38,7 +32,7 @@ def offset_for(text: str, line: int, character: int, encoding: str = "utf-16") -
     for i, ch in enumerate(content):
         if units == character:
             return start + i
-        units += _units(ch, encoding)
+        units += code_units(ch, encoding)
         if units > character:
             raise PositionError(f"character {character} splits a character on line {line}")
     if units == character:
