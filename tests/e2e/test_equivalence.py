@@ -46,7 +46,8 @@ SAMPLED = {"temperature": 0.8, "seed": 7}
 
 async def test_speculative_output_is_token_identical_to_target_alone():
     # streams stop early in chunks of up to k+1 tokens under speculation; compare whole runs
-    spec_client = await start_client(SETTINGS)
+    # bypass_max_tokens 0: every request speculates, however short its plan
+    spec_client = await start_client({**SETTINGS, "bypass_max_tokens": 0})
     try:
         await wait_ready(spec_client)
         with_draft = await collect(spec_client)
