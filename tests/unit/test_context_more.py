@@ -5,17 +5,7 @@ from completer.context.prompt import QWEN
 from completer.context.snippets import windows
 from completer.policy.classify import classify
 from completer.types import CompletionKind
-
-
-class WordCounter:
-    def count(self, text):
-        return len(text.split())
-
-    def token_id(self, token):
-        return None
-
-
-W = WordCounter()
+from tests.unit.test_builder import W  # one token per word: pure budget logic
 
 
 @pytest.mark.parametrize("prefix,retained,budget,expected", [
