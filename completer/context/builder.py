@@ -12,19 +12,6 @@ from completer.policy.classify import classify
 from completer.types import Context
 
 
-def take_lines_within(lines: list[str], budget: int, counter: TokenCounter) -> int:
-    """How many of ``lines`` (taken in order) fit in ``budget`` tokens.
-
-    Whole lines only, so that a small edit does not shift the cut mid-line.
-    """
-    used = 0
-    for n, line in enumerate(lines):
-        used += counter.count(line)
-        if used > budget:
-            return n
-    return len(lines)
-
-
 def cut_prefix(prefix: str, budget: int, counter: TokenCounter) -> str:
     """Keep the end of ``prefix`` (the cursor's line always, then whole lines) within budget.
 

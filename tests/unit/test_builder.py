@@ -1,6 +1,6 @@
 import pytest
 
-from completer.context.builder import build_context, cut_prefix, cut_suffix, take_lines_within
+from completer.context.builder import build_context, cut_prefix, cut_suffix
 from completer.context.prompt import QWEN
 from completer.types import CompletionKind
 
@@ -16,16 +16,6 @@ class WordCounter:
 
 
 W = WordCounter()
-
-
-@pytest.mark.parametrize("lines,budget,expected", [
-    (["a b\n", "c\n", "d e f\n"], 3, 2),
-    (["a b\n", "c\n"], 0, 0),
-    (["a\n"], 10, 1),
-    ([], 5, 0),
-])
-def test_take_lines_within(lines, budget, expected):
-    assert take_lines_within(lines, budget, W) == expected
 
 
 @pytest.mark.parametrize("prefix,budget,expected", [
