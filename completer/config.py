@@ -63,6 +63,18 @@ class Settings(BaseModel):
     """Share of context_tokens given to the text before the cursor."""
     snippet_share: float = Field(0.25, ge=0.0, lt=1.0)
     """Share of context_tokens that snippets of other open or recently edited documents may take."""
+    fim_order: Literal["psm", "spm"] = "psm"
+    """Prompt order: prefix-suffix-middle (as the Qwen2.5-Coder models were trained) or suffix-prefix-middle
+    (everything but the cursor's end of the prefix stays cached while typing)."""
+    cut_snap_lines: int = Field(16, ge=1, le=256)
+    """The prompt's first line and the suffix's length move in steps of this many lines, so that one
+    keystroke does not shift the whole cut (and the prefix cache keeps serving it)."""
+    enable_prefix_caching: bool = True
+    """vLLM's prefix cache: consecutive keystrokes re-read only what changed."""
+    block_size: int | None = Field(None, ge=16, le=512)
+    """vLLM's KV-cache block size (the prefix cache's granularity); vLLM's default when unset."""
+    type_ahead: bool = True
+    """Answer at once, without the model, while the user types what the last suggestion says."""
     speculation_policy: Literal["per_request", "engine"] = "per_request"
     """`per_request`: each request gets its own k, short ones none (inside one engine);
     `engine`: vLLM's stock behaviour, the same k for every request."""

@@ -52,6 +52,7 @@ class Generation:
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache
     latency_s: float = 0.0
     first_token_s: float | None = None
     num_draft_tokens: int = 0
@@ -73,3 +74,5 @@ class Completion:
     kind: CompletionKind
     generation: Generation | None = None
     plan: GenerationPlan | None = None
+    source: str = "model"  # or "type_ahead": the rest of the previous suggestion, no model call
+    version: int | None = None  # the document version it was made for

@@ -12,10 +12,11 @@ from completer.policy.classify import classify
 from completer.types import Context
 
 
-def cut_prefix(prefix: str, budget: int, counter: TokenCounter) -> str:
+def cut_prefix(prefix: str, budget: int, counter: TokenCounter, step: int = 1) -> str:
     """Keep the end of ``prefix`` (the cursor's line always, then whole lines) within budget.
 
-    Walks back line by line, so a long file costs only the lines kept.
+    Walks back line by line, so a long file costs only the lines kept. A cut starts on a
+    line whose number is a multiple of ``step`` (see snap_prefix_start).
     """
     cut = prefix.rfind("\n") + 1
     if cut == 0:
@@ -28,10 +29,10 @@ def cut_prefix(prefix: str, budget: int, counter: TokenCounter) -> str:
         if used > remaining:
             break
         cut = start
-    return prefix[cut:]
+    return prefix[snap_prefix_start(prefix, cut, step):]
 
 
-def cut_suffix(suffix: str, budget: int, counter: TokenCounter) -> str:
+def cut_suffix(suffix: str, budget: int, counter: TokenCounter, step: int = 1) -> str:
     """Keep the start of ``suffix`` (the rest of the cursor's line always, then whole lines)."""
     end = suffix.find("\n") + 1
     if end == 0:
@@ -45,7 +46,55 @@ def cut_suffix(suffix: str, budget: int, counter: TokenCounter) -> str:
         if used > remaining:
             break
         end = stop
-    return suffix[:end]
+    return suffix[:snap_suffix_end(suffix, end, step)]
+
+
+def snap_prefix_start(prefix: str, cut: int, step: int) -> int:
+    """Move a cut at a line start forward to the next line whose number is a multiple of ``step``.
+
+    While the user types below it, the prompt's first line then moves once every ``step``
+    lines instead of at every line, and the prefix cache keeps matching. Never past the
+    cursor's line.
+    """
+    if cut == 0 or step <= 1:
+        return cut
+    line = prefix.count("\n", 0, cut)
+    for _ in range(-(-line // step) * step - line):
+        nl = prefix.find("\n", cut)
+        if nl < 0:
+            break
+        cut = nl + 1
+    return min(cut, prefix.rfind("\n") + 1)
+
+
+def snap_suffix_end(suffix: str, end: int, step: int) -> int:
+    """Keep a multiple of ``step`` whole lines after the cursor's line (all of them if the suffix is whole)."""
+    first = suffix.find("\n") + 1
+    if end >= len(suffix) or step <= 1 or first == 0 or end <= first:
+        return end
+    keep = suffix.count("\n", first, end) // step * step
+    end = first
+    for _ in range(keep):
+        end = suffix.find("\n", end) + 1
+    return end
+
+
+def snippet_query(full_prefix: str, full_suffix: str, step: int) -> str:
+    """The text snippets are ranked against: the lines above the cursor's block of ``step`` lines.
+
+    Typing inside the block does not change it, so the chosen snippets (which come first
+    in the prompt) stay the same and the prefix cache keeps serving the whole prompt.
+    """
+    if step <= 1:
+        return query_text(full_prefix, full_suffix)
+    line = full_prefix.count("\n")
+    back = line % step  # lines between the block's first line and the cursor's
+    if back == line:
+        return query_text(full_prefix, full_suffix)  # the file's first block: nothing above it
+    anchor = full_prefix.rfind("\n") + 1
+    for _ in range(back):
+        anchor = full_prefix.rfind("\n", 0, anchor - 1) + 1
+    return query_text(full_prefix[:anchor], "")
 
 
 def count_by_lines(text: str, counter: TokenCounter) -> int:
@@ -53,14 +102,14 @@ def count_by_lines(text: str, counter: TokenCounter) -> int:
     return sum(counter.count(line) for line in text.splitlines(keepends=True))
 
 
-def with_retained(prefix: str, retained: str, budget: int, counter: TokenCounter) -> str:
+def with_retained(prefix: str, retained: str, budget: int, counter: TokenCounter, step: int = 1) -> str:
     """The cut prefix headed by the retained imports/signatures, if they take at most a third of the budget."""
     if not retained:
         return prefix
     cost = count_by_lines(retained, counter)
     if cost > budget // 3:
         return prefix
-    return retained + cut_prefix(prefix, budget - cost, counter)
+    return retained + cut_prefix(prefix, budget - cost, counter, step)
 
 
 def build_context(
@@ -77,17 +126,20 @@ def build_context(
     path: str = "",
     repo: str = "",
     snippet_share: float = 0.0,
+    order: str = "psm",
+    snap_lines: int = 1,
 ) -> Context:
     """The FIM context at ``offset`` (an index into ``text``).
 
     ``tree`` is the document's syntax tree when the caller keeps one (else it is parsed
     here); ``neighbours`` are (path, windows) of other documents, from which snippets
-    take up to ``snippet_share`` of the budget in the repository format.
+    take up to ``snippet_share`` of the budget in the repository format. ``order`` is the
+    FIM order; ``snap_lines`` keeps the cuts and snippets still while the user types.
     """
     full_prefix, full_suffix = text[:offset], text[offset:]
     snippets: list[Snippet] = []
     if neighbours and snippet_share > 0:
-        query = identifiers(query_text(full_prefix, full_suffix))
+        query = identifiers(snippet_query(full_prefix, full_suffix, snap_lines))
         snippets = pick_within(rank(query, list(neighbours)), int(context_tokens * snippet_share), counter.count)
     files = group_by_file(snippets)
     budget = context_tokens - sum(counter.count(p) + counter.count(t) + 3 for p, t in files)
@@ -97,23 +149,23 @@ def build_context(
         if p is not None:
             tree = p.parse(text.encode("utf-8"))
     cursor_byte = len(full_prefix.encode("utf-8"))
-    prefix = cut_prefix(full_prefix, prefix_budget, counter)
+    prefix = cut_prefix(full_prefix, prefix_budget, counter, snap_lines)
     if len(prefix) < len(full_prefix) and tree is not None:
         # the cut lost the imports and the enclosing signatures: keep them on top
         cut_byte = cursor_byte - len(prefix.encode("utf-8"))
         imports, headers = scope.retained(tree, text.encode("utf-8"), language, cursor_byte, cut_byte)
-        prefix = with_retained(prefix, imports + headers, prefix_budget, counter)
+        prefix = with_retained(prefix, imports + headers, prefix_budget, counter, snap_lines)
     # the suffix may use what the prefix left over
     prefix_tokens = count_by_lines(prefix, counter)
     suffix_budget = budget - prefix_tokens
-    suffix = cut_suffix(full_suffix, max(suffix_budget, 0), counter)
+    suffix = cut_suffix(full_suffix, max(suffix_budget, 0), counter, snap_lines)
     line_prefix = full_prefix.rpartition("\n")[2]
     line_suffix = full_suffix.partition("\n")[0]
     kind = classify(line_prefix, line_suffix, tree, cursor_byte)
     if files:
-        prompt = fim.render_repo(repo or "project", files, path or "current", prefix, suffix)
+        prompt = fim.render_repo(repo or "project", files, path or "current", prefix, suffix, order)
     else:
-        prompt = fim.render(prefix, suffix)
+        prompt = fim.render(prefix, suffix, order)
     return Context(
         language=language,
         prefix=prefix,

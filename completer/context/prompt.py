@@ -13,14 +13,18 @@ class FimFormat:
     # tokens that mean the model has finished the middle part
     stop: tuple[str, ...]
 
-    def render(self, prefix: str, suffix: str) -> str:
-        """Prefix-suffix-middle order, as the Qwen2.5-Coder models were trained."""
+    def render(self, prefix: str, suffix: str, order: str = "psm") -> str:
+        """Prefix-suffix-middle order (as the Qwen2.5-Coder models were trained), or suffix-prefix-middle,
+        where typing at the cursor changes only the prompt's end."""
+        if order == "spm":
+            return f"{self.suffix}{suffix}{self.prefix}{prefix}{self.middle}"
         return f"{self.prefix}{prefix}{self.suffix}{suffix}{self.middle}"
 
-    def render_repo(self, repo: str, files: list[tuple[str, str]], path: str, prefix: str, suffix: str) -> str:
+    def render_repo(self, repo: str, files: list[tuple[str, str]], path: str, prefix: str, suffix: str,
+                    order: str = "psm") -> str:
         """Qwen2.5-Coder's repository-level format: other files first, then the current one in FIM order."""
         head = f"<|repo_name|>{repo}\n" + "".join(f"<|file_sep|>{p}\n{text}\n" for p, text in files)
-        return f"{head}<|file_sep|>{path}\n{self.render(prefix, suffix)}"
+        return f"{head}<|file_sep|>{path}\n{self.render(prefix, suffix, order)}"
 
 
 QWEN = FimFormat(

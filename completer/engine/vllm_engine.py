@@ -244,7 +244,8 @@ class Engine:
             max_model_len=settings.max_model_len,
             max_num_seqs=settings.max_num_seqs,
             enforce_eager=settings.enforce_eager,
-            enable_prefix_caching=True,
+            enable_prefix_caching=settings.enable_prefix_caching,
+            **({"block_size": settings.block_size} if settings.block_size else {}),
             trust_remote_code=settings.trust_remote_code,
             speculative_config=speculative_config,
             per_request_spec_decode_metrics="summary" if method else "none",
@@ -306,6 +307,7 @@ class Engine:
                 result.token_ids = list(choice.token_ids)
                 result.finish_reason = choice.finish_reason
                 result.prompt_tokens = len(out.prompt_token_ids or [])
+                result.cached_tokens = out.num_cached_tokens or 0
                 result.latency_s = time.perf_counter() - started
                 metrics = getattr(choice, "spec_decode_metrics", None)
                 if metrics is not None:

@@ -1,0 +1,74 @@
+"""Cuts that stay still while the user types, so that the prefix cache keeps serving the prompt."""
+
+import pytest
+
+from completer.context.builder import (build_context, cut_prefix, snap_prefix_start, snap_suffix_end,
+                                       snippet_query)
+from completer.context.prompt import QWEN
+from tests.unit.test_builder import W
+
+TEN = "".join(f"l{i}\n" for i in range(10))  # lines l0..l9, each one word
+
+
+@pytest.mark.parametrize("cut_line, step, expected_line", [
+    (0, 4, 0),  # nothing cut: nothing to snap
+    (1, 4, 4),  # forward to the next multiple of 4
+    (4, 4, 4),  # already on one
+    (5, 4, 8),
+    (9, 4, 10),  # never past the cursor's line (line 10)
+    (3, 1, 3),  # step 1: the plain cut
+])
+def test_snap_prefix_start(cut_line, step, expected_line):
+    prefix = TEN + "l10"
+    cut = prefix.index(f"l{cut_line}\n")
+    assert snap_prefix_start(prefix, cut, step) == prefix.index(f"l{expected_line}")
+
+
+@pytest.mark.parametrize("whole_lines, step, expected_lines", [
+    (0, 4, 0),
+    (3, 4, 0),  # fewer than a step: only the cursor's line
+    (5, 4, 4),
+    (8, 4, 8),
+    (5, 1, 5),
+])
+def test_snap_suffix_end(whole_lines, step, expected_lines):
+    suffix = "rest\n" + TEN + "tail"
+    first = len("rest\n")
+    end = first + sum(len(f"l{i}\n") for i in range(whole_lines))
+    expected = first + sum(len(f"l{i}\n") for i in range(expected_lines))
+    assert snap_suffix_end(suffix, end, step) == expected
+
+
+def test_a_whole_suffix_is_kept_whole():
+    assert snap_suffix_end("rest\nl0\nl1", len("rest\nl0\nl1"), 4) == len("rest\nl0\nl1")
+
+
+def test_prefix_cut_moves_once_per_step_while_typing():
+    """Typing line after line at the end: the first line kept changes only every `step` lines."""
+    lines = [f"w{i}" for i in range(40)]
+    starts = []
+    for typed in range(12):
+        prefix = "\n".join(lines + [f"t{j}" for j in range(typed)]) + "\n"
+        starts.append(cut_prefix(prefix, 10, W, step=8).split("\n", 1)[0])
+    assert len(set(starts)) <= 3  # 12 lines typed, budget 10 lines, steps of 8
+    plain = {cut_prefix("\n".join(lines + [f"t{j}" for j in range(t)]) + "\n", 10, W).split("\n", 1)[0]
+             for t in range(12)}
+    assert len(plain) == 12  # without snapping it moves at every line
+
+
+@pytest.mark.parametrize("cursor_line, step, expected", [
+    (3, 4, "l0\nl1\nl2\n"),  # the file's first block: lines around the cursor
+    (5, 4, "l0\nl1\nl2\nl3\n"),  # above the cursor's block
+    (7, 4, "l0\nl1\nl2\nl3\n"),  # same block, same query
+])
+def test_snippet_query_is_the_text_above_the_block(cursor_line, step, expected):
+    full_prefix = TEN[: TEN.index(f"l{cursor_line}\n")] + "typing"
+    query = snippet_query(full_prefix, "\nafter", step)
+    assert query.startswith(expected.rstrip("\n"))
+    if cursor_line >= step:
+        assert "typing" not in query and "after" not in query
+
+
+def test_spm_order_puts_the_suffix_first():
+    ctx = build_context("a = 1\nb = \nc = 3\n", len("a = 1\nb = "), "python", W, QWEN, 100, 0.75, order="spm")
+    assert ctx.prompt == "<|fim_suffix|>\nc = 3\n<|fim_prefix|>a = 1\nb = <|fim_middle|>"
