@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from lsprotocol import types
@@ -24,6 +25,8 @@ from completer.server.protocol import CompleterProtocol
 from completer.server.positions import PositionError, offset_for
 from completer.server.supervisor import LatestPerDocument, restart_plan
 from completer.server.text_sync import LspWorkspace
+from completer.server.typeahead import ShownSuggestions
+from completer.types import Completion, CompletionKind
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,8 @@ DISMISSED_NOTIFICATION = "completer/dismissed"  # ... or dismissed it
 # settings whose change needs a new engine (everything else applies at once)
 ENGINE_SETTINGS = ("model", "speculative_config", "dtype", "max_model_len", "max_num_seqs",
                    "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "enforce_eager",
-                   "trust_remote_code", "speculation_policy", "batch_k_limits")
+                   "trust_remote_code", "speculation_policy", "batch_k_limits", "enable_prefix_caching",
+                   "block_size")
 MAX_DOCUMENT_CHARS = 4 << 20
 WATCHDOG_INTERVAL_S = 1.0  # how often a ready engine is checked for a dead engine process
 
@@ -56,6 +60,7 @@ class CompleterServer(LanguageServer):
         self.metrics = MetricsLog()
         self.feedback = {"accepted": 0, "accepted_partially": 0, "dismissed": 0, "accepted_chars": 0}
         self.latest = LatestPerDocument()
+        self.shown = ShownSuggestions()  # the last suggestion per document, for type-ahead
         self.documents = DocumentStore()  # a syntax tree per open document, for context and snippets
         self.failures = 0  # engine loads failed or engines died, in a row
         self.restarts = 0  # restarts after a failure, in total
@@ -185,6 +190,7 @@ class CompleterServer(LanguageServer):
         if new.speculation_policy == "engine" and (new.temperature > 0) != (self.settings.temperature > 0):
             reload = True  # without per-request plans, a CPU engine that samples must load without a draft
         self.settings = new
+        self.shown.clear()  # suggestions made under the old settings
         if self.completer is not None:
             self.completer.settings = new
         if reload and self.engine_state != "idle":
@@ -227,6 +233,13 @@ class CompleterServer(LanguageServer):
             offset = offset_for(text, position.line, position.character, self._position_encoding())
         except PositionError as err:
             raise JsonRpcInvalidParams(f"{err} in {uri}") from None
+        prefix, suffix = text[:offset], text[offset:]
+        if self.settings.type_ahead and stop_early:  # raw requests are for exact comparisons: always the model
+            reused = self.shown.answer(uri, prefix, suffix)
+            if reused is not None:
+                log.debug("answered from the suggestion on screen (type-ahead)")
+                return Completion(text=reused[0], kind=CompletionKind(reused[1] or "single_line"),
+                                  source="type_ahead", version=doc.version)
         if self.completer is None:
             log.info("completion requested while the engine is %s; answering empty", self.engine_state)
             return None
@@ -247,6 +260,9 @@ class CompleterServer(LanguageServer):
             if self.engine is not None and self.engine.dead:
                 self.engine_died()
             return None
+        result = replace(result, version=doc.version)
+        if stop_early:
+            self.shown.remember(uri, prefix, suffix, result.text, result.kind.value)
         gen = result.generation
         if gen is not None:
             plan = result.plan
@@ -339,6 +355,9 @@ async def on_complete(ls: CompleterServer, params: Any) -> dict:
     return {
         "text": result.text,
         "kind": result.kind.value,
+        "source": result.source,
+        "version": result.version,
+        "cached_tokens": gen.cached_tokens if gen else 0,
         "engine": ls.engine_state,
         "speculation": bool(ls.engine and ls.engine.speculates),
         "raw_text": gen.text if gen else "",
@@ -383,6 +402,7 @@ def on_did_change(ls: CompleterServer, params: types.DidChangeTextDocumentParams
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def on_did_close(ls: CompleterServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.latest.cancel(params.text_document.uri)  # nothing left to complete
+    ls.shown.forget(params.text_document.uri)
     ls.documents.close(params.text_document.uri)
 
 
@@ -409,6 +429,7 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
         "next_restart_s": ls.next_restart_s,
         "engine_pids": ls.engine.engine_pids() if ls.engine is not None else [],
         "superseded": ls.latest.superseded,
+        "type_ahead_served": ls.shown.served,
         "in_flight": len(ls.latest),
         "speculation": bool(ls.engine and ls.engine.speculates),
         "last": ls.last,

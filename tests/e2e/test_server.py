@@ -56,7 +56,7 @@ async def test_textdocument_completion_returns_the_same_model_text(client):
 
 
 async def test_speculation_is_on_and_measured(client):
-    detail = await complete_detail(client, FIB_URI, 5, 4)
+    detail = await complete_detail(client, FIB_URI, 5, 4, raw=True)  # raw: always the model
     assert detail["speculation"] is True
     assert detail["draft_tokens"] > 0
     assert 0.0 <= detail["acceptance_rate"] <= 1.0
@@ -87,6 +87,31 @@ async def test_cancel_aborts_the_request_inside_vllm_and_server_keeps_serving(cl
     assert after["vllm_unfinished_requests"] == 0
     result = await client.text_document_inline_completion_async(inline_params(FIB_URI, 5, 4))
     assert result.items and result.items[0].insert_text.strip()
+
+
+def type_text(client, uri: str, line: int, character: int, text: str, version: int) -> None:
+    at = types.Position(line=line, character=character)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=at, end=at), text=text)]))
+
+
+async def test_typing_what_the_suggestion_says_is_answered_without_the_model(client):
+    uri = "file:///workspace/typeahead.py"
+    open_doc(client, uri, FIB)
+    first = await complete_detail(client, uri, 5, 4)
+    assert first["source"] == "model" and first["version"] == 1 and len(first["text"]) > 3, first
+    assert "\n" not in first["text"][:3], first
+    before = await stats(client)
+    type_text(client, uri, 5, 4, first["text"][:3], version=2)  # the user types what is on screen
+    reused = await complete_detail(client, uri, 5, 7)
+    assert reused["source"] == "type_ahead" and reused["text"] == first["text"][3:] and reused["version"] == 2
+    after = await stats(client)
+    assert after["type_ahead_served"] == before["type_ahead_served"] + 1
+    assert after["requests_started"] == before["requests_started"]  # no model call
+    type_text(client, uri, 5, 7, "\u00e9", version=3)  # diverges: the model is asked again, for version 3
+    fresh = await complete_detail(client, uri, 5, 8)
+    assert fresh["source"] == "model" and fresh["version"] == 3
 
 
 @pytest.mark.parametrize("uri,line,character,message", [
