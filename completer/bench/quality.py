@@ -4,7 +4,10 @@ Rows, all in one engine (per-request k; k = 0 is the target alone):
 
 - plain FIM: ``<|fim_prefix|>prompt<|fim_suffix|>suffix<|fim_middle|>``, the model's raw text;
 - completer: completer's context, plan and post-processing (``Completer.complete``), k = 0;
-- completer, speculative: the same with k = 5 — its outputs must equal the row above.
+- completer, speculative: the same with k = 5 — its outputs must equal the row above;
+- completer, suffix first (SPM): completer's context in suffix-prefix-middle order, k = 0,
+  which lets the prefix cache serve all but the cursor's end of the prompt while typing
+  (left out of --quick).
 
 Exact match and edit similarity compare with the canonical solution; pass@1 runs the
 task's tests on prompt + completion + suffix in a subprocess with a timeout and no network.
@@ -31,7 +34,8 @@ from rapidfuzz.distance import Levenshtein
 SETS = {"single-line": "SingleLineInfilling", "multi-line": "MultiLineInfilling",
         "random-span-light": "RandomSpanInfillingLight"}
 PLAIN, COMPLETER, SPECULATIVE = "plain FIM", "completer", "completer, speculative k=5"
-ROWS = (PLAIN, COMPLETER, SPECULATIVE)
+SPM = "completer, suffix first (SPM)"
+ROWS = (PLAIN, COMPLETER, SPECULATIVE, SPM)
 TEST_TIMEOUT_S = 10.0
 # blocks sockets in the test process (and there is no network namespace to reach anything anyway)
 _NO_NETWORK = """\
@@ -176,7 +180,7 @@ def plot(rows: list[dict], path: Path) -> None:
         values = [next((r["pass@1"] or 0.0 for r in rows if r["set"] == s and r["row"] == row), 0.0) for s in sets]
         bars = ax.bar([x + i * width for x in range(len(sets))], [v * 100 for v in values], width, label=row)
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
-    ax.set_xticks([x + width for x in range(len(sets))], sets)
+    ax.set_xticks([x + width * (len(ROWS) - 1) / 2 for x in range(len(sets))], sets)
     ax.set_ylabel("pass@1 (%)")
     ax.set_title("HumanEval-infilling, Qwen2.5-Coder-1.5B")
     ax.legend(fontsize=8)
@@ -185,7 +189,7 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-async def _generate(settings, tasks: list[Task], progress) -> list[Record]:
+async def _generate(settings, tasks: list[Task], progress, spm: bool = True) -> list[Record]:
     from completer.context.prompt import QWEN
     from completer.engine.vllm_engine import Engine
     from completer.pipeline import Completer
@@ -194,6 +198,7 @@ async def _generate(settings, tasks: list[Task], progress) -> list[Record]:
     engine = await asyncio.to_thread(Engine.build, settings)
     try:
         completer = Completer(engine, settings)
+        spm_completer = Completer(engine, settings.model_copy(update={"fim_order": "spm"}))
         records = []
         for n, task in enumerate(tasks):
             plan = GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=completer.stop_token_ids,
@@ -206,6 +211,13 @@ async def _generate(settings, tasks: list[Task], progress) -> list[Record]:
                                                   cache_salt=f"{row}-{n}")
                 gen = result.generation
                 records.append(_record(task, row, result.text, len(gen.token_ids) if gen else 0,
+                                       gen.latency_s if gen else 0.0))
+                progress(1)
+            if spm:
+                result = await spm_completer.complete(task.prompt + task.suffix, len(task.prompt), "python", k=0,
+                                                      cache_salt=f"spm-{n}")
+                gen = result.generation
+                records.append(_record(task, SPM, result.text, len(gen.token_ids) if gen else 0,
                                        gen.latency_s if gen else 0.0))
                 progress(1)
         return records
@@ -241,8 +253,9 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
                         dtype="float32" if quick else "bfloat16")
     tasks = load(data_dir, n, seed)
     started = time.time()
-    with tqdm(total=len(tasks) * len(ROWS), desc="bench quality", unit="req") as bar:
-        records = asyncio.run(_generate(settings, tasks, bar.update))
+    rows = len(ROWS) - (1 if quick else 0)
+    with tqdm(total=len(tasks) * rows, desc="bench quality", unit="req") as bar:
+        records = asyncio.run(_generate(settings, tasks, bar.update, spm=not quick))
     if out is not None:  # the completions cost minutes each; keep them before anything else can fail
         out.mkdir(parents=True, exist_ok=True)
         (out / "quality-completions.json").write_text(json.dumps([asdict(r) for r in records], indent=1))

@@ -1,0 +1,457 @@
+"""`completer bench typing`: replayed typing sessions through the real LSP server.
+
+Each session opens a real source file with one function body deleted, then types the body
+back one character at a time at a steady pace, asking for a completion after every
+keystroke and cancelling the previous request, as an editor does. Two servers run one
+after the other on the same sessions: one with no reuse at all (no prefix cache, no
+type-ahead, cuts that move with every line) and one with completer's full path.
+
+The files are the Python standard library's own modules: real code, large enough for a
+2,000-token context, and present wherever completer runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import shlex
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from completer.bench.report import percentile
+
+# modules whose functions are retyped; the first function of each that fits is used
+MODULES = ("textwrap.py", "shlex.py", "fractions.py", "calendar.py", "ftplib.py", "configparser.py")
+MODES = {
+    "no reuse": {"enable_prefix_caching": False, "type_ahead": False, "cut_snap_lines": 1},
+    "completer": {},
+}
+CANCELLED = -32800
+
+
+@dataclass(frozen=True)
+class Session:
+    path: str  # the module, relative to the standard library
+    text: str  # the file with the body deleted
+    offset: int  # where the body goes (the cursor at the start)
+    body: str  # what is typed
+
+
+@dataclass
+class Request:
+    session: int
+    keystroke: int
+    version: int
+    sent_s: float
+    next_keystroke_s: float | None = None
+    answered_s: float | None = None
+    outcome: str = "pending"  # answered | cancelled | failed
+    source: str = ""  # model | type_ahead
+    text: str = ""
+    answer_version: int | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    first_token_s: float | None = None
+    kind: str = ""
+
+    @property
+    def latency_s(self) -> float | None:
+        return None if self.answered_s is None else self.answered_s - self.sent_s
+
+    @property
+    def in_time(self) -> bool:
+        """A suggestion was on screen before the next keystroke."""
+        if self.outcome != "answered" or not self.text or self.answered_s is None:
+            return False
+        return self.next_keystroke_s is None or self.answered_s <= self.next_keystroke_s
+
+
+def pick_body(source: str, min_chars: int = 60, max_chars: int = 200, min_line: int = 150,
+              min_after: int = 60) -> tuple[int, int] | None:
+    """(start, end) offsets of the first function body that is short, deep in the file and not last.
+
+    The body starts after the signature's line (and its docstring, which stays), so that the
+    typist writes code, not documentation.
+    """
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.lineno < min_line:
+            continue
+        body = node.body[1:] if ast.get_docstring(node) and len(node.body) > 1 else node.body
+        first, last = body[0].lineno, node.end_lineno
+        if body[0].lineno == node.lineno or len(lines) - last < min_after:
+            continue
+        start, end = starts[first - 1], starts[last]
+        if min_chars <= end - start <= max_chars:
+            return start, end
+    return None
+
+
+def sessions(count: int) -> list[Session]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for name in MODULES:
+        path = stdlib / name
+        if not path.is_file():
+            continue
+        source = path.read_text()
+        span = pick_body(source)
+        if span is None:
+            continue
+        start, end = span
+        out.append(Session(name, source[:start] + source[end:], start, source[start:end]))
+        if len(out) == count:
+            break
+    return out
+
+
+def position_of(text: str, offset: int) -> tuple[int, int]:
+    """LSP (line, UTF-16 character) of an offset, for ASCII-only lines (the stdlib's are)."""
+    line = text.count("\n", 0, offset)
+    return line, offset - (text.rfind("\n", 0, offset) + 1)
+
+
+class Client:
+    """A minimal LSP client over a real `completer serve` process (stdio)."""
+
+    def __init__(self, settings: dict, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self._ids = 0
+        self._pending: dict[int, asyncio.Future] = {}
+
+    async def start(self) -> None:
+        cmd = f"exec {shlex.quote(sys.executable)} -m completer serve 2>>{shlex.quote(str(self.log_path))}"
+        self.proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", cmd, stdin=asyncio.subprocess.PIPE,
+                                                         stdout=asyncio.subprocess.PIPE, limit=1 << 24)
+        self._reader = asyncio.ensure_future(self._read())
+        await self.request("initialize", {"processId": None, "rootUri": None, "capabilities": {},
+                                          "initializationOptions": self.settings})
+        self.notify("initialized", {})
+
+    def _send(self, message: dict) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    async def _read(self) -> None:
+        out = self.proc.stdout
+        while True:
+            length = 0
+            while (line := await out.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if not line:
+                return
+            message = json.loads(await out.readexactly(length))
+            future = self._pending.pop(message.get("id"), None) if "method" not in message else None
+            if future is not None and not future.done():
+                future.set_result(message)
+            elif "method" in message and "id" in message:  # a request from the server: accept it
+                self._send({"id": message["id"], "result": None})
+
+    def send_request(self, method: str, params: dict) -> tuple[int, asyncio.Future]:
+        self._ids += 1
+        future = asyncio.get_running_loop().create_future()
+        self._pending[self._ids] = future
+        self._send({"id": self._ids, "method": method, "params": params})
+        return self._ids, future
+
+    async def request(self, method: str, params: dict, timeout: float = 600) -> dict:
+        _, future = self.send_request(method, params)
+        message = await asyncio.wait_for(future, timeout)
+        if "error" in message:
+            raise RuntimeError(f"{method}: {message['error']}")
+        return message["result"]
+
+    def notify(self, method: str, params: dict) -> None:
+        self._send({"method": method, "params": params})
+
+    async def wait_ready(self, timeout: float = 900) -> None:
+        deadline = time.monotonic() + timeout
+        while (stats := await self.request("completer/stats", {}))["engine"] != "ready":
+            if stats["engine"] == "failed" or time.monotonic() > deadline:
+                raise RuntimeError(f"the engine did not start: {stats.get('error')} (log: {self.log_path})")
+            await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        try:
+            await self.request("shutdown", None, timeout=60)
+            self.notify("exit", None)
+            await asyncio.wait_for(self.proc.wait(), 60)
+        except Exception:
+            self.proc.kill()
+        self._reader.cancel()
+
+
+def complete_params(uri: str, text: str, offset: int) -> dict:
+    line, character = position_of(text, offset)
+    return {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
+
+
+async def cold_requests(client: Client, texts: list[tuple[str, int]]) -> list[dict]:
+    """One request each on small documents nothing was cached for: the cold reference."""
+    out = []
+    for n, (text, offset) in enumerate(texts):
+        uri = f"file:///bench/cold-{n}.py"
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                                 "text": text}})
+        started = time.monotonic()
+        result = await client.request("completer/complete", complete_params(uri, text, offset))
+        out.append({**{k: result.get(k) for k in ("kind", "prompt_tokens", "cached_tokens", "first_token_s")},
+                    "latency_s": time.monotonic() - started})
+        client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    return out
+
+
+async def replay(client: Client, index: int, session: Session, chars_per_s: float, progress) -> list[Request]:
+    """Type ``session.body`` at the cursor, one request per keystroke; the newest cancels the previous."""
+    uri = f"file:///bench/session-{index}-{session.path}"
+    text, offset, version = session.text, session.offset, 1
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": version,
+                                                             "text": text}})
+    requests: list[Request] = []
+    waiting: list[asyncio.Task] = []
+    previous: tuple[int, Request] | None = None
+
+    async def collect(request: Request, future: asyncio.Future) -> None:
+        message = await future
+        request.answered_s = time.monotonic()
+        if "error" in message:
+            request.outcome = "cancelled" if message["error"]["code"] == CANCELLED else "failed"
+            return
+        result = message["result"]
+        request.outcome = "answered"
+        request.text = result.get("text", "")
+        request.source = result.get("source", "model" if result.get("token_ids") else "")
+        request.answer_version = result.get("version")
+        request.prompt_tokens = result.get("prompt_tokens", 0)
+        request.cached_tokens = result.get("cached_tokens", 0)
+        request.first_token_s = result.get("first_token_s")
+        request.kind = result.get("kind", "")
+
+    interval = 1.0 / chars_per_s
+    start = time.monotonic()
+    for n, ch in enumerate(session.body):
+        await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
+        now = time.monotonic()
+        line, character = position_of(text, offset)
+        version += 1
+        client.notify("textDocument/didChange", {
+            "textDocument": {"uri": uri, "version": version},
+            "contentChanges": [{"range": {"start": {"line": line, "character": character},
+                                          "end": {"line": line, "character": character}}, "text": ch}]})
+        text, offset = text[:offset] + ch + text[offset:], offset + 1
+        if previous is not None:
+            msg_id, older = previous
+            older.next_keystroke_s = now
+            if older.outcome == "pending":  # an editor cancels what it no longer needs
+                client.notify("$/cancelRequest", {"id": msg_id})
+        request = Request(index, n, version, now)
+        msg_id, future = client.send_request("completer/complete", complete_params(uri, text, offset))
+        waiting.append(asyncio.ensure_future(collect(request, future)))
+        requests.append(request)
+        previous = (msg_id, request)
+        progress(1)
+    await asyncio.wait_for(asyncio.gather(*waiting), timeout=600)
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    return requests
+
+
+def cold_texts(count: int) -> list[tuple[str, int]]:
+    """Small documents (about 200 tokens of context) with the cursor in the middle of a line."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for name in ("heapq.py", "bisect.py", "colorsys.py", "keyword.py", "this.py", "glob.py"):
+        path = stdlib / name
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines(keepends=True)
+        code = [i for i, line in enumerate(lines) if line.strip().startswith(("return ", "if ")) and i > 10]
+        if not code:
+            continue
+        i = code[0]
+        head = "".join(lines[max(0, i - 16):i])
+        cursor_line = lines[i]
+        cut = len(cursor_line) - len(cursor_line.lstrip()) + len(cursor_line.strip()) // 2
+        text = head + cursor_line + "".join(lines[i + 1:i + 6])
+        out.append((text, len(head) + cut))
+        if len(out) == count:
+            break
+    return out
+
+
+def summarize(requests: list[Request], cold: list[dict]) -> dict:
+    answered = [r for r in requests if r.outcome == "answered"]
+    model = [r for r in answered if r.source == "model"]
+    typed_ahead = [r for r in answered if r.source == "type_ahead"]
+    # cache share on consecutive keystrokes: every model answer but each session's first
+    first_of_session: dict[int, int] = {}
+    for r in model:
+        first_of_session.setdefault(r.session, r.keystroke)
+    consecutive = [r for r in model if r.keystroke != first_of_session[r.session]]
+    prompt = sum(r.prompt_tokens for r in consecutive)
+    cached = sum(r.cached_tokens for r in consecutive)
+
+    def stats(values):
+        values = [v for v in values if v is not None]
+        return {"n": len(values), "p50": percentile(values, 50) if values else None,
+                "p95": percentile(values, 95) if values else None}
+
+    single = [r for r in model if r.kind == "single_line"]
+    return {
+        "sent": len(requests),
+        "answered": len(answered),
+        "cancelled": sum(r.outcome == "cancelled" for r in requests),
+        "failed": sum(r.outcome == "failed" for r in requests),
+        "from_model": len(model),
+        "from_type_ahead": len(typed_ahead),
+        "prompt_tokens_per_request": stats([r.prompt_tokens for r in model]),
+        "cached_tokens_per_request": stats([r.cached_tokens for r in model]),
+        "cached_share_consecutive": cached / prompt if prompt else None,
+        "time_to_first_token_s": stats([r.first_token_s for r in model]),
+        "time_to_suggestion_s": stats([r.latency_s for r in answered if r.text]),
+        "time_to_suggestion_model_s": stats([r.latency_s for r in model if r.text]),
+        "time_to_single_line_model_s": stats([r.latency_s for r in single if r.text]),
+        "on_screen_in_time": sum(r.in_time for r in requests) / len(requests) if requests else 0.0,
+        "stale": sum(r.outcome == "answered" and r.answer_version is not None and r.answer_version != r.version
+                     for r in requests),
+        "cold_200_token_s": stats([c["latency_s"] for c in cold]),
+        "cold_prompt_tokens": [c["prompt_tokens"] for c in cold],
+    }
+
+
+async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session], cold: list[tuple[str, int]],
+                    chars_per_s: float, log_dir: Path, bar) -> tuple[list[Request], list[dict]]:
+    log_path = log_dir / f"typing-{name.replace(' ', '-')}.log"
+    client = Client({**base, **overrides}, log_path)
+    bar.set_description(f"bench typing: {name}: loading the engine")
+    await client.start()
+    try:
+        await client.wait_ready()
+        bar.set_description(f"bench typing: {name}: cold requests")
+        cold_results = await cold_requests(client, cold)
+        requests: list[Request] = []
+        for i, session in enumerate(chosen):
+            bar.set_description(f"bench typing: {name}: {session.path}")
+            requests += await replay(client, i, session, chars_per_s, bar.update)
+        return requests, cold_results
+    finally:
+        await client.close()
+
+
+def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | None, quick: bool = False) -> dict:
+    from tqdm import tqdm
+
+    from completer.bench.latency import machine_description, vllm_version
+
+    chosen = sessions(num_sessions)
+    if quick:  # a couple of lines of one session: checks that it works, not speed
+        chosen = [Session(s.path, s.text, s.offset, s.body[:12]) for s in chosen[:1]]
+    cold = cold_texts(1 if quick else 3)
+    base = {"context_tokens": context_tokens, "max_model_len": max(4096, context_tokens + 512)}
+    log_dir = Path(tempfile.mkdtemp(prefix="completer-typing-"))
+    results, raw = {}, {}
+    started = time.time()
+    total = len(MODES) * sum(len(s.body) for s in chosen)
+    with tqdm(total=total, unit="key", desc="bench typing") as bar:
+        for name, overrides in MODES.items():
+            requests, cold_results = asyncio.run(_run_mode(name, overrides, base, chosen, cold, chars_per_s,
+                                                           log_dir, bar))
+            results[name] = summarize(requests, cold_results)
+            raw[name] = [asdict(r) for r in requests]
+    result = {"machine": machine_description(), "vllm": vllm_version(), "chars_per_s": chars_per_s,
+              "context_tokens": context_tokens, "sessions": [{"file": s.path, "chars": len(s.body)} for s in chosen],
+              "wall_s": round(time.time() - started, 1), "modes": results, "requests": raw, "logs": str(log_dir)}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "typing.json").write_text(json.dumps(result, indent=1))
+        (out / "typing.md").write_text(markdown(result) + "\n![typing](typing.png)\n")
+        plot(result, out / "typing.png")
+    return result
+
+
+def _fmt(value, unit: str = "s") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if unit == "%" else f"{value:.2f}"
+
+
+def markdown(result: dict) -> str:
+    modes = result["modes"]
+    names = list(modes)
+    rows = [
+        ("requests sent", lambda m: str(m["sent"])),
+        ("answered", lambda m: str(m["answered"])),
+        ("cancelled (superseded by the next keystroke)", lambda m: str(m["cancelled"])),
+        ("answered from type-ahead (no model call)", lambda m: str(m["from_type_ahead"])),
+        ("answered by the model", lambda m: str(m["from_model"])),
+        ("prompt tokens per model request, p50", lambda m: _fmt(m["prompt_tokens_per_request"]["p50"])),
+        ("... of them from the prefix cache, p50", lambda m: _fmt(m["cached_tokens_per_request"]["p50"])),
+        ("prompt tokens from the cache on consecutive keystrokes", lambda m: _fmt(m["cached_share_consecutive"], "%")),
+        ("time to first token, p50 / p95 (s)", lambda m: f"{_fmt(m['time_to_first_token_s']['p50'])} / "
+                                                   f"{_fmt(m['time_to_first_token_s']['p95'])}"),
+        ("time to a suggestion, all answers, p50 / p95 (s)", lambda m: f"{_fmt(m['time_to_suggestion_s']['p50'])} / "
+                                                                f"{_fmt(m['time_to_suggestion_s']['p95'])}"),
+        ("time to a single-line suggestion from the model, p50 / p95 (s)",
+         lambda m: f"{_fmt(m['time_to_single_line_model_s']['p50'])} / {_fmt(m['time_to_single_line_model_s']['p95'])}"),
+        ("cold 200-token prompt, p50 (s)", lambda m: _fmt(m["cold_200_token_s"]["p50"])),
+        ("keystrokes with a suggestion on screen before the next one", lambda m: _fmt(m["on_screen_in_time"], "%")),
+        ("stale answers (made for another document version)", lambda m: str(m["stale"])),
+    ]
+    sessions_text = ", ".join(f"{s['file']} ({s['chars']} characters)" for s in result["sessions"])
+    lines = ["# Typing: replayed sessions through the LSP server", "",
+             f"Function bodies deleted from real files and typed back at {result['chars_per_s']:g} characters per "
+             f"second, one completion request per keystroke, the previous one cancelled: {sessions_text}. "
+             f"Context budget {result['context_tokens']} tokens. Machine: {result['machine']}; {result['vllm']}; "
+             f"{result['wall_s']:.0f} s in all.", "",
+             "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(modes[n]) for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["modes"])
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 2.6 * len(names)), sharex=True)
+    for ax, name in zip(axes, names):
+        requests = result["requests"][name]
+        t0 = {}
+        for r in requests:
+            t0.setdefault(r["session"], r["sent_s"])
+        offset, x_of = 0.0, {}
+        for s in sorted(t0):  # sessions one after another on one time axis
+            end = max(r["sent_s"] for r in requests if r["session"] == s) - t0[s]
+            x_of[s] = offset
+            offset += end + 1.0
+        for source, colour, marker in (("model", "tab:blue", "o"), ("type_ahead", "tab:green", "^")):
+            pts = [(x_of[r["session"]] + r["sent_s"] - t0[r["session"]], r["answered_s"] - r["sent_s"])
+                   for r in requests if r["outcome"] == "answered" and r["source"] == source]
+            if pts:
+                ax.scatter(*zip(*pts), s=10, c=colour, marker=marker, label=f"answered ({source.replace('_', '-')})")
+        cancelled = [(x_of[r["session"]] + r["sent_s"] - t0[r["session"]], r["answered_s"] - r["sent_s"])
+                     for r in requests if r["outcome"] == "cancelled" and r["answered_s"] is not None]
+        if cancelled:
+            ax.scatter(*zip(*cancelled), s=6, c="tab:gray", marker="x", label="cancelled")
+        ax.axhline(1.0 / result["chars_per_s"], color="black", ls=":", lw=0.8, label="next keystroke")
+        ax.set_yscale("log")
+        ax.set_ylabel("seconds")
+        ax.set_title(name, fontsize=10)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1].set_xlabel("time in the session (s)")
+    fig.suptitle("latency of each keystroke's request while typing")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
