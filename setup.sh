@@ -43,7 +43,7 @@ case "$mode" in
     "$VENV/bin/completer" complete examples/sample.py:6:5
     ;;
   test)
-    "$VENV/bin/python" -m pytest -q tests
+    "$VENV/bin/python" -m pytest -q --durations=25 tests
     ;;
   install) ;;
   *) echo "usage: $0 [run|test]" >&2; exit 2 ;;
