@@ -225,7 +225,7 @@ class CompleterServer(LanguageServer):
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document {uri} is not open (send textDocument/didOpen first)")
-        text = doc.source
+        text, version = doc.source, doc.version  # the state this answer is for (edits may arrive meanwhile)
         if len(text) > MAX_DOCUMENT_CHARS:
             log.warning("%s has %d characters; too large to complete", uri, len(text))
             return None
@@ -239,7 +239,7 @@ class CompleterServer(LanguageServer):
             if reused is not None:
                 log.debug("answered from the suggestion on screen (type-ahead)")
                 return Completion(text=reused[0], kind=CompletionKind(reused[1] or "single_line"),
-                                  source="type_ahead", version=doc.version)
+                                  source="type_ahead", version=version)
         if self.completer is None:
             log.info("completion requested while the engine is %s; answering empty", self.engine_state)
             return None
@@ -260,7 +260,7 @@ class CompleterServer(LanguageServer):
             if self.engine is not None and self.engine.dead:
                 self.engine_died()
             return None
-        result = replace(result, version=doc.version)
+        result = replace(result, version=version)
         if stop_early:
             self.shown.remember(uri, prefix, suffix, result.text, result.kind.value)
         gen = result.generation
