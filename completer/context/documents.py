@@ -4,7 +4,7 @@ LSP addresses text by line and UTF-16 column (lines end at \\r\\n, \\n or \\r);
 tree-sitter by byte offset and (row, byte column) with rows ending at \\n. An
 edit is applied to our own copy of the text, turned into a tree-sitter
 ``InputEdit`` for the old tree, and the tree is re-parsed incrementally, once,
-when a request needs it.
+when it is needed. A request needs only the part around its cursor (tree_near).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Point, Tree
 
-from completer.context import languages
+from completer.context import languages, window
 from completer.context.snippets import windows
 
 
@@ -106,6 +106,7 @@ class Document:
     tree: Tree | None = None
     edited_at: float = 0.0  # monotonic time of the last edit; 0 if never edited
     _stale: bool = True  # the tree has edits applied but is not re-parsed yet
+    _dirty: tuple[int, int] | None = None  # the bytes edited since the tree was last parsed
     cache: dict = field(default_factory=dict)  # per-version derived data (e.g. snippet windows)
 
     def apply(self, start: int, end: int, new_text: str) -> None:
@@ -114,6 +115,7 @@ class Document:
             e = edit_for(self.text, start, end, new_text)
             self.tree.edit(e.start_byte, e.old_end_byte, e.new_end_byte, e.start_point, e.old_end_point,
                            e.new_end_point)
+            self._dirty = window.grow(self._dirty, e.start_byte, e.old_end_byte, e.new_end_byte)
         self.text = self.text[:start] + new_text + self.text[end:]
         self._stale = True
         self.cache.clear()
@@ -131,8 +133,30 @@ class Document:
             if p is not None:
                 data = self.text.encode("utf-8")
                 self.tree = p.parse(data, self.tree) if self.tree is not None else p.parse(data)
-            self._stale = False
+            self._stale, self._dirty = False, None
         return self.tree
+
+    def tree_near(self, index: int) -> Tree | None:
+        """A syntax tree that tells a request at ``text[index]`` what the full tree would.
+
+        While edits are pending, that is a tree of just the imports and the top-level
+        statements around the cursor and the edits (see window.py): on a long file it
+        costs a fraction of the re-parse. The full tree stays as it was, edits applied,
+        for the next window; it is re-parsed when the window would not do.
+        """
+        if self.tree is None or not self._stale:
+            return self.current_tree()
+        cursor = len(self.text[:index].encode("utf-8"))
+        cached = self.cache.get("tree_near")
+        if cached is not None and cached[0] == cursor:
+            return cached[1]
+        lo, hi = self._dirty or (cursor, cursor)
+        tree = window.window_tree(languages.parser(self.language), self.tree, self.text.encode("utf-8"),
+                                  self.language, min(lo, cursor), max(hi, cursor))
+        if tree is None:
+            return self.current_tree()
+        self.cache["tree_near"] = (cursor, tree)
+        return tree
 
 
 def display_path(uri: str, root: str | None = None) -> str:
@@ -167,7 +191,7 @@ class DocumentStore:
         for change in changes:
             rng = getattr(change, "range", None)
             if rng is None:
-                doc.text, doc.tree, doc._stale = change.text, None, True
+                doc.text, doc.tree, doc._stale, doc._dirty = change.text, None, True, None
                 doc.cache.clear()
                 continue
             start = index_of(doc.text, rng.start.line, rng.start.character, encoding)
