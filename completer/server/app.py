@@ -251,7 +251,7 @@ class CompleterServer(LanguageServer):
         neighbours = [(display_path(d.uri, root), d.windows()) for d in self.documents.neighbours(uri)]
         try:
             result = await self.completer.complete(text, offset, language, stop_early=stop_early,
-                                                   tree=tracked.current_tree(), neighbours=neighbours,
+                                                   tree=tracked.tree_near(offset), neighbours=neighbours,
                                                    path=display_path(uri, root), repo=os.path.basename(root or ""))
         except asyncio.CancelledError:
             raise
