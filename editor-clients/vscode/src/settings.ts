@@ -17,6 +17,11 @@ export const SERVER_SETTINGS = [
   "context_tokens",
   "prefix_share",
   "snippet_share",
+  "fim_order",
+  "cut_snap_lines",
+  "enable_prefix_caching",
+  "block_size",
+  "type_ahead",
   "speculation_policy",
   "bypass_max_tokens",
   "adaptive_k",
@@ -35,7 +40,7 @@ export const SERVER_SETTINGS = [
 
 // Settings whose `null` means "let the server decide"; sent as null so that clearing one resets it
 // (the server merges what it gets over its current settings).
-const NULLABLE = new Set(["seed", "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind"]);
+const NULLABLE = new Set(["seed", "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "block_size"]);
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
