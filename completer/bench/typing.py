@@ -31,6 +31,16 @@ MODES = {
     "no reuse": {"enable_prefix_caching": False, "type_ahead": False, "cut_snap_lines": 1},
     "completer": {},
 }
+
+
+def modes(quick: bool) -> dict[str, dict]:
+    """The two modes compared, plus (in a full run) completer with the other FIM order."""
+    from completer.config import Settings
+
+    if quick:
+        return MODES
+    other = "spm" if Settings().fim_order == "psm" else "psm"
+    return {**MODES, f"completer, {other.upper()} order": {"fim_order": other}}
 CANCELLED = -32800
 
 
@@ -360,14 +370,18 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     log_dir = Path(tempfile.mkdtemp(prefix="completer-typing-"))
     results, raw = {}, {}
     started = time.time()
-    total = len(MODES) * sum(len(s.body) for s in chosen)
+    compared = modes(quick)
+    total = len(compared) * sum(len(s.body) for s in chosen)
     with tqdm(total=total, unit="key", desc="bench typing") as bar:
-        for name, overrides in MODES.items():
+        for name, overrides in compared.items():
             requests, cold_results = asyncio.run(_run_mode(name, overrides, base, chosen, cold, chars_per_s,
                                                            log_dir, bar))
             results[name] = summarize(requests, cold_results)
             raw[name] = [asdict(r) for r in requests]
+    from completer.config import Settings
+
     result = {"machine": machine_description(), "vllm": vllm_version(), "chars_per_s": chars_per_s,
+              "fim_order": Settings().fim_order,
               "context_tokens": context_tokens, "sessions": [{"file": s.path, "chars": len(s.body)} for s in chosen],
               "wall_s": round(time.time() - started, 1), "modes": results, "requests": raw, "logs": str(log_dir)}
     if out is not None:
@@ -411,7 +425,9 @@ def markdown(result: dict) -> str:
              f"Function bodies deleted from real files and typed back at {result['chars_per_s']:g} characters per "
              f"second, one completion request per keystroke, the previous one cancelled: {sessions_text}. "
              f"Context budget {result['context_tokens']} tokens. Machine: {result['machine']}; {result['vllm']}; "
-             f"{result['wall_s']:.0f} s in all.", "",
+             f"{result['wall_s']:.0f} s in all. *no reuse*: no prefix cache, no type-ahead, cuts that move "
+             f"with every line; *completer*: the defaults ({result.get('fim_order', 'psm').upper()} order, prefix "
+             "cache, type-ahead, cuts in steps of 16 lines).", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, cell in rows:
         lines.append(f"| {label} | " + " | ".join(cell(modes[n]) for n in names) + " |")
