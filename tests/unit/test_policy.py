@@ -109,3 +109,19 @@ def test_default_threads_bind_leaves_a_core_free(cpus, bind):
     from completer.engine.vllm_engine import default_threads_bind
 
     assert default_threads_bind(cpus) == bind
+
+
+@pytest.mark.parametrize("preload, present, expected", [
+    ("", True, "/lib/libtcmalloc_minimal.so.4"),
+    ("/torch/libgomp.so", True, "/lib/libtcmalloc_minimal.so.4:/torch/libgomp.so"),  # first, so it wins
+    ("/opt/libtcmalloc.so", True, "/opt/libtcmalloc.so"),  # already preloaded
+    ("/torch/libgomp.so", False, "/torch/libgomp.so"),  # not installed: unchanged
+])
+def test_with_tcmalloc(tmp_path, preload, present, expected):
+    from completer.engine.vllm_engine import with_tcmalloc
+
+    lib = tmp_path / "libtcmalloc_minimal.so.4"
+    if present:
+        lib.write_bytes(b"")
+    got = with_tcmalloc(preload, candidates=(str(tmp_path / "missing.so"), str(lib)))
+    assert got == expected.replace("/lib/libtcmalloc_minimal.so.4", str(lib))
