@@ -10,12 +10,11 @@ a canned completion. No engine runs.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from completer.bench.report import percentile
+from completer.bench.report import percentile, write_results
 from completer.config import Settings
 from completer.context.builder import build_context
 from completer.context.documents import DocumentStore
@@ -102,10 +101,7 @@ def run(keystrokes: int, lines: int, out: Path | None) -> dict:
         "samples_ms": [round(x, 3) for x in request_ms],
     }
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "overhead.json").write_text(json.dumps(result, indent=1))
-        (out / "overhead.md").write_text(markdown(result) + "\n![overhead](overhead.png)\n")
-        plot(request_ms, out / "overhead.png")
+        write_results(out, "overhead", result, markdown(result), lambda path: plot(request_ms, path))
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,3 +123,11 @@ def plot_speedup(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_results(out: Path, name: str, result: dict, markdown_text: str, draw) -> None:
+    """``name``.json, ``name``.md (the plot linked at its end) and ``name``.png, drawn by ``draw(path)``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{name}.md").write_text(markdown_text + f"\n![{name}]({name}.png)\n")
+    draw(out / f"{name}.png")

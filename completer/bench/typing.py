@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from completer.bench.report import percentile
+from completer.bench.report import percentile, write_results
 
 # modules whose functions are retyped; the first function of each that fits is used
 MODULES = ("textwrap.py", "shlex.py", "fractions.py", "calendar.py", "ftplib.py", "configparser.py")
@@ -385,10 +385,7 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
               "context_tokens": context_tokens, "sessions": [{"file": s.path, "chars": len(s.body)} for s in chosen],
               "wall_s": round(time.time() - started, 1), "modes": results, "requests": raw, "logs": str(log_dir)}
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "typing.json").write_text(json.dumps(result, indent=1))
-        (out / "typing.md").write_text(markdown(result) + "\n![typing](typing.png)\n")
-        plot(result, out / "typing.png")
+        write_results(out, "typing", result, markdown(result), lambda path: plot(result, path))
     return result
 
 
