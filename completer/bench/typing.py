@@ -1,7 +1,7 @@
 """`completer bench typing`: replayed typing sessions through the real LSP server.
 
 Each session opens a real source file with one function body deleted, then types the body
-back one character at a time at a steady pace, asking for a completion after every
+back one character at a time at a steady pace (pausing at line starts), asking for a completion after every
 keystroke and cancelling the previous request, as an editor does. Two servers run one
 after the other on the same sessions: one with no reuse at all (no prefix cache, no
 type-ahead, cuts that move with every line) and one with completer's full path.
@@ -123,6 +123,26 @@ def sessions(count: int) -> list[Session]:
     return out
 
 
+def keystroke_times(body: str, chars_per_s: float, line_pause_s: float) -> list[float]:
+    """When each character of ``body`` is typed, in seconds from the first.
+
+    Characters come at a steady pace, and the typist pauses before the first non-blank
+    character of every line after the first (people think at line starts): that is when an
+    editor's suggestion has time to arrive.
+    """
+    times, now, at_line_start = [], 0.0, False
+    for n, ch in enumerate(body):
+        if n:
+            now += 1.0 / chars_per_s
+        if at_line_start and not ch.isspace():
+            now += line_pause_s
+            at_line_start = False
+        times.append(now)
+        if ch == "\n":
+            at_line_start = True
+    return times
+
+
 def position_of(text: str, offset: int) -> tuple[int, int]:
     """LSP (line, UTF-16 character) of an offset, for ASCII-only lines (the stdlib's are)."""
     line = text.count("\n", 0, offset)
@@ -221,7 +241,8 @@ async def cold_requests(client: Client, texts: list[tuple[str, int]]) -> list[di
     return out
 
 
-async def replay(client: Client, index: int, session: Session, chars_per_s: float, progress) -> list[Request]:
+async def replay(client: Client, index: int, session: Session, chars_per_s: float, line_pause_s: float,
+                 progress) -> list[Request]:
     """Type ``session.body`` at the cursor, one request per keystroke; the newest cancels the previous."""
     uri = f"file:///bench/session-{index}-{session.path}"
     text, offset, version = session.text, session.offset, 1
@@ -247,10 +268,9 @@ async def replay(client: Client, index: int, session: Session, chars_per_s: floa
         request.first_token_s = result.get("first_token_s")
         request.kind = result.get("kind", "")
 
-    interval = 1.0 / chars_per_s
     start = time.monotonic()
-    for n, ch in enumerate(session.body):
-        await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
+    for ch, at in zip(session.body, keystroke_times(session.body, chars_per_s, line_pause_s)):
+        await asyncio.sleep(max(0.0, start + at - time.monotonic()))
         now = time.monotonic()
         line, character = position_of(text, offset)
         version += 1
@@ -339,7 +359,7 @@ def summarize(requests: list[Request], cold: list[dict]) -> dict:
 
 
 async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session], cold: list[tuple[str, int]],
-                    chars_per_s: float, log_dir: Path, bar) -> tuple[list[Request], list[dict]]:
+                    chars_per_s: float, line_pause_s: float, log_dir: Path, bar) -> tuple[list[Request], list[dict]]:
     log_path = log_dir / f"typing-{name.replace(' ', '-')}.log"
     client = Client({**base, **overrides}, log_path)
     bar.set_description(f"bench typing: {name}: loading the engine")
@@ -351,13 +371,14 @@ async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session
         requests: list[Request] = []
         for i, session in enumerate(chosen):
             bar.set_description(f"bench typing: {name}: {session.path}")
-            requests += await replay(client, i, session, chars_per_s, bar.update)
+            requests += await replay(client, i, session, chars_per_s, line_pause_s, bar.update)
         return requests, cold_results
     finally:
         await client.close()
 
 
-def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | None, quick: bool = False) -> dict:
+def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | None, quick: bool = False,
+        line_pause_s: float = 2.0) -> dict:
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version
@@ -375,12 +396,13 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     with tqdm(total=total, unit="key", desc="bench typing") as bar:
         for name, overrides in compared.items():
             requests, cold_results = asyncio.run(_run_mode(name, overrides, base, chosen, cold, chars_per_s,
-                                                           log_dir, bar))
+                                                           line_pause_s, log_dir, bar))
             results[name] = summarize(requests, cold_results)
             raw[name] = [asdict(r) for r in requests]
     from completer.config import Settings
 
     result = {"machine": machine_description(), "vllm": vllm_version(), "chars_per_s": chars_per_s,
+              "line_pause_s": line_pause_s,
               "fim_order": Settings().fim_order,
               "context_tokens": context_tokens, "sessions": [{"file": s.path, "chars": len(s.body)} for s in chosen],
               "wall_s": round(time.time() - started, 1), "modes": results, "requests": raw, "logs": str(log_dir)}
@@ -420,7 +442,8 @@ def markdown(result: dict) -> str:
     sessions_text = ", ".join(f"{s['file']} ({s['chars']} characters)" for s in result["sessions"])
     lines = ["# Typing: replayed sessions through the LSP server", "",
              f"Function bodies deleted from real files and typed back at {result['chars_per_s']:g} characters per "
-             f"second, one completion request per keystroke, the previous one cancelled: {sessions_text}. "
+             f"second with a {result.get('line_pause_s', 0):g} s pause before each new line's first character, one "
+             f"completion request per keystroke, the previous one cancelled: {sessions_text}. "
              f"Context budget {result['context_tokens']} tokens. Machine: {result['machine']}; {result['vllm']}; "
              f"{result['wall_s']:.0f} s in all. *no reuse*: no prefix cache, no type-ahead, cuts that move "
              f"with every line; *completer*: the defaults ({result.get('fim_order', 'psm').upper()} order, prefix "

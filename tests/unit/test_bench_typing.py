@@ -1,6 +1,6 @@
 import pytest
 
-from completer.bench.typing import Request, pick_body, position_of, summarize
+from completer.bench.typing import Request, keystroke_times, pick_body, position_of, summarize
 
 SOURCE = "\n".join([
     "import os",
@@ -64,3 +64,14 @@ def test_summarize_counts_cache_on_consecutive_requests_only():
     assert s["cached_share_consecutive"] == pytest.approx(170 / 300)
     assert s["stale"] == 1
     assert s["cold_200_token_s"]["p50"] == 1.0
+
+
+@pytest.mark.parametrize("body, pause, expected", [
+    ("ab", 5.0, [0.0, 0.1]),
+    ("a\nb", 5.0, [0.0, 0.1, 5.2]),  # the pause comes before the new line's first character
+    ("a\n  b", 1.0, [0.0, 0.1, 0.2, 0.3, 1.4]),  # ...after its indentation
+    ("a\n\nb", 1.0, [0.0, 0.1, 0.2, 1.3]),  # a blank line does not pause twice
+    ("a\nb", 0.0, [0.0, 0.1, 0.2]),
+])
+def test_keystroke_times_pause_at_line_starts(body, pause, expected):
+    assert keystroke_times(body, 10.0, pause) == pytest.approx(expected)
