@@ -279,7 +279,11 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write quality.json/.md/.png.")
 @click.option("--seed", default=0, show_default=True)
-def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path, seed: int) -> None:
+@click.option("--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
+                                         "of an otherwise idle 2-core machine (default: all cores but one).")
+@click.option("--spm", is_flag=True, help="Also score completer's context in suffix-prefix-middle order.")
+def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path, seed: int,
+                  cpu_threads_bind: str | None, spm: bool) -> None:
     """pass@1, exact match and edit similarity: plain FIM vs completer's context and post-processing."""
     from completer.bench import quality
     from completer.bench.workloads import default_data_dir
@@ -288,7 +292,8 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
     if data_dir is None:
         click.echo("completer: no HumanEval-infilling data found; pass --data", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    result = quality.run(2 if quick else num_tasks, None if quick else out, data_dir, seed, quick=quick)
+    result = quality.run(2 if quick else num_tasks, None if quick else out, data_dir, seed, quick=quick,
+                         cpu_threads_bind=cpu_threads_bind, spm=spm)
     identical = (result["identical"]["same"], result["identical"]["compared"])
     click.echo(quality.markdown(result["rows"], identical, result))
     if identical[0] != identical[1]:

@@ -11,6 +11,7 @@ from completer.context.builder import build_context
 from completer.context.prompt import format_for
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter
 from completer.policy.acceptance import AcceptanceTracker
+from completer.policy.classify import grown_kind
 from completer.policy.planner import plan_request
 from completer.postprocess.pipeline import block_finished, postprocess
 from completer.types import Completion, CompletionKind, Generation
@@ -60,7 +61,15 @@ class Completer:
         # stream, and stop the engine as soon as the shown text can no longer change
         async with aclosing(self.engine.generate(ctx.prompt, plan, cache_salt=cache_salt)) as stream:
             async for generation in stream:
-                if stop_early and ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
+                if ctx.may_grow and ctx.kind is CompletionKind.SINGLE_LINE:
+                    kind = grown_kind(ctx.line_prefix, generation.text)
+                    if kind is not None:
+                        ctx = replace(ctx, kind=kind, may_grow=False)
+                if not stop_early:
+                    continue
+                if ctx.kind is CompletionKind.SINGLE_LINE and ctx.may_grow is False and "\n" in generation.text:
+                    break  # the line is complete and opens nothing
+                if ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
                     log.debug("block closed after %d tokens; stopping early", len(generation.token_ids))
                     break
         if plan.speculate:

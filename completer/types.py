@@ -28,6 +28,7 @@ class Context:
     full_prefix: str = ""  # untruncated text before the cursor (for re-parsing)
     full_suffix: str = ""  # untruncated text after the cursor
     prompt_tokens: int = 0
+    may_grow: bool = False  # a single-line completion at the end of a line may grow into a block
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class GenerationPlan:
     max_tokens: int
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
+    min_tokens: int = 0  # tokens before a stop token may end the answer
     speculate: bool = True
     num_speculative_tokens: int = 5
     temperature: float = 0.0

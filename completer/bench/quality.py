@@ -5,9 +5,10 @@ Rows, all in one engine (per-request k; k = 0 is the target alone):
 - plain FIM: ``<|fim_prefix|>prompt<|fim_suffix|>suffix<|fim_middle|>``, the model's raw text;
 - completer: completer's context, plan and post-processing (``Completer.complete``), k = 0;
 - completer, speculative: the same with k = 5 — its outputs must equal the row above;
-- completer, suffix first (SPM): completer's context in suffix-prefix-middle order, k = 0,
-  which lets the prefix cache serve all but the cursor's end of the prompt while typing
-  (left out of --quick).
+- completer, suffix first (SPM), with --spm: completer's context in suffix-prefix-middle
+  order, k = 0, which would let the prefix cache serve all but the cursor's end of the
+  prompt while typing (measured in docs/benchmarks/fim-order.md: the Qwen2.5-Coder models
+  do not handle it).
 
 Exact match and edit similarity compare with the canonical solution; pass@1 runs the
 task's tests on prompt + completion + suffix in a subprocess with a timeout and no network.
@@ -189,7 +190,7 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-async def _generate(settings, tasks: list[Task], progress, spm: bool = True) -> list[Record]:
+async def _generate(settings, tasks: list[Task], progress, spm: bool = False) -> list[Record]:
     from completer.context.prompt import QWEN
     from completer.engine.vllm_engine import Engine
     from completer.pipeline import Completer
@@ -242,7 +243,8 @@ def score(tasks: list[Task], records: list[Record], workers: int = 2) -> None:
         r.passed = results[sources[id(r)]]
 
 
-def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = False) -> dict:
+def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = False,
+        cpu_threads_bind: str | None = None, spm: bool = False) -> dict:
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version
@@ -250,12 +252,13 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
 
     # --quick checks exactness: float32, where results do not depend on batch or draft shapes
     settings = Settings(speculation_policy="per_request", max_tokens=48 if quick else 128,
-                        dtype="float32" if quick else "bfloat16")
+                        dtype="float32" if quick else "bfloat16", cpu_threads_bind=cpu_threads_bind)
     tasks = load(data_dir, n, seed)
     started = time.time()
-    rows = len(ROWS) - (1 if quick else 0)
+    spm = spm and not quick
+    rows = len(ROWS) - (0 if spm else 1)
     with tqdm(total=len(tasks) * rows, desc="bench quality", unit="req") as bar:
-        records = asyncio.run(_generate(settings, tasks, bar.update, spm=not quick))
+        records = asyncio.run(_generate(settings, tasks, bar.update, spm=spm))
     if out is not None:  # the completions cost minutes each; keep them before anything else can fail
         out.mkdir(parents=True, exist_ok=True)
         (out / "quality-completions.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
@@ -264,6 +267,7 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
     identical = identical_count(records)
     meta = {"machine": machine_description(), "vllm": vllm_version(), "target": settings.model,
             "draft": settings.speculative_config.model, "n": n, "seed": seed, "max_tokens": settings.max_tokens,
+            "cpu_threads_bind": cpu_threads_bind,
             "wall_s": round(time.time() - started, 1)}
     result = {**meta, "rows": rows, "identical": {"same": identical[0], "compared": identical[1]},
               "records": [asdict(r) for r in records]}

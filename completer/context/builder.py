@@ -8,7 +8,7 @@ from completer.context import languages, scope
 from completer.context.prompt import FimFormat
 from completer.context.snippets import Snippet, group_by_file, identifiers, pick_within, query_text, rank
 from completer.context.tokens import TokenCounter
-from completer.policy.classify import classify
+from completer.policy.classify import classify, may_grow
 from completer.types import Context
 
 
@@ -177,4 +177,5 @@ def build_context(
         full_prefix=full_prefix,
         full_suffix=full_suffix,
         prompt_tokens=context_tokens - budget + prefix_tokens + count_by_lines(suffix, counter) + 3,
+        may_grow=may_grow(line_prefix, line_suffix, tree, cursor_byte),
     )

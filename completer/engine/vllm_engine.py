@@ -309,6 +309,7 @@ class Engine:
             raise EngineError("plan asks for speculation but the engine has no draft model")
         params = SamplingParams(
             max_tokens=plan.max_tokens,
+            min_tokens=plan.min_tokens,
             temperature=plan.temperature,
             top_p=plan.top_p,
             seed=plan.seed,

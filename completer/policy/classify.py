@@ -41,3 +41,30 @@ def _inside_single_line_node(tree, byte_offset: int) -> bool:
             return node.end_byte > byte_offset or node.type == "comment"
         node = node.parent
     return False
+
+
+def may_grow(line_prefix: str, line_suffix: str, tree=None, byte_offset: int | None = None) -> bool:
+    """At the end of a line of code, a one-line completion may grow into the lines after it.
+
+    Typing ``for op in o`` asks for ``perations:`` and the loop's body; at the end of a
+    docstring the model may start the code on the next line. Inside comments and strings,
+    and with text after the cursor, the completion stays on its line.
+    """
+    if line_suffix.strip() or classify(line_prefix, line_suffix, tree, byte_offset) is not CompletionKind.SINGLE_LINE:
+        return False
+    return tree is None or byte_offset is None or not _inside_single_line_node(tree, byte_offset)
+
+
+def grown_kind(line_prefix: str, text: str) -> CompletionKind | None:
+    """What a growing completion turned out to be, once its first line is complete (None: not yet).
+
+    Multi-line when its line opens a block or it leaves the line blank (the code starts on
+    the next line); otherwise it stays one line.
+    """
+    if "\n" not in text:
+        return None
+    first = text.split("\n", 1)[0]
+    line = (line_prefix + first).rstrip()
+    if not first.strip() or line.endswith(_BLOCK_OPENERS):
+        return CompletionKind.MULTI_LINE
+    return CompletionKind.SINGLE_LINE

@@ -36,18 +36,27 @@ def plan_request(ctx: Context, settings: Settings, *, engine_speculates: bool, b
                  tracker: AcceptanceTracker | None = None) -> GenerationPlan:
     """Decide max_tokens, stop strings, speculation and k for one request."""
     if ctx.kind is CompletionKind.SINGLE_LINE:
-        max_tokens = settings.max_tokens_single_line
-        stop: tuple[str, ...] = ("\n",)
+        expected = settings.max_tokens_single_line
+        # a line that may grow into a block stops in the pipeline once its first line shows it won't
+        max_tokens, stop = (settings.max_tokens, ()) if ctx.may_grow else (expected, ("\n",))
     else:
-        max_tokens = settings.max_tokens
+        max_tokens = expected = settings.max_tokens
         stop = ()
-    speculate = should_speculate(settings, max_tokens, engine_speculates=engine_speculates, backend=backend)
+    # the short-response bypass goes by what the request is expected to need
+    speculate = should_speculate(settings, expected, engine_speculates=engine_speculates, backend=backend)
     return GenerationPlan(
         max_tokens=max_tokens,
         stop=stop,
+        min_tokens=1 if _at_line_start(ctx) else 0,
         speculate=speculate,
         num_speculative_tokens=choose_k(settings, ctx.language, tracker) if speculate else 0,
         temperature=settings.temperature,
         top_p=settings.top_p,
         seed=settings.seed,
     )
+
+
+def _at_line_start(ctx: Context) -> bool:
+    """On a blank line, or in the indentation before a line's code, the user is about to write a
+    line: the model may not answer with nothing (its end-of-text is held back for one token)."""
+    return ctx.kind is CompletionKind.MULTI_LINE and not ctx.line_prefix.strip()

@@ -2,29 +2,60 @@
 
 from __future__ import annotations
 
+from completer.postprocess.truncate import _CLOSERS, _code_chars
 
-def trim_line_suffix_overlap(text: str, line_suffix: str) -> str:
+
+def trim_line_suffix_overlap(text: str, line_suffix: str, line_prefix: str = "", language: str = "python") -> str:
     """On a single line: drop the end of ``text`` that the rest of the line already has.
 
-    ``foo(a, b)`` typed before ``)`` becomes ``foo(a, b``.
+    ``x, b)`` typed in ``foo(|)`` becomes ``x, b``; but ``range(n)`` typed in ``sum(|)``
+    stays whole: its ``)`` closes its own bracket, and the line is balanced as it is.
     """
     rest = line_suffix.rstrip()
-    for size in range(min(len(rest), len(text)), 0, -1):
-        if text.endswith(rest[:size]) and rest[:size].strip():
-            return text[: len(text) - size]
-    return text
-
-
-def cut_before_suffix_repeat(text: str, suffix: str) -> str:
-    """Across lines: stop where the completion starts writing the suffix's first lines again."""
-    first = next((line.strip() for line in _lines(suffix) if line.strip()), None)
-    if first is None:
+    sizes = [size for size in range(min(len(rest), len(text)), 0, -1)
+             if text.endswith(rest[:size]) and rest[:size].strip()]
+    if not sizes:
         return text
-    if len(first) < 2:  # a lone brace repeats legitimately
+    if _balanced(line_prefix + text + line_suffix, language):
+        return text
+    for size in sizes:  # the longest overlap whose removal balances the line
+        if _balanced(line_prefix + text[: len(text) - size] + line_suffix, language):
+            return text[: len(text) - size]
+    return text[: len(text) - sizes[0]]
+
+
+def _balanced(line: str, language: str) -> bool:
+    """Every bracket of the line (outside strings and comments) is closed by its partner."""
+    stack: list[str] = []
+    for _, ch in _code_chars(line, language):
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _CLOSERS:
+            if not stack or stack.pop() != _CLOSERS[ch]:
+                return False
+    return not stack
+
+
+def cut_before_suffix_repeat(text: str, suffix: str, line_prefix: str | None = None) -> str:
+    """Across lines: stop where the completion starts writing the suffix's first line again.
+
+    A whole line of the suffix must come back at its own indentation: ``return "NO"``
+    inside a new ``if`` is not the function's final ``return "NO"``. The rest of the
+    cursor's line is a whole line only when the cursor sits in its indentation
+    (``line_prefix`` blank); otherwise, or when unknown (None), it is compared stripped.
+    """
+    first, whole = None, False
+    for n, line in enumerate(_lines(suffix)):
+        if line.strip():
+            at_line_start = line_prefix is not None and not line_prefix.strip()
+            whole = n > 0 or at_line_start
+            first = ((line_prefix or "") + line if n == 0 and at_line_start else line).rstrip()
+            break
+    if first is None or len(first.strip()) < 2:  # a lone brace repeats legitimately
         return text
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        if i > 0 and line.strip() == first:
+        if i > 0 and (line.rstrip() == first if whole else line.strip() == first.strip()):
             return "\n".join(lines[:i]).rstrip()
     return text
 

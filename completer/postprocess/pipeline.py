@@ -21,14 +21,14 @@ def postprocess(text: str, ctx: Context) -> str:
         return ""
     if ctx.kind is CompletionKind.SINGLE_LINE:
         text = cut_single_line(text)
-        text = trim_line_suffix_overlap(text, ctx.line_suffix)
+        text = trim_line_suffix_overlap(text, ctx.line_suffix, ctx.line_prefix, ctx.language)
         return text.rstrip() if not ctx.line_suffix.strip() else text
     suffix = ctx.full_suffix or ctx.suffix
     raw = text
     text = cut_repeated_lines(text)
     text = cut_at_block_end(text, ctx.line_prefix, block_floor(ctx))
     text = cut_at_closing_bracket(text, suffix, ctx.language)
-    text = cut_before_suffix_repeat(text, suffix)
+    text = cut_before_suffix_repeat(text, suffix, ctx.line_prefix)
     text = trim_suffix_overlap(text, suffix)
     text = end_before_next_line(text, raw, ctx.line_prefix, ctx.line_suffix)
     tail = "\n" + ctx.line_prefix if inserted_above(ctx.line_prefix, ctx.line_suffix) else ""
@@ -45,4 +45,4 @@ def block_finished(text: str, ctx: Context) -> bool:
         return True
     if len(cut_repeated_lines(text)) < len(body):
         return True
-    return len(cut_before_suffix_repeat(text, suffix)) < len(body)
+    return len(cut_before_suffix_repeat(text, suffix, ctx.line_prefix)) < len(body)

@@ -1,7 +1,7 @@
 import pytest
 
 from completer.context import languages
-from completer.policy.classify import classify
+from completer.policy.classify import classify, grown_kind, may_grow
 from completer.types import CompletionKind as K
 
 
@@ -25,3 +25,33 @@ def test_inside_a_comment_stays_on_one_line():
     tree = languages.parser("python").parse(text.encode())
     line_prefix = "    # compute the "
     assert classify(line_prefix, "", tree, offset) is K.SINGLE_LINE
+
+
+@pytest.mark.parametrize("line_prefix, line_suffix, grows", [
+    ("    for op in o", "", True),  # end of a line of code
+    ('    """', "", True),
+    ("    total = ", "", True),
+    ("    print(", ")", False),  # text follows on the line
+    ("    ", "", False),  # a blank line is multi-line already
+    ("def f(x):", "", False),
+])
+def test_may_grow(line_prefix, line_suffix, grows):
+    assert may_grow(line_prefix, line_suffix) is grows
+
+
+def test_a_comment_does_not_grow():
+    text = "def f():\n    # compute the\n    return 1\n"
+    offset = text.index("the") + 3
+    tree = languages.parser("python").parse(text.encode())
+    assert not may_grow("    # compute the", "", tree, offset)
+
+
+@pytest.mark.parametrize("line_prefix, text, expected", [
+    ("    for op in o", "perations", None),  # the line is not finished
+    ("    for op in o", "perations:\n        balance", K.MULTI_LINE),  # it opens a block
+    ('    """', "\n    while b:", K.MULTI_LINE),  # the code starts on the next line
+    ("    x = ", "1\n    y = 2", K.SINGLE_LINE),
+    ("    if (x) ", "{\n", K.MULTI_LINE),
+])
+def test_grown_kind(line_prefix, text, expected):
+    assert grown_kind(line_prefix, text) is expected

@@ -57,8 +57,9 @@ def test_step_k(planned, batch, limits, k):
     assert step_k(planned, batch, limits) == k
 
 
-def _ctx(kind):
-    return Context(language="python", prefix="", suffix="", prompt="", kind=kind, line_prefix="", line_suffix="")
+def _ctx(kind, line_prefix="", line_suffix="", may_grow=False):
+    return Context(language="python", prefix="", suffix="", prompt="", kind=kind, line_prefix=line_prefix,
+                   line_suffix=line_suffix, may_grow=may_grow)
 
 
 @pytest.mark.parametrize("settings,max_tokens,engine,backend,expected", [
@@ -79,6 +80,20 @@ def test_single_line_plan_bypasses_and_multi_line_plan_speculates():
     long = plan_request(_ctx(CompletionKind.MULTI_LINE), s, engine_speculates=True, backend="cpu")
     assert (short.speculate, short.num_speculative_tokens, short.stop) == (False, 0, ("\n",))
     assert long.speculate and 1 <= long.num_speculative_tokens <= 5
+
+
+@pytest.mark.parametrize("ctx, max_tokens, stop, speculate, min_tokens", [
+    (_ctx(CompletionKind.SINGLE_LINE, "    x = f("), 48, ("\n",), False, 0),
+    # may grow into a block: room for it, the stop in the pipeline, but still planned as short
+    (_ctx(CompletionKind.SINGLE_LINE, "    for op in o", may_grow=True), 128, (), False, 0),
+    (_ctx(CompletionKind.MULTI_LINE, "    "), 128, (), True, 1),  # a blank line asks for code
+    (_ctx(CompletionKind.MULTI_LINE, "def f():"), 128, (), True, 0),
+    (_ctx(CompletionKind.MULTI_LINE, "    ", "return x"), 128, (), True, 1),  # before a line's code: a line above
+    (_ctx(CompletionKind.MULTI_LINE, "x = [", ""), 128, (), True, 0),
+])
+def test_plan_by_position(ctx, max_tokens, stop, speculate, min_tokens):
+    plan = plan_request(ctx, Settings(), engine_speculates=True, backend="cpu")
+    assert (plan.max_tokens, plan.stop, plan.speculate, plan.min_tokens) == (max_tokens, stop, speculate, min_tokens)
 
 
 def test_adaptive_k_follows_acceptance_and_is_capped_by_the_engine():

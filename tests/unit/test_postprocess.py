@@ -35,15 +35,21 @@ def test_cut_at_block_end(line_prefix, text, expected):
     assert cut_at_block_end(text, line_prefix) == expected
 
 
-@pytest.mark.parametrize("text,line_suffix,expected", [
-    ("foo(a, b)", ")", "foo(a, b"),
-    ("x]) + 1", "])", "x]) + 1"),  # not at the end: kept
-    ("call(x):", "):", "call(x"),
-    ("value", "", "value"),
-    ("a  ", "  ", "a  "),  # whitespace alone is no overlap
+@pytest.mark.parametrize("line_prefix,text,line_suffix,expected", [
+    ("", "foo(a, b)", ")", "foo(a, b"),
+    ("print(", "x, b)", ")", "x, b"),
+    ("", "x]) + 1", "])", "x]) + 1"),  # not at the end: kept
+    ("", "call(x):", "):", "call(x"),
+    ("if check(", "x):", "):", "x"),
+    ("    return sum(", "range(1, n + 1)", ")", "range(1, n + 1)"),  # closes its own bracket: kept
+    ("print(", "f(x)", ")", "f(x)"),
+    ("print(", "f(x))", ")", "f(x)"),
+    ("s = (", "')')", ")", "')'"),  # brackets in strings do not count
+    ("", "value", "", "value"),
+    ("", "a  ", "  ", "a  "),  # whitespace alone is no overlap
 ])
-def test_trim_line_suffix_overlap(text, line_suffix, expected):
-    assert trim_line_suffix_overlap(text, line_suffix) == expected
+def test_trim_line_suffix_overlap(line_prefix, text, line_suffix, expected):
+    assert trim_line_suffix_overlap(text, line_suffix, line_prefix) == expected
 
 
 @pytest.mark.parametrize("text,suffix,expected", [
@@ -54,6 +60,22 @@ def test_trim_line_suffix_overlap(text, line_suffix, expected):
 ])
 def test_cut_before_suffix_repeat(text, suffix, expected):
     assert cut_before_suffix_repeat(text, suffix) == expected
+
+
+@pytest.mark.parametrize("text, suffix, line_prefix, expected", [
+    # the suffix's `return "NO"` ends the function; the same words inside a new `if` do not repeat it
+    ('    x = 1\n    if bad:\n        return "NO"\n    y = 2', '\n    return "NO"\n', "",
+     '    x = 1\n    if bad:\n        return "NO"\n    y = 2'),
+    ('    x = 1\n    return "NO"', '\n    return "NO"\n', "", "    x = 1"),
+    # the cursor at a line's start: that line is whole, at its indentation
+    ("    a = 1\n    for x in y:\n        else:", "                else:\n", "",
+     "    a = 1\n    for x in y:\n        else:"),
+    ("    a = 1\n                else:", "                else:\n", "", "    a = 1"),
+    ("a = 1\n    else:", "else:\n", "    ", "a = 1"),  # in the indentation
+    ("f(a)\n    g(b)", "g(b)\n", "    x = ", "f(a)"),  # the rest of a line of code: compared stripped
+])
+def test_cut_before_suffix_repeat_compares_whole_lines(text, suffix, line_prefix, expected):
+    assert cut_before_suffix_repeat(text, suffix, line_prefix) == expected
 
 
 def test_cut_to_parseable_drops_lines_that_break_the_file():
