@@ -273,7 +273,7 @@ async def replay(client: Client, index: int, session: Session, chars_per_s: floa
         request.kind = result.get("kind", "")
 
     start = time.monotonic()
-    for ch, at in zip(session.body, keystroke_times(session.body, chars_per_s, line_pause_s)):
+    for n, (ch, at) in enumerate(zip(session.body, keystroke_times(session.body, chars_per_s, line_pause_s))):
         await asyncio.sleep(max(0.0, start + at - time.monotonic()))
         now = time.monotonic()
         line, character = position_of(text, offset)
