@@ -54,9 +54,9 @@ class Settings(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = None
     max_tokens: int = Field(128, ge=1, le=2048)
-    """Most tokens for a multi-line completion."""
+    """Most tokens for a multi-line completion (and for a line that grows into a block)."""
     max_tokens_single_line: int = Field(48, ge=1, le=512)
-    """Most tokens for a single-line completion."""
+    """Most tokens for a single-line completion with text after the cursor, or in a comment or string."""
     context_tokens: int = Field(1536, ge=64)
     """Token budget for the prompt (prefix + suffix)."""
     prefix_share: float = Field(0.75, gt=0.0, lt=1.0)
