@@ -73,6 +73,9 @@ class Settings(BaseModel):
     """vLLM's prefix cache: consecutive keystrokes re-read only what changed."""
     block_size: int | None = Field(None, ge=16, le=512)
     """vLLM's KV-cache block size (the prefix cache's granularity); vLLM's default when unset."""
+    max_num_batched_tokens: int | None = Field(None, ge=64, le=65536)
+    """vLLM's token budget per engine step: a step cannot be interrupted, so a smaller one lets the
+    newest keystroke's request start sooner; vLLM's default when unset."""
     type_ahead: bool = True
     """Answer at once, without the model, while the user types what the last suggestion says."""
     speculation_policy: Literal["per_request", "engine"] = "per_request"

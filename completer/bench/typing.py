@@ -34,15 +34,18 @@ MODES = {
 
 
 def modes(quick: bool) -> dict[str, dict]:
-    """The two modes compared, plus (in a full run) completer with a short suffix and small cache blocks.
+    """The two modes compared, plus (in a full run) completer tuned for typing on a small CPU.
 
     In prefix-suffix-middle order (the one the model fills, docs/benchmarks/fim-order.md) the
     suffix follows the text being typed, so its tokens are computed again on every keystroke;
-    the third mode shows what a smaller suffix share and finer cache blocks buy.
+    and an engine step cannot be interrupted, so the newest keystroke waits for the step in
+    flight. The third mode shows what a smaller suffix share, finer cache blocks and shorter
+    steps buy.
     """
     if quick:
         return MODES
-    return {**MODES, "completer, 10% suffix, 32-token blocks": {"prefix_share": 0.9, "block_size": 32}}
+    return {**MODES, "completer, 10% suffix, 32-token blocks, 256-token steps":
+            {"prefix_share": 0.9, "block_size": 32, "max_num_batched_tokens": 256}}
 
 
 CANCELLED = -32800
@@ -326,11 +329,9 @@ def summarize(requests: list[Request], cold: list[dict]) -> dict:
     answered = [r for r in requests if r.outcome == "answered"]
     model = [r for r in answered if r.source == "model"]
     typed_ahead = [r for r in answered if r.source == "type_ahead"]
-    # cache share on consecutive keystrokes: every model answer but each session's first
-    first_of_session: dict[int, int] = {}
-    for r in model:
-        first_of_session.setdefault(r.session, r.keystroke)
-    consecutive = [r for r in model if r.keystroke != first_of_session[r.session]]
+    # cache share on consecutive keystrokes: every model answer but a session's first keystroke's
+    # (the requests of the keystrokes before it, even cancelled ones, had read the same context)
+    consecutive = [r for r in model if r.keystroke > 0]
     prompt = sum(r.prompt_tokens for r in consecutive)
     cached = sum(r.cached_tokens for r in consecutive)
 
@@ -382,7 +383,7 @@ async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session
 
 
 def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | None, quick: bool = False,
-        line_pause_s: float = 2.0) -> dict:
+        line_pause_s: float = 2.0, only: tuple[str, ...] = ()) -> dict:
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version
@@ -396,6 +397,8 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     results, raw = {}, {}
     started = time.time()
     compared = modes(quick)
+    if only:  # a subset, e.g. to rerun one mode; a full comparison runs them all in one run
+        compared = {name: compared[name] for name in compared if any(o in name for o in only)}
     total = len(compared) * sum(len(s.body) for s in chosen)
     with tqdm(total=total, unit="key", desc="bench typing") as bar:
         for name, overrides in compared.items():

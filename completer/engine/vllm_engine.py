@@ -280,6 +280,7 @@ class Engine:
             enforce_eager=settings.enforce_eager,
             enable_prefix_caching=settings.enable_prefix_caching,
             **({"block_size": settings.block_size} if settings.block_size else {}),
+            **({"max_num_batched_tokens": settings.max_num_batched_tokens} if settings.max_num_batched_tokens else {}),
             trust_remote_code=settings.trust_remote_code,
             speculative_config=speculative_config,
             per_request_spec_decode_metrics="summary" if method else "none",

@@ -75,3 +75,9 @@ def test_summarize_counts_cache_on_consecutive_requests_only():
 ])
 def test_keystroke_times_pause_at_line_starts(body, pause, expected):
     assert keystroke_times(body, 10.0, pause) == pytest.approx(expected)
+
+
+def test_a_late_first_answer_counts_as_consecutive():
+    # every earlier keystroke's request was cancelled, yet it had read the same context
+    requests = [request(n, outcome="cancelled", text="") for n in range(9)] + [request(9, cached=90)]
+    assert summarize(requests, [])["cached_share_consecutive"] == pytest.approx(0.9)

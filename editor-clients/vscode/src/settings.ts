@@ -21,6 +21,7 @@ export const SERVER_SETTINGS = [
   "cut_snap_lines",
   "enable_prefix_caching",
   "block_size",
+  "max_num_batched_tokens",
   "type_ahead",
   "speculation_policy",
   "bypass_max_tokens",
@@ -40,7 +41,8 @@ export const SERVER_SETTINGS = [
 
 // Settings whose `null` means "let the server decide"; sent as null so that clearing one resets it
 // (the server merges what it gets over its current settings).
-const NULLABLE = new Set(["seed", "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "block_size"]);
+const NULLABLE = new Set(["seed", "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "block_size",
+  "max_num_batched_tokens"]);
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
