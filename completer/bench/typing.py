@@ -468,7 +468,8 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(result["modes"])
-    fig, axes = plt.subplots(len(names), 1, figsize=(8, 2.6 * len(names)), sharex=True)
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 2.6 * len(names)), sharex=True, squeeze=False)
+    axes = axes[:, 0]
     for ax, name in zip(axes, names):
         requests = result["requests"][name]
         t0 = {}
