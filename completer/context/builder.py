@@ -177,5 +177,5 @@ def build_context(
         full_prefix=full_prefix,
         full_suffix=full_suffix,
         prompt_tokens=context_tokens - budget + prefix_tokens + count_by_lines(suffix, counter) + 3,
-        may_grow=may_grow(line_prefix, line_suffix, tree, cursor_byte),
+        may_grow=may_grow(kind, line_suffix, tree, cursor_byte),
     )

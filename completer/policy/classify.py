@@ -43,14 +43,15 @@ def _inside_single_line_node(tree, byte_offset: int) -> bool:
     return False
 
 
-def may_grow(line_prefix: str, line_suffix: str, tree=None, byte_offset: int | None = None) -> bool:
+def may_grow(kind: CompletionKind, line_suffix: str, tree=None, byte_offset: int | None = None) -> bool:
     """At the end of a line of code, a one-line completion may grow into the lines after it.
 
     Typing ``for op in o`` asks for ``perations:`` and the loop's body; at the end of a
     docstring the model may start the code on the next line. Inside comments and strings,
-    and with text after the cursor, the completion stays on its line.
+    and with text after the cursor, the completion stays on its line. ``kind`` is what
+    ``classify`` decided for the position.
     """
-    if line_suffix.strip() or classify(line_prefix, line_suffix, tree, byte_offset) is not CompletionKind.SINGLE_LINE:
+    if line_suffix.strip() or kind is not CompletionKind.SINGLE_LINE:
         return False
     return tree is None or byte_offset is None or not _inside_single_line_node(tree, byte_offset)
 

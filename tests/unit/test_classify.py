@@ -36,14 +36,14 @@ def test_inside_a_comment_stays_on_one_line():
     ("def f(x):", "", False),
 ])
 def test_may_grow(line_prefix, line_suffix, grows):
-    assert may_grow(line_prefix, line_suffix) is grows
+    assert may_grow(classify(line_prefix, line_suffix), line_suffix) is grows
 
 
 def test_a_comment_does_not_grow():
     text = "def f():\n    # compute the\n    return 1\n"
     offset = text.index("the") + 3
     tree = languages.parser("python").parse(text.encode())
-    assert not may_grow("    # compute the", "", tree, offset)
+    assert not may_grow(classify("    # compute the", "", tree, offset), "", tree, offset)
 
 
 @pytest.mark.parametrize("line_prefix, text, expected", [
