@@ -282,8 +282,11 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
 @click.option("--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
                                          "of an otherwise idle 2-core machine (default: all cores but one).")
 @click.option("--spm", is_flag=True, help="Also score completer's context in suffix-prefix-middle order.")
+@click.option("--anchor", "anchors", multiple=True, type=click.Choice(["cursor", "line", "block"]),
+              help="Also score completer with this fim_middle_anchor (repeatable).")
+@click.option("--no-speculative", is_flag=True, help="Leave out the k=5 row (it only checks identity).")
 def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path, seed: int,
-                  cpu_threads_bind: str | None, spm: bool) -> None:
+                  cpu_threads_bind: str | None, spm: bool, anchors: tuple[str, ...], no_speculative: bool) -> None:
     """pass@1, exact match and edit similarity: plain FIM vs completer's context and post-processing."""
     from completer.bench import quality
     from completer.bench.workloads import default_data_dir
@@ -293,7 +296,8 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
         click.echo("completer: no HumanEval-infilling data found; pass --data", err=True)
         sys.exit(EXIT_BAD_INPUT)
     result = quality.run(2 if quick else num_tasks, None if quick else out, data_dir, seed, quick=quick,
-                         cpu_threads_bind=cpu_threads_bind, spm=spm)
+                         cpu_threads_bind=cpu_threads_bind, spm=spm, anchors=anchors,
+                         speculative=not no_speculative)
     identical = (result["identical"]["same"], result["identical"]["compared"])
     click.echo(quality.markdown(result["rows"], identical, result))
     if identical[0] != identical[1]:

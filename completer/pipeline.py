@@ -49,7 +49,7 @@ class Completer:
         s = self.settings
         ctx = build_context(text, offset, language, self.counter, self.fim, s.context_tokens, s.prefix_share,
                             tree=tree, neighbours=neighbours, path=path, repo=repo, snippet_share=s.snippet_share,
-                            order=s.fim_order, snap_lines=s.cut_snap_lines)
+                            order=s.fim_order, snap_lines=s.cut_snap_lines, anchor=s.fim_middle_anchor)
         if ctx.kind is CompletionKind.EMPTY:
             return Completion(text="", kind=ctx.kind)
         plan = plan_request(ctx, s, engine_speculates=self.engine.speculates, backend=self.engine.backend,

@@ -86,7 +86,7 @@ def run(keystrokes: int, lines: int, out: Path | None) -> dict:
         ctx = build_context(doc.text, offset, "python", counter, QWEN, settings.context_tokens, settings.prefix_share,
                             tree=tree, neighbours=neighbours, path="models.py", repo="project",
                             snippet_share=settings.snippet_share, order=settings.fim_order,
-                            snap_lines=settings.cut_snap_lines)
+                            snap_lines=settings.cut_snap_lines, anchor=settings.fim_middle_anchor)
         postprocess(CANNED.get(ctx.kind, ""), ctx)
         t2 = time.perf_counter()
         edit_ms.append((t1 - t0) * 1e3)

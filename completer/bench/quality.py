@@ -37,6 +37,15 @@ SETS = {"single-line": "SingleLineInfilling", "multi-line": "MultiLineInfilling"
 PLAIN, COMPLETER, SPECULATIVE = "plain FIM", "completer", "completer, speculative k=5"
 SPM = "completer, suffix first (SPM)"
 ROWS = (PLAIN, COMPLETER, SPECULATIVE, SPM)
+ANCHOR_ROW = "completer, FIM prefix to the {} start"  # with --anchor: the settings' fim_middle_anchor
+
+
+def extra_rows(spm: bool, anchors: tuple[str, ...]) -> dict[str, dict]:
+    """Rows beyond the three standard ones: their names and the settings each one changes."""
+    rows = {SPM: {"fim_order": "spm"}} if spm else {}
+    for anchor in anchors:
+        rows[ANCHOR_ROW.format(anchor)] = {"fim_middle_anchor": anchor}
+    return rows
 TEST_TIMEOUT_S = 10.0
 # blocks sockets in the test process (and there is no network namespace to reach anything anyway)
 _NO_NETWORK = """\
@@ -130,8 +139,9 @@ def summarize(records: list[Record]) -> list[dict]:
     for r in records:
         groups.setdefault((r.set, r.row), []).append(r)
     out = []
+    names = list(dict.fromkeys(r.row for r in records))  # in the order they were generated
     for name in SETS:
-        for row in ROWS:
+        for row in names:
             recs = groups.get((name, row))
             if not recs:
                 continue
@@ -164,8 +174,8 @@ def markdown(rows: list[dict], identical: tuple[int, int], meta: dict) -> str:
             f"Machine: {meta['machine']}; {meta['vllm']}; target {meta['target']} (greedy), draft "
             f"{meta['draft']}; a seeded sample of n = {meta['n']} tasks per set (seed {meta['seed']}); "
             f"max {meta['max_tokens']} tokens; wall time {meta['wall_s']} s.\n\n" + "\n".join(lines) +
-            f"\n\nSpeculative (k=5) and target-alone completer outputs identical on {identical[0]}/{identical[1]} "
-            "tasks.\n\n![pass@1](quality.png)\n")
+            (f"\n\nSpeculative (k=5) and target-alone completer outputs identical on {identical[0]}/{identical[1]} "
+             "tasks." if identical[1] else "") + "\n\n![pass@1](quality.png)\n")
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -175,13 +185,14 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sets = [s for s in SETS if any(r["set"] == s for r in rows)]
+    names = list(dict.fromkeys(r["row"] for r in rows))
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    width = 0.8 / len(ROWS)
-    for i, row in enumerate(ROWS):
+    width = 0.8 / len(names)
+    for i, row in enumerate(names):
         values = [next((r["pass@1"] or 0.0 for r in rows if r["set"] == s and r["row"] == row), 0.0) for s in sets]
         bars = ax.bar([x + i * width for x in range(len(sets))], [v * 100 for v in values], width, label=row)
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
-    ax.set_xticks([x + width * (len(ROWS) - 1) / 2 for x in range(len(sets))], sets)
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(sets))], sets)
     ax.set_ylabel("pass@1 (%)")
     ax.set_title("HumanEval-infilling, Qwen2.5-Coder-1.5B")
     ax.legend(fontsize=8)
@@ -190,7 +201,8 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-async def _generate(settings, tasks: list[Task], progress, spm: bool = False) -> list[Record]:
+async def _generate(settings, tasks: list[Task], progress, extras: dict[str, dict],
+                    speculative: bool = True) -> list[Record]:
     from completer.context.prompt import QWEN
     from completer.engine.vllm_engine import Engine
     from completer.pipeline import Completer
@@ -199,7 +211,8 @@ async def _generate(settings, tasks: list[Task], progress, spm: bool = False) ->
     engine = await asyncio.to_thread(Engine.build, settings)
     try:
         completer = Completer(engine, settings)
-        spm_completer = Completer(engine, settings.model_copy(update={"fim_order": "spm"}))
+        rows = [(COMPLETER, completer, 0)] + ([(SPECULATIVE, completer, 5)] if speculative else [])
+        rows += [(name, Completer(engine, settings.model_copy(update=update)), 0) for name, update in extras.items()]
         records = []
         for n, task in enumerate(tasks):
             plan = GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=completer.stop_token_ids,
@@ -207,18 +220,11 @@ async def _generate(settings, tasks: list[Task], progress, spm: bool = False) ->
             gen = await engine.complete(QWEN.render(task.prompt, task.suffix), plan, cache_salt=f"plain-{n}")
             records.append(_record(task, PLAIN, gen.text, len(gen.token_ids), gen.latency_s))
             progress(1)
-            for row, k in ((COMPLETER, 0), (SPECULATIVE, 5)):
-                result = await completer.complete(task.prompt + task.suffix, len(task.prompt), "python", k=k,
-                                                  cache_salt=f"{row}-{n}")
+            for row, row_completer, k in rows:
+                result = await row_completer.complete(task.prompt + task.suffix, len(task.prompt), "python", k=k,
+                                                      cache_salt=f"{row}-{n}")
                 gen = result.generation
                 records.append(_record(task, row, result.text, len(gen.token_ids) if gen else 0,
-                                       gen.latency_s if gen else 0.0))
-                progress(1)
-            if spm:
-                result = await spm_completer.complete(task.prompt + task.suffix, len(task.prompt), "python", k=0,
-                                                      cache_salt=f"spm-{n}")
-                gen = result.generation
-                records.append(_record(task, SPM, result.text, len(gen.token_ids) if gen else 0,
                                        gen.latency_s if gen else 0.0))
                 progress(1)
         return records
@@ -244,7 +250,8 @@ def score(tasks: list[Task], records: list[Record], workers: int = 2) -> None:
 
 
 def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = False,
-        cpu_threads_bind: str | None = None, spm: bool = False) -> dict:
+        cpu_threads_bind: str | None = None, spm: bool = False, anchors: tuple[str, ...] = (),
+        speculative: bool = True) -> dict:
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version
@@ -255,10 +262,11 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
                         dtype="float32" if quick else "bfloat16", cpu_threads_bind=cpu_threads_bind)
     tasks = load(data_dir, n, seed)
     started = time.time()
-    spm = spm and not quick
-    rows = len(ROWS) - (0 if spm else 1)
+    extras = {} if quick else extra_rows(spm, anchors)
+    speculative = speculative or quick  # --quick is the exactness check
+    rows = 2 + speculative + len(extras)
     with tqdm(total=len(tasks) * rows, desc="bench quality", unit="req") as bar:
-        records = asyncio.run(_generate(settings, tasks, bar.update, spm=spm))
+        records = asyncio.run(_generate(settings, tasks, bar.update, extras, speculative))
     if out is not None:  # the completions cost minutes each; keep them before anything else can fail
         out.mkdir(parents=True, exist_ok=True)
         (out / "quality-completions.json").write_text(json.dumps([asdict(r) for r in records], indent=1))

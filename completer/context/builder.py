@@ -79,6 +79,15 @@ def snap_suffix_end(suffix: str, end: int, step: int) -> int:
     return end
 
 
+def block_start(full_prefix: str, step: int) -> int:
+    """Offset of the first line of the cursor's block: lines are grouped ``step`` at a time from the file's top."""
+    back = full_prefix.count("\n") % step if step > 1 else 0  # lines between the block's first and the cursor's
+    start = full_prefix.rfind("\n") + 1
+    for _ in range(back):
+        start = full_prefix.rfind("\n", 0, start - 1) + 1
+    return start
+
+
 def snippet_query(full_prefix: str, full_suffix: str, step: int) -> str:
     """The text snippets are ranked against: the lines above the cursor's block of ``step`` lines.
 
@@ -87,14 +96,27 @@ def snippet_query(full_prefix: str, full_suffix: str, step: int) -> str:
     """
     if step <= 1:
         return query_text(full_prefix, full_suffix)
-    line = full_prefix.count("\n")
-    back = line % step  # lines between the block's first line and the cursor's
-    if back == line:
+    start = block_start(full_prefix, step)
+    if start == 0:
         return query_text(full_prefix, full_suffix)  # the file's first block: nothing above it
-    anchor = full_prefix.rfind("\n") + 1
-    for _ in range(back):
-        anchor = full_prefix.rfind("\n", 0, anchor - 1) + 1
-    return query_text(full_prefix[:anchor], "")
+    return query_text(full_prefix[:start], "")
+
+
+def middle_split(full_prefix: str, prefix: str, anchor: str, step: int) -> int:
+    """Where the cut ``prefix`` stops being the FIM prefix: the rest starts the middle.
+
+    In prefix-suffix-middle order everything after the first changed token is read again,
+    suffix included. Typed text that starts the middle leaves the prompt before it unchanged:
+    ``"cursor"`` puts nothing there (plain FIM), ``"line"`` the cursor's line so far, and
+    ``"block"`` the lines of the cursor's block of ``step`` lines, so the suffix stays cached
+    until the cursor leaves the block.
+    """
+    if anchor == "cursor":
+        return len(prefix)
+    typed = full_prefix[block_start(full_prefix, step if anchor == "block" else 1):]
+    if prefix.endswith(typed):
+        return len(prefix) - len(typed)
+    return prefix.rfind("\n") + 1  # the cut fell inside the block: keep at least the line
 
 
 def count_by_lines(text: str, counter: TokenCounter) -> int:
@@ -128,13 +150,15 @@ def build_context(
     snippet_share: float = 0.0,
     order: str = "psm",
     snap_lines: int = 1,
+    anchor: str = "cursor",
 ) -> Context:
     """The FIM context at ``offset`` (an index into ``text``).
 
     ``tree`` is the document's syntax tree when the caller keeps one (else it is parsed
     here); ``neighbours`` are (path, windows) of other documents, from which snippets
     take up to ``snippet_share`` of the budget in the repository format. ``order`` is the
-    FIM order; ``snap_lines`` keeps the cuts and snippets still while the user types.
+    FIM order; ``snap_lines`` keeps the cuts and snippets still while the user types, and
+    ``anchor`` says how much typed text starts the middle (see middle_split).
     """
     full_prefix, full_suffix = text[:offset], text[offset:]
     snippets: list[Snippet] = []
@@ -162,10 +186,12 @@ def build_context(
     line_prefix = full_prefix.rpartition("\n")[2]
     line_suffix = full_suffix.partition("\n")[0]
     kind = classify(line_prefix, line_suffix, tree, cursor_byte)
+    split = middle_split(full_prefix, prefix, anchor, snap_lines)
     if files:
-        prompt = fim.render_repo(repo or "project", files, path or "current", prefix, suffix, order)
+        prompt = fim.render_repo(repo or "project", files, path or "current", prefix[:split], suffix, order,
+                                 prefix[split:])
     else:
-        prompt = fim.render(prefix, suffix, order)
+        prompt = fim.render(prefix[:split], suffix, order, prefix[split:])
     return Context(
         language=language,
         prefix=prefix,

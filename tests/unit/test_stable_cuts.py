@@ -72,3 +72,30 @@ def test_snippet_query_is_the_text_above_the_block(cursor_line, step, expected):
 def test_spm_order_puts_the_suffix_first():
     ctx = build_context("a = 1\nb = \nc = 3\n", len("a = 1\nb = "), "python", W, QWEN, 100, 0.75, order="spm")
     assert ctx.prompt == "<|fim_suffix|>\nc = 3\n<|fim_prefix|>a = 1\nb = <|fim_middle|>"
+
+
+@pytest.mark.parametrize("anchor, step, cursor_line, middle_start", [
+    ("cursor", 4, 6, ""),  # plain FIM: the prefix ends at the cursor
+    ("line", 4, 6, "typ"),  # the cursor's line so far starts the middle
+    ("block", 4, 6, "l4\nl5\ntyp"),  # the lines of the cursor's block of 4 (lines 4-7)
+    ("block", 4, 4, "typ"),  # the block's first line
+    ("block", 1, 6, "typ"),  # blocks of one line: the line
+    ("block", 16, 6, "l0\nl1\nl2\nl3\nl4\nl5\ntyp"),  # the file's first block: all of it
+])
+def test_middle_anchor_moves_typed_text_after_the_middle_token(anchor, step, cursor_line, middle_start):
+    text = TEN[: TEN.index(f"l{cursor_line}\n")] + "typ" + "\nafter\n"
+    ctx = build_context(text, text.index("\nafter"), "python", W, QWEN, 100, 0.75, snap_lines=step, anchor=anchor)
+    head = TEN[: TEN.index(f"l{cursor_line}\n")] + "typ"
+    assert ctx.prompt == (f"<|fim_prefix|>{head[: len(head) - len(middle_start)]}<|fim_suffix|>\nafter\n"
+                          f"<|fim_middle|>{middle_start}")
+    assert ctx.prefix == head  # what the pipeline knows of the text before the cursor does not change
+
+
+def test_block_anchor_keeps_the_prompt_before_the_middle_still_while_typing():
+    """Characters and new lines typed inside one block: everything up to the middle token stays the same."""
+    heads = set()
+    for typed in ("x", "x = 1", "x = 1\n", "x = 1\ny", "x = 1\ny = 2\nz"):
+        text = TEN + typed + "\nafter\n"
+        ctx = build_context(text, len(TEN + typed), "python", W, QWEN, 100, 0.75, snap_lines=8, anchor="block")
+        heads.add(ctx.prompt.split("<|fim_middle|>")[0])
+    assert len(heads) == 1
