@@ -310,20 +310,20 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
 @click.option("-n", "--sessions", "num_sessions", default=3, show_default=True,
               help="Typing sessions (one function body each, from the standard library's modules).")
 @click.option("--cps", "chars_per_s", default=10.0, show_default=True, help="Typing pace, characters per second.")
-@click.option("--line-pause", "line_pause_s", default=2.0, show_default=True,
-              help="Seconds the typist pauses before each new line's first character.")
+@click.option("--max-wait", "max_wait_s", default=60.0, show_default=True,
+              help="Most seconds the typist waits for a suggestion at a line start or after an opening bracket.")
 @click.option("--context-tokens", default=2000, show_default=True, help="The prompt's token budget.")
 @click.option("--mode", "only", multiple=True, help="Run only the modes whose name contains this (repeatable).")
 @click.option("--quick", is_flag=True, help="Twelve keystrokes of one session: checks that it works, not speed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write typing.json/.md/.png.")
-def bench_typing(num_sessions: int, chars_per_s: float, line_pause_s: float, context_tokens: int,
+def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
                  only: tuple[str, ...], quick: bool, out: Path) -> None:
     """Replayed typing through the LSP server: no reuse vs prefix cache + type-ahead + stable cuts."""
     from completer.bench import typing as typing_bench
 
     result = typing_bench.run(num_sessions, chars_per_s, context_tokens, None if quick else out, quick=quick,
-                              line_pause_s=line_pause_s, only=only)
+                              max_wait_s=max_wait_s, only=only)
     click.echo(typing_bench.markdown(result))
     stale = sum(m["stale"] for m in result["modes"].values())
     failed = sum(m["failed"] for m in result["modes"].values())

@@ -28,24 +28,23 @@ from completer.bench.report import percentile, write_results
 # modules whose functions are retyped; the first function of each that fits is used
 MODULES = ("textwrap.py", "shlex.py", "fractions.py", "calendar.py", "ftplib.py", "configparser.py")
 MODES = {
-    "no reuse": {"enable_prefix_caching": False, "type_ahead": False, "cut_snap_lines": 1},
+    "no reuse": {"enable_prefix_caching": False, "type_ahead": False, "cut_snap_lines": 1,
+                 "fim_middle_anchor": "cursor"},
     "completer": {},
 }
 
 
 def modes(quick: bool) -> dict[str, dict]:
-    """The two modes compared, plus (in a full run) completer tuned for typing on a small CPU.
+    """The two modes compared, plus (in a full run) what single choices of completer's are worth.
 
-    In prefix-suffix-middle order (the one the model fills, docs/benchmarks/fim-order.md) the
-    suffix follows the text being typed, so its tokens are computed again on every keystroke;
-    and an engine step cannot be interrupted, so the newest keystroke waits for the step in
-    flight. The third mode shows what a smaller suffix share, finer cache blocks and shorter
-    steps buy.
+    In prefix-suffix-middle order the suffix follows the FIM prefix, so with a prefix that ends
+    at the cursor (plain FIM) the suffix's tokens are computed again on every keystroke; the
+    prefix cache also keeps only whole KV-cache blocks (vLLM's CPU default is 128 tokens).
     """
     if quick:
         return MODES
-    return {**MODES, "completer, 10% suffix, 32-token blocks, 256-token steps":
-            {"prefix_share": 0.9, "block_size": 32, "max_num_batched_tokens": 256}}
+    return {**MODES, "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
+            "completer, 32-token blocks": {"block_size": 32}}
 
 
 CANCELLED = -32800
@@ -75,6 +74,7 @@ class Request:
     cached_tokens: int = 0
     first_token_s: float | None = None
     kind: str = ""
+    waited: bool = False  # the typist stopped after this keystroke to read its suggestion
 
     @property
     def latency_s(self) -> float | None:
@@ -130,24 +130,25 @@ def sessions(count: int) -> list[Session]:
     return out
 
 
-def keystroke_times(body: str, chars_per_s: float, line_pause_s: float) -> list[float]:
-    """When each character of ``body`` is typed, in seconds from the first.
+PAUSE_AFTER = "([{"
 
-    Characters come at a steady pace, and the typist pauses before the first non-blank
-    character of every line after the first (people think at line starts): that is when an
-    editor's suggestion has time to arrive.
+
+def pause_points(body: str) -> list[bool]:
+    """Whether the typist stops to read a suggestion before typing ``body[n]``.
+
+    People stop before the first non-blank character of a new line (they think at line
+    starts) and after an opening bracket (where editors offer the arguments); elsewhere
+    they type on at a steady pace.
     """
-    times, now, at_line_start = [], 0.0, False
+    out, at_line_start = [], False
     for n, ch in enumerate(body):
-        if n:
-            now += 1.0 / chars_per_s
-        if at_line_start and not ch.isspace():
-            now += line_pause_s
+        starts_line = at_line_start and not ch.isspace()
+        out.append(n > 0 and (starts_line or body[n - 1] in PAUSE_AFTER))
+        if starts_line:
             at_line_start = False
-        times.append(now)
         if ch == "\n":
             at_line_start = True
-    return times
+    return out
 
 
 def position_of(text: str, offset: int) -> tuple[int, int]:
@@ -248,9 +249,12 @@ async def cold_requests(client: Client, texts: list[tuple[str, int]]) -> list[di
     return out
 
 
-async def replay(client: Client, index: int, session: Session, chars_per_s: float, line_pause_s: float,
+async def replay(client: Client, index: int, session: Session, chars_per_s: float, max_wait_s: float,
                  progress) -> list[Request]:
-    """Type ``session.body`` at the cursor, one request per keystroke; the newest cancels the previous."""
+    """Type ``session.body`` at the cursor, one request per keystroke; the newest cancels the previous.
+
+    At the pause points the typist waits for the suggestion (up to ``max_wait_s``) before typing on.
+    """
     uri = f"file:///bench/session-{index}-{session.path}"
     text, offset, version = session.text, session.offset, 1
     client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": version,
@@ -275,10 +279,15 @@ async def replay(client: Client, index: int, session: Session, chars_per_s: floa
         request.first_token_s = result.get("first_token_s")
         request.kind = result.get("kind", "")
 
-    start = time.monotonic()
-    for n, (ch, at) in enumerate(zip(session.body, keystroke_times(session.body, chars_per_s, line_pause_s))):
-        await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+    next_at = time.monotonic()
+    for ch, pause in zip(session.body, pause_points(session.body)):
+        if pause and previous is not None:
+            previous[1].waited = True
+            await asyncio.wait([waiting[-1]], timeout=max_wait_s)
+            next_at = max(next_at, time.monotonic())
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         now = time.monotonic()
+        next_at = now + 1.0 / chars_per_s
         line, character = position_of(text, offset)
         version += 1
         client.notify("textDocument/didChange", {
@@ -291,7 +300,7 @@ async def replay(client: Client, index: int, session: Session, chars_per_s: floa
             older.next_keystroke_s = now
             if older.outcome == "pending":  # an editor cancels what it no longer needs
                 client.notify("$/cancelRequest", {"id": msg_id})
-        request = Request(index, n, version, now)
+        request = Request(index, len(requests), version, now)
         msg_id, future = client.send_request("completer/complete", complete_params(uri, text, offset))
         waiting.append(asyncio.ensure_future(collect(request, future)))
         requests.append(request)
@@ -337,10 +346,19 @@ def summarize(requests: list[Request], cold: list[dict]) -> dict:
 
     def stats(values):
         values = [v for v in values if v is not None]
-        return {"n": len(values), "p50": percentile(values, 50) if values else None,
-                "p95": percentile(values, 95) if values else None}
+
+        def finite(q):  # None when the percentile falls on a suggestion that never came
+            value = percentile(values, q) if values else None
+            return None if value == float("inf") else value
+        return {"n": len(values), "p50": finite(50), "p95": finite(95)}
 
     single = [r for r in model if r.kind == "single_line"]
+    waited = [r for r in requests if r.waited]
+    # a suggestion the typist waited for in vain counts as infinitely late
+    waited_latency = [r.latency_s if r.outcome == "answered" else float("inf") for r in waited]
+    waited_single = [r.latency_s for r in waited if r.outcome == "answered" and r.kind == "single_line"]
+    cold_p50 = percentile([c["latency_s"] for c in cold], 50) if cold else None
+    single_p50 = percentile(waited_single, 50) if waited_single else None
     return {
         "sent": len(requests),
         "answered": len(answered),
@@ -359,12 +377,17 @@ def summarize(requests: list[Request], cold: list[dict]) -> dict:
         "stale": sum(r.outcome == "answered" and r.answer_version is not None and r.answer_version != r.version
                      for r in requests),
         "cold_200_token_s": stats([c["latency_s"] for c in cold]),
+        "waited": len(waited),
+        "waited_answered": sum(r.outcome == "answered" for r in waited),
+        "time_to_suggestion_waited_s": stats(waited_latency),
+        "time_to_single_line_waited_s": stats(waited_single),
+        "single_line_waited_over_cold": single_p50 / cold_p50 if single_p50 is not None and cold_p50 else None,
         "cold_prompt_tokens": [c["prompt_tokens"] for c in cold],
     }
 
 
 async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session], cold: list[tuple[str, int]],
-                    chars_per_s: float, line_pause_s: float, log_dir: Path, bar) -> tuple[list[Request], list[dict]]:
+                    chars_per_s: float, max_wait_s: float, log_dir: Path, bar) -> tuple[list[Request], list[dict]]:
     log_path = log_dir / f"typing-{name.replace(' ', '-')}.log"
     client = Client({**base, **overrides}, log_path)
     bar.set_description(f"bench typing: {name}: loading the engine")
@@ -376,14 +399,14 @@ async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session
         requests: list[Request] = []
         for i, session in enumerate(chosen):
             bar.set_description(f"bench typing: {name}: {session.path}")
-            requests += await replay(client, i, session, chars_per_s, line_pause_s, bar.update)
+            requests += await replay(client, i, session, chars_per_s, max_wait_s, bar.update)
         return requests, cold_results
     finally:
         await client.close()
 
 
 def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | None, quick: bool = False,
-        line_pause_s: float = 2.0, only: tuple[str, ...] = ()) -> dict:
+        max_wait_s: float = 60.0, only: tuple[str, ...] = ()) -> dict:
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version
@@ -403,14 +426,14 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     with tqdm(total=total, unit="key", desc="bench typing") as bar:
         for name, overrides in compared.items():
             requests, cold_results = asyncio.run(_run_mode(name, overrides, base, chosen, cold, chars_per_s,
-                                                           line_pause_s, log_dir, bar))
+                                                           max_wait_s, log_dir, bar))
             results[name] = summarize(requests, cold_results)
             raw[name] = [asdict(r) for r in requests]
     from completer.config import Settings
 
     result = {"machine": machine_description(), "vllm": vllm_version(), "chars_per_s": chars_per_s,
-              "line_pause_s": line_pause_s,
-              "fim_order": Settings().fim_order,
+              "max_wait_s": max_wait_s,
+              "fim_order": Settings().fim_order, "fim_middle_anchor": Settings().fim_middle_anchor,
               "context_tokens": context_tokens, "sessions": [{"file": s.path, "chars": len(s.body)} for s in chosen],
               "wall_s": round(time.time() - started, 1), "modes": results, "requests": raw, "logs": str(log_dir)}
     if out is not None:
@@ -422,6 +445,11 @@ def _fmt(value, unit: str = "s") -> str:
     if value is None:
         return "-"
     return f"{value:.0%}" if unit == "%" else f"{value:.2f}"
+
+
+def _fmt_wait(value, mode: dict) -> str:
+    """A percentile of waited-for suggestions; None when it falls on one that never came."""
+    return "never" if value is None and mode["waited"] else _fmt(value)
 
 
 def markdown(result: dict) -> str:
@@ -442,19 +470,30 @@ def markdown(result: dict) -> str:
                                                                 f"{_fmt(m['time_to_suggestion_s']['p95'])}"),
         ("time to a single-line suggestion from the model, p50 / p95 (s)",
          lambda m: f"{_fmt(m['time_to_single_line_model_s']['p50'])} / {_fmt(m['time_to_single_line_model_s']['p95'])}"),
+        ("suggestions the typist waited for: answered / waited", lambda m: f"{m['waited_answered']} / {m['waited']}"),
+        ("time to a suggestion the typist waited for, p50 / p95 (s)",
+         lambda m: f"{_fmt_wait(m['time_to_suggestion_waited_s']['p50'], m)} / "
+                   f"{_fmt_wait(m['time_to_suggestion_waited_s']['p95'], m)}"),
+        ("... single-line ones, p50 / p95 (s)",
+         lambda m: f"{_fmt(m['time_to_single_line_waited_s']['p50'])} / {_fmt(m['time_to_single_line_waited_s']['p95'])}"
+                   f" (n = {m['time_to_single_line_waited_s']['n']})"),
         ("cold 200-token prompt, p50 (s)", lambda m: _fmt(m["cold_200_token_s"]["p50"])),
+        ("single-line while typing / cold 200-token prompt (p50)",
+         lambda m: "-" if m["single_line_waited_over_cold"] is None else f"{m['single_line_waited_over_cold']:.2f}×"),
         ("keystrokes with a suggestion on screen before the next one", lambda m: _fmt(m["on_screen_in_time"], "%")),
         ("stale answers (made for another document version)", lambda m: str(m["stale"])),
     ]
     sessions_text = ", ".join(f"{s['file']} ({s['chars']} characters)" for s in result["sessions"])
     lines = ["# Typing: replayed sessions through the LSP server", "",
              f"Function bodies deleted from real files and typed back at {result['chars_per_s']:g} characters per "
-             f"second with a {result.get('line_pause_s', 0):g} s pause before each new line's first character, one "
-             f"completion request per keystroke, the previous one cancelled: {sessions_text}. "
+             "second, one completion request per keystroke, the previous one cancelled; before each new line's "
+             "first character and after each opening bracket the typist waits for the suggestion (at most "
+             f"{result.get('max_wait_s', 0):g} s): {sessions_text}. "
              f"Context budget {result['context_tokens']} tokens. Machine: {result['machine']}; {result['vllm']}; "
              f"{result['wall_s']:.0f} s in all. *no reuse*: no prefix cache, no type-ahead, cuts that move "
-             f"with every line; *completer*: the defaults ({result.get('fim_order', 'psm').upper()} order, prefix "
-             "cache, type-ahead, cuts in steps of 16 lines).", "",
+             "with every line, the FIM prefix ending at the cursor; *completer*: the defaults "
+             f"({result.get('fim_order', 'psm').upper()} order, fim_middle_anchor "
+             f"{result.get('fim_middle_anchor', 'cursor')}, prefix cache, type-ahead, cuts in steps of 16 lines).", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, cell in rows:
         lines.append(f"| {label} | " + " | ".join(cell(modes[n]) for n in names) + " |")

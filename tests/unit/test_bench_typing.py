@@ -1,6 +1,6 @@
 import pytest
 
-from completer.bench.typing import Request, keystroke_times, pick_body, position_of, summarize
+from completer.bench.typing import Request, pause_points, pick_body, position_of, summarize
 
 SOURCE = "\n".join([
     "import os",
@@ -66,15 +66,28 @@ def test_summarize_counts_cache_on_consecutive_requests_only():
     assert s["cold_200_token_s"]["p50"] == 1.0
 
 
-@pytest.mark.parametrize("body, pause, expected", [
-    ("ab", 5.0, [0.0, 0.1]),
-    ("a\nb", 5.0, [0.0, 0.1, 5.2]),  # the pause comes before the new line's first character
-    ("a\n  b", 1.0, [0.0, 0.1, 0.2, 0.3, 1.4]),  # ...after its indentation
-    ("a\n\nb", 1.0, [0.0, 0.1, 0.2, 1.3]),  # a blank line does not pause twice
-    ("a\nb", 0.0, [0.0, 0.1, 0.2]),
+@pytest.mark.parametrize("body, expected", [
+    ("ab", [False, False]),
+    ("a\nb", [False, False, True]),  # before the new line's first character
+    ("a\n  b", [False, False, False, False, True]),  # ...after its indentation
+    ("a\n\nb", [False, False, False, True]),  # a blank line does not pause twice
+    ("f(x)", [False, False, True, False]),  # after an opening bracket
+    ("(\n  x", [False, True, False, False, True]),  # a bracket at a line's end, then the line start
 ])
-def test_keystroke_times_pause_at_line_starts(body, pause, expected):
-    assert keystroke_times(body, 10.0, pause) == pytest.approx(expected)
+def test_pause_points(body, expected):
+    assert pause_points(body) == expected
+
+
+def test_waited_suggestions_that_never_came_count_as_late():
+    waited = [request(1, answered=1.0), request(2, answered=2.0), request(3, outcome="cancelled", answered=61.0)]
+    for r in waited:
+        r.waited = True
+    s = summarize([request(0)] + waited, [{"latency_s": 1.0, "prompt_tokens": 200}])
+    assert (s["waited"], s["waited_answered"]) == (3, 2)
+    assert s["time_to_suggestion_waited_s"]["p50"] == 2.0
+    assert s["time_to_suggestion_waited_s"]["p95"] is None  # falls on the one that never came
+    assert s["time_to_single_line_waited_s"]["p50"] == 2.0  # nearest rank of [1.0, 2.0]
+    assert s["single_line_waited_over_cold"] == 2.0
 
 
 def test_a_late_first_answer_counts_as_consecutive():
