@@ -18,6 +18,7 @@ export const SERVER_SETTINGS = [
   "prefix_share",
   "snippet_share",
   "fim_order",
+  "fim_middle_anchor",
   "cut_snap_lines",
   "enable_prefix_caching",
   "block_size",
