@@ -39,12 +39,12 @@ def modes(quick: bool) -> dict[str, dict]:
 
     In prefix-suffix-middle order the suffix follows the FIM prefix, so with a prefix that ends
     at the cursor (plain FIM) the suffix's tokens are computed again on every keystroke; the
-    prefix cache also keeps only whole KV-cache blocks (vLLM's CPU default is 128 tokens).
+    prefix cache keeps only whole KV-cache blocks (completer asks for 32 tokens; vLLM's CPU default is 128).
     """
     if quick:
         return MODES
     return {**MODES, "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
-            "completer, 32-token blocks": {"block_size": 32}}
+            "completer, vLLM's KV-cache blocks": {"block_size": None}}
 
 
 CANCELLED = -32800
