@@ -282,7 +282,7 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
 @click.option("--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
                                          "of an otherwise idle 2-core machine (default: all cores but one).")
 @click.option("--spm", is_flag=True, help="Also score completer's context in suffix-prefix-middle order.")
-@click.option("--anchor", "anchors", multiple=True, type=click.Choice(["cursor", "line", "block"]),
+@click.option("--anchor", "anchors", multiple=True, type=click.Choice(["auto", "cursor", "line", "block"]),
               help="Also score completer with this fim_middle_anchor (repeatable).")
 @click.option("--no-speculative", is_flag=True, help="Leave out the k=5 row (it only checks identity).")
 def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path, seed: int,

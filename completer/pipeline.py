@@ -7,7 +7,7 @@ from contextlib import aclosing
 from dataclasses import replace
 
 from completer.config import Settings
-from completer.context.builder import build_context
+from completer.context.builder import build_context, without_held_back
 from completer.context.prompt import format_for
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter
 from completer.policy.acceptance import AcceptanceTracker
@@ -61,6 +61,7 @@ class Completer:
         # stream, and stop the engine as soon as the shown text can no longer change
         async with aclosing(self.engine.generate(ctx.prompt, plan, cache_salt=cache_salt)) as stream:
             async for generation in stream:
+                generation = replace(generation, text=without_held_back(generation.text, ctx.held_back))
                 if ctx.may_grow and ctx.kind is CompletionKind.SINGLE_LINE:
                     kind = grown_kind(ctx.line_prefix, generation.text)
                     if kind is not None:

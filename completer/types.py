@@ -29,6 +29,7 @@ class Context:
     full_suffix: str = ""  # untruncated text after the cursor
     prompt_tokens: int = 0
     may_grow: bool = False  # a single-line completion at the end of a line may grow into a block
+    held_back: str = ""  # typed text the prompt leaves for the model to write again (builder.held_back)
 
 
 @dataclass(frozen=True)

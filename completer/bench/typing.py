@@ -44,6 +44,7 @@ def modes(quick: bool) -> dict[str, dict]:
     if quick:
         return MODES
     return {**MODES, "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
+            "completer, FIM prefix to the block start": {"fim_middle_anchor": "block"},
             "completer, vLLM's KV-cache blocks": {"block_size": None}}
 
 

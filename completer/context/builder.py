@@ -109,14 +109,35 @@ def middle_split(full_prefix: str, prefix: str, anchor: str, step: int) -> int:
     suffix included. Typed text that starts the middle leaves the prompt before it unchanged:
     ``"cursor"`` puts nothing there (plain FIM), ``"line"`` the cursor's line so far, and
     ``"block"`` the lines of the cursor's block of ``step`` lines, so the suffix stays cached
-    until the cursor leaves the block.
+    until the cursor leaves the block. ``"auto"`` is ``"block"`` where the cursor's line holds
+    only indentation so far and ``"cursor"`` elsewhere: the model learnt middles that start
+    on whole tokens, and one that ends in the middle of a word throws it off
+    (docs/benchmarks/fim-anchor.md).
     """
+    if anchor == "auto":
+        anchor = "block" if not full_prefix[full_prefix.rfind("\n") + 1:].strip() else "cursor"
     if anchor == "cursor":
         return len(prefix)
     typed = full_prefix[block_start(full_prefix, step if anchor == "block" else 1):]
     if prefix.endswith(typed):
         return len(prefix) - len(typed)
     return prefix.rfind("\n") + 1  # the cut fell inside the block: keep at least the line
+
+
+def held_back(middle_start: str) -> str:
+    """The end of the typed middle left for the model to write again.
+
+    The tokenizer joins a space to the word after it (``"    if"`` is ``"   "`` + ``" if"``), so a
+    middle that ends in a space asks for a word without one, which the model never saw. It
+    gets the middle without that space and writes it; the pipeline drops it again (see
+    without_held_back).
+    """
+    return " " if middle_start.endswith(" ") else ""
+
+
+def without_held_back(text: str, held: str) -> str:
+    """The model's text less what the prompt held back (when the model wrote it)."""
+    return text[len(held):] if held and text.startswith(held) else text
 
 
 def count_by_lines(text: str, counter: TokenCounter) -> int:
@@ -187,11 +208,13 @@ def build_context(
     line_suffix = full_suffix.partition("\n")[0]
     kind = classify(line_prefix, line_suffix, tree, cursor_byte)
     split = middle_split(full_prefix, prefix, anchor, snap_lines)
+    held = held_back(prefix[split:])
+    middle_start = prefix[split:len(prefix) - len(held)]
     if files:
         prompt = fim.render_repo(repo or "project", files, path or "current", prefix[:split], suffix, order,
-                                 prefix[split:])
+                                 middle_start)
     else:
-        prompt = fim.render(prefix[:split], suffix, order, prefix[split:])
+        prompt = fim.render(prefix[:split], suffix, order, middle_start)
     return Context(
         language=language,
         prefix=prefix,
@@ -204,4 +227,5 @@ def build_context(
         full_suffix=full_suffix,
         prompt_tokens=context_tokens - budget + prefix_tokens + count_by_lines(suffix, counter) + 3,
         may_grow=may_grow(kind, line_suffix, tree, cursor_byte),
+        held_back=held,
     )

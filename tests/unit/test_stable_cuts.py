@@ -2,8 +2,8 @@
 
 import pytest
 
-from completer.context.builder import (build_context, cut_prefix, snap_prefix_start, snap_suffix_end,
-                                       snippet_query)
+from completer.context.builder import (build_context, cut_prefix, held_back, snap_prefix_start, snap_suffix_end,
+                                       snippet_query, without_held_back)
 from completer.context.prompt import QWEN
 from tests.unit.test_builder import W
 
@@ -81,6 +81,7 @@ def test_spm_order_puts_the_suffix_first():
     ("block", 4, 4, "typ"),  # the block's first line
     ("block", 1, 6, "typ"),  # blocks of one line: the line
     ("block", 16, 6, "l0\nl1\nl2\nl3\nl4\nl5\ntyp"),  # the file's first block: all of it
+    ("auto", 4, 6, ""),  # a word typed on the line: plain FIM
 ])
 def test_middle_anchor_moves_typed_text_after_the_middle_token(anchor, step, cursor_line, middle_start):
     text = TEN[: TEN.index(f"l{cursor_line}\n")] + "typ" + "\nafter\n"
@@ -99,3 +100,26 @@ def test_block_anchor_keeps_the_prompt_before_the_middle_still_while_typing():
         ctx = build_context(text, len(TEN + typed), "python", W, QWEN, 100, 0.75, snap_lines=8, anchor="block")
         heads.add(ctx.prompt.split("<|fim_middle|>")[0])
     assert len(heads) == 1
+
+
+@pytest.mark.parametrize("line_so_far, middle_start, held", [
+    ("", "l4\nl5\n", ""),  # at the line's start: the block's lines start the middle
+    ("    ", "l4\nl5\n   ", " "),  # indentation: its last space is left to the model (" if" is one token)
+    ("\t", "l4\nl5\n\t", ""),
+    ("x = ", "", ""),  # text on the line: plain FIM, nothing held back
+])
+def test_auto_anchor_uses_the_block_only_where_the_line_holds_only_indentation(line_so_far, middle_start, held):
+    text = TEN[: TEN.index("l6\n")] + line_so_far + "\nafter\n"
+    ctx = build_context(text, text.index("\nafter"), "python", W, QWEN, 100, 0.75, snap_lines=4, anchor="auto")
+    assert ctx.prompt.endswith(f"<|fim_middle|>{middle_start}")
+    assert ctx.held_back == held
+    assert ctx.line_prefix == line_so_far
+
+
+@pytest.mark.parametrize("middle_start, text, expected", [
+    ("    ", " if x:", "if x:"),  # the model wrote the space back: dropped
+    ("    ", "\n", "\n"),  # it did not: kept as it is
+    ("x", " y", " y"),  # nothing held back
+])
+def test_held_back_space(middle_start, text, expected):
+    assert without_held_back(text, held_back(middle_start)) == expected
