@@ -313,7 +313,8 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
 @click.option("--max-wait", "max_wait_s", default=60.0, show_default=True,
               help="Most seconds the typist waits for a suggestion at a line start or after an opening bracket.")
 @click.option("--context-tokens", default=2000, show_default=True, help="The prompt's token budget.")
-@click.option("--mode", "only", multiple=True, help="Run only the modes whose name contains this (repeatable).")
+@click.option("--mode", "only", multiple=True,
+              help="Run only the modes named so (or, if none is, whose name contains this); repeatable.")
 @click.option("--quick", is_flag=True, help="Twelve keystrokes of one session: checks that it works, not speed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write typing.json/.md/.png.")

@@ -29,7 +29,7 @@ from completer.bench.report import percentile, write_results
 MODULES = ("textwrap.py", "shlex.py", "fractions.py", "calendar.py", "ftplib.py", "configparser.py")
 MODES = {
     "no reuse": {"enable_prefix_caching": False, "type_ahead": False, "cut_snap_lines": 1,
-                 "fim_middle_anchor": "cursor"},
+                 "fim_middle_anchor": "cursor", "keystroke_hold_ms": 0},
     "completer": {},
 }
 
@@ -43,7 +43,8 @@ def modes(quick: bool) -> dict[str, dict]:
     """
     if quick:
         return MODES
-    return {**MODES, "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
+    return {**MODES, "completer, no hold while typing": {"keystroke_hold_ms": 0},
+            "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
             "completer, FIM prefix to the block start": {"fim_middle_anchor": "block"},
             "completer, vLLM's KV-cache blocks": {"block_size": None}}
 
@@ -422,7 +423,9 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     started = time.time()
     compared = modes(quick)
     if only:  # a subset, e.g. to rerun one mode; a full comparison runs them all in one run
-        compared = {name: compared[name] for name in compared if any(o in name for o in only)}
+        exact = [name for name in compared if name in only]
+        compared = {name: compared[name] for name in compared if name in exact or
+                    (not exact and any(o in name for o in only))}
     total = len(compared) * sum(len(s.body) for s in chosen)
     with tqdm(total=total, unit="key", desc="bench typing") as bar:
         for name, overrides in compared.items():
@@ -435,6 +438,7 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     result = {"machine": machine_description(), "vllm": vllm_version(), "chars_per_s": chars_per_s,
               "max_wait_s": max_wait_s,
               "fim_order": Settings().fim_order, "fim_middle_anchor": Settings().fim_middle_anchor,
+              "keystroke_hold_ms": Settings().keystroke_hold_ms,
               "context_tokens": context_tokens, "sessions": [{"file": s.path, "chars": len(s.body)} for s in chosen],
               "wall_s": round(time.time() - started, 1), "modes": results, "requests": raw, "logs": str(log_dir)}
     if out is not None:
@@ -492,9 +496,10 @@ def markdown(result: dict) -> str:
              f"{result.get('max_wait_s', 0):g} s): {sessions_text}. "
              f"Context budget {result['context_tokens']} tokens. Machine: {result['machine']}; {result['vllm']}; "
              f"{result['wall_s']:.0f} s in all. *no reuse*: no prefix cache, no type-ahead, cuts that move "
-             "with every line, the FIM prefix ending at the cursor; *completer*: the defaults "
+             "with every line, the FIM prefix ending at the cursor, no hold while typing; *completer*: the defaults "
              f"({result.get('fim_order', 'psm').upper()} order, fim_middle_anchor "
-             f"{result.get('fim_middle_anchor', 'cursor')}, prefix cache, type-ahead, cuts in steps of 16 lines).", "",
+             f"{result.get('fim_middle_anchor', 'cursor')}, prefix cache, type-ahead, cuts in steps of 16 lines, "
+             f"{result.get('keystroke_hold_ms', 0)} ms hold while typing).", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, cell in rows:
         lines.append(f"| {label} | " + " | ".join(cell(modes[n]) for n in names) + " |")

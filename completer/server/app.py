@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -23,7 +24,7 @@ from completer.context.documents import DocumentStore, display_path
 from completer.engine.metrics import MetricsLog, RequestMetrics
 from completer.server.protocol import CompleterProtocol
 from completer.server.positions import PositionError, offset_for
-from completer.server.supervisor import LatestPerDocument, restart_plan
+from completer.server.supervisor import LatestPerDocument, hold_s, restart_plan
 from completer.server.text_sync import LspWorkspace
 from completer.server.typeahead import ShownSuggestions
 from completer.types import Completion, CompletionKind
@@ -215,13 +216,15 @@ class CompleterServer(LanguageServer):
         A newer request for the same document cancels this one (the client gets RequestCancelled).
         """
         task = asyncio.current_task()
+        previous_at = self.latest.arrived(uri, time.monotonic())
         self.latest.claim(uri, task)
         try:
-            return await self._completion_result(uri, position, stop_early)
+            return await self._completion_result(uri, position, stop_early, previous_at)
         finally:
             self.latest.release(uri, task)
 
-    async def _completion_result(self, uri: str, position: types.Position, stop_early: bool):
+    async def _completion_result(self, uri: str, position: types.Position, stop_early: bool,
+                                 previous_at: float | None = None):
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document {uri} is not open (send textDocument/didOpen first)")
@@ -243,6 +246,12 @@ class CompleterServer(LanguageServer):
         if self.completer is None:
             log.info("completion requested while the engine is %s; answering empty", self.engine_state)
             return None
+        wait = hold_s(previous_at, time.monotonic(), self.settings.keystroke_hold_ms / 1000)
+        if wait and stop_early:
+            # the user is typing: a newer keystroke cancels this request before the engine starts a step
+            # it could not interrupt
+            self.latest.held += 1
+            await asyncio.sleep(wait)
         language = languages.detect(doc.language_id, to_fs_path(uri) or uri)
         tracked = self.documents.get(uri)
         if tracked is None or tracked.text != text:  # out of step with pygls: start over from its text
@@ -429,6 +438,7 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
         "next_restart_s": ls.next_restart_s,
         "engine_pids": ls.engine.engine_pids() if ls.engine is not None else [],
         "superseded": ls.latest.superseded,
+        "held_while_typing": ls.latest.held,
         "type_ahead_served": ls.shown.served,
         "in_flight": len(ls.latest),
         "speculation": bool(ls.engine and ls.engine.speculates),

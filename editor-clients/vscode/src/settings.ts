@@ -23,6 +23,7 @@ export const SERVER_SETTINGS = [
   "enable_prefix_caching",
   "block_size",
   "max_num_batched_tokens",
+  "keystroke_hold_ms",
   "type_ahead",
   "speculation_policy",
   "bypass_max_tokens",
