@@ -39,14 +39,14 @@ def modes(quick: bool) -> dict[str, dict]:
 
     In prefix-suffix-middle order the suffix follows the FIM prefix, so with a prefix that ends
     at the cursor (plain FIM) the suffix's tokens are computed again on every keystroke; the
-    prefix cache keeps only whole KV-cache blocks (completer asks for 32 tokens; vLLM's CPU default is 128).
+    prefix cache keeps only whole KV-cache blocks (vLLM's CPU default is 128 tokens).
     """
     if quick:
         return MODES
     return {**MODES, "completer, no hold while typing": {"keystroke_hold_ms": 0},
             "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
             "completer, FIM prefix to the block start": {"fim_middle_anchor": "block"},
-            "completer, vLLM's KV-cache blocks": {"block_size": None}}
+            "completer, 32-token blocks": {"block_size": 32}}
 
 
 CANCELLED = -32800
