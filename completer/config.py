@@ -85,9 +85,9 @@ class Settings(BaseModel):
     """vLLM's token budget per engine step: a step cannot be interrupted, so a smaller one lets the
     newest keystroke's request start sooner; vLLM's default when unset."""
     keystroke_hold_ms: int = Field(200, ge=0, le=5000)
-    """A request that comes within this many ms of the same document's previous one waits this long
-    before it reaches the engine, so that the next keystroke replaces it at no cost (an engine step
-    cannot be interrupted); 0: never wait."""
+    """Every completion request the model answers waits this many ms before it reaches the engine,
+    so that the next keystroke replaces it at no cost (an engine step cannot be interrupted; type-ahead
+    answers do not wait); 0: never wait, for editors that debounce themselves."""
     type_ahead: bool = True
     """Answer at once, without the model, while the user types what the last suggestion says."""
     speculation_policy: Literal["per_request", "engine"] = "per_request"

@@ -24,7 +24,7 @@ from completer.context.documents import DocumentStore, display_path
 from completer.engine.metrics import MetricsLog, RequestMetrics
 from completer.server.protocol import CompleterProtocol
 from completer.server.positions import PositionError, offset_for
-from completer.server.supervisor import LatestPerDocument, hold_s, restart_plan
+from completer.server.supervisor import LatestPerDocument, restart_plan
 from completer.server.text_sync import LspWorkspace
 from completer.server.typeahead import ShownSuggestions
 from completer.types import Completion, CompletionKind
@@ -216,15 +216,13 @@ class CompleterServer(LanguageServer):
         A newer request for the same document cancels this one (the client gets RequestCancelled).
         """
         task = asyncio.current_task()
-        previous_at = self.latest.arrived(uri, time.monotonic())
         self.latest.claim(uri, task)
         try:
-            return await self._completion_result(uri, position, stop_early, previous_at)
+            return await self._completion_result(uri, position, stop_early)
         finally:
             self.latest.release(uri, task)
 
-    async def _completion_result(self, uri: str, position: types.Position, stop_early: bool,
-                                 previous_at: float | None = None):
+    async def _completion_result(self, uri: str, position: types.Position, stop_early: bool):
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document {uri} is not open (send textDocument/didOpen first)")
@@ -246,12 +244,11 @@ class CompleterServer(LanguageServer):
         if self.completer is None:
             log.info("completion requested while the engine is %s; answering empty", self.engine_state)
             return None
-        wait = hold_s(previous_at, time.monotonic(), self.settings.keystroke_hold_ms / 1000)
-        if wait and stop_early:
-            # the user is typing: a newer keystroke cancels this request before the engine starts a step
-            # it could not interrupt
+        if self.settings.keystroke_hold_ms and stop_early:
+            # the next keystroke cancels this request before the engine starts a step it could not
+            # interrupt (also the first keystroke after a pause, which nothing else tells apart)
             self.latest.held += 1
-            await asyncio.sleep(wait)
+            await asyncio.sleep(self.settings.keystroke_hold_ms / 1000)
         language = languages.detect(doc.language_id, to_fs_path(uri) or uri)
         tracked = self.documents.get(uri)
         if tracked is None or tracked.text != text:  # out of step with pygls: start over from its text

@@ -21,14 +21,6 @@ def restart_plan(failures: int, max_attempts: int, base_s: float) -> float | Non
     return backoff_delay(failures, base_s)
 
 
-def hold_s(previous_at: float | None, now: float, hold: float) -> float:
-    """How long a request waits before it reaches the engine: ``hold`` when the same document's
-    previous request came less than ``hold`` seconds before (the user is typing), else nothing."""
-    if previous_at is None or hold <= 0 or now - previous_at >= hold:
-        return 0.0
-    return hold
-
-
 class LatestPerDocument:
     """One completion per document: a newer request cancels the one still running.
 
@@ -39,15 +31,8 @@ class LatestPerDocument:
 
     def __init__(self) -> None:
         self._running: dict[str, asyncio.Task] = {}
-        self._arrived: dict[str, float] = {}  # when each open document's last request came
         self.superseded = 0
         self.held = 0
-
-    def arrived(self, uri: str, now: float) -> float | None:
-        """Note a request's arrival; returns when the document's previous one came."""
-        previous = self._arrived.get(uri)
-        self._arrived[uri] = now
-        return previous
 
     def claim(self, uri: str, task: asyncio.Task) -> None:
         older = self._running.get(uri)
@@ -62,7 +47,6 @@ class LatestPerDocument:
 
     def cancel(self, uri: str) -> None:
         """The document closed: its request has nothing left to complete."""
-        self._arrived.pop(uri, None)
         task = self._running.pop(uri, None)
         if task is not None and not task.done():
             task.cancel()

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from completer.server.supervisor import LatestPerDocument, backoff_delay, hold_s, restart_plan
+from completer.server.supervisor import LatestPerDocument, backoff_delay, restart_plan
 from completer.server.transport import (INVALID_PARAMS, INVALID_REQUEST, content_length, envelope_problem,
                                         is_loopback, strip_token, token_matches)
 from completer.server.workspace_files import is_inside_workspace, read_workspace_file
@@ -131,25 +131,6 @@ async def test_latest_request_per_document_wins():
     a2.cancel()
     await asyncio.sleep(0)
     assert len(latest) == 0
-
-
-@pytest.mark.parametrize("previous_at, now, hold, expected", [
-    (None, 5.0, 0.2, 0.0),  # the document's first request
-    (4.9, 5.0, 0.2, 0.2),  # 100 ms after the previous one: typing, so it waits
-    (4.8, 5.0, 0.2, 0.0),  # 200 ms: a pause, straight to the engine
-    (4.9, 5.0, 0.0, 0.0),  # holding turned off
-])
-def test_hold_while_typing(previous_at, now, hold, expected):
-    assert hold_s(previous_at, now, hold) == expected
-
-
-def test_arrivals_are_per_document_and_forgotten_on_close():
-    latest = LatestPerDocument()
-    assert latest.arrived("a", 1.0) is None
-    assert latest.arrived("b", 1.5) is None
-    assert latest.arrived("a", 2.0) == 1.0
-    latest.cancel("a")
-    assert latest.arrived("a", 3.0) is None
 
 
 @pytest.fixture
