@@ -132,20 +132,22 @@ def sessions(count: int) -> list[Session]:
     return out
 
 
-PAUSE_AFTER = "([{"
+# the typist stops after these to read the suggestion: an opening bracket (where editors offer
+# the arguments), and the start of an expression that fills the rest of the line
+PAUSE_AFTER = ("(", "[", "{", "= ", "return ")
 
 
 def pause_points(body: str) -> list[bool]:
     """Whether the typist stops to read a suggestion before typing ``body[n]``.
 
     People stop before the first non-blank character of a new line (they think at line
-    starts) and after an opening bracket (where editors offer the arguments); elsewhere
-    they type on at a steady pace.
+    starts), after an opening bracket and where the right-hand side of an assignment or a
+    return value begins (one-line suggestions); elsewhere they type on at a steady pace.
     """
     out, at_line_start = [], False
     for n, ch in enumerate(body):
         starts_line = at_line_start and not ch.isspace()
-        out.append(n > 0 and (starts_line or body[n - 1] in PAUSE_AFTER))
+        out.append(n > 0 and (starts_line or body[:n].endswith(PAUSE_AFTER)))
         if starts_line:
             at_line_start = False
         if ch == "\n":
@@ -313,24 +315,32 @@ async def replay(client: Client, index: int, session: Session, chars_per_s: floa
     return requests
 
 
+def cold_cut(source: str, head_chars: int = 800) -> tuple[str, int] | None:
+    """A small document cut from ``source``: about ``head_chars`` characters (some 200 tokens) of
+    code, a ``return`` line with the cursor just after ``return `` (a one-line suggestion), and
+    the five lines after it."""
+    lines = source.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if not line.lstrip().startswith("return ") or sum(map(len, lines[:i])) < head_chars:
+            continue
+        first = i
+        while first > 0 and sum(map(len, lines[first:i])) < head_chars:
+            first -= 1
+        head = "".join(lines[first:i])
+        cut = len(line) - len(line.lstrip()) + len("return ")
+        return head + line + "".join(lines[i + 1:i + 6]), len(head) + cut
+    return None
+
+
 def cold_texts(count: int) -> list[tuple[str, int]]:
-    """Small documents (about 200 tokens of context) with the cursor in the middle of a line."""
+    """Small documents from modules the sessions do not type in: the cold reference."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     out = []
-    for name in ("heapq.py", "bisect.py", "colorsys.py", "keyword.py", "this.py", "glob.py"):
+    for name in ("heapq.py", "bisect.py", "colorsys.py", "glob.py", "fnmatch.py", "base64.py", "copy.py"):
         path = stdlib / name
-        if not path.is_file():
-            continue
-        lines = path.read_text().splitlines(keepends=True)
-        code = [i for i, line in enumerate(lines) if line.strip().startswith(("return ", "if ")) and i > 10]
-        if not code:
-            continue
-        i = code[0]
-        head = "".join(lines[max(0, i - 16):i])
-        cursor_line = lines[i]
-        cut = len(cursor_line) - len(cursor_line.lstrip()) + len(cursor_line.strip()) // 2
-        text = head + cursor_line + "".join(lines[i + 1:i + 6])
-        out.append((text, len(head) + cut))
+        cut = cold_cut(path.read_text()) if path.is_file() else None
+        if cut is not None:
+            out.append(cut)
         if len(out) == count:
             break
     return out
@@ -359,6 +369,7 @@ def summarize(requests: list[Request], cold: list[dict]) -> dict:
     # a suggestion the typist waited for in vain counts as infinitely late
     waited_latency = [r.latency_s if r.outcome == "answered" else float("inf") for r in waited]
     waited_single = [r.latency_s for r in waited if r.outcome == "answered" and r.kind == "single_line"]
+    cold = [c for c in cold if c.get("prompt_tokens")]  # answered by the model, not left empty
     cold_p50 = percentile([c["latency_s"] for c in cold], 50) if cold else None
     single_p50 = percentile(waited_single, 50) if waited_single else None
     return {
@@ -416,7 +427,7 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     chosen = sessions(num_sessions)
     if quick:  # a couple of lines of one session: checks that it works, not speed
         chosen = [Session(s.path, s.text, s.offset, s.body[:12]) for s in chosen[:1]]
-    cold = cold_texts(1 if quick else 3)
+    cold = cold_texts(1 if quick else 5)
     base = {"context_tokens": context_tokens, "max_model_len": max(4096, context_tokens + 512)}
     log_dir = Path(tempfile.mkdtemp(prefix="completer-typing-"))
     results, raw = {}, {}

@@ -1,6 +1,6 @@
 import pytest
 
-from completer.bench.typing import Request, pause_points, pick_body, position_of, summarize
+from completer.bench.typing import Request, cold_cut, pause_points, pick_body, position_of, summarize
 
 SOURCE = "\n".join([
     "import os",
@@ -73,6 +73,10 @@ def test_summarize_counts_cache_on_consecutive_requests_only():
     ("a\n\nb", [False, False, False, True]),  # a blank line does not pause twice
     ("f(x)", [False, False, True, False]),  # after an opening bracket
     ("(\n  x", [False, True, False, False, True]),  # a bracket at a line's end, then the line start
+    ("w = 1", [False, False, False, False, True]),  # where an assignment's value begins
+    ("a == b", [False, False, False, False, False, True]),  # ...or a comparison's right side
+    ("return x", [False] * 7 + [True]),  # where a return value begins
+    ("f(x=1)", [False, False, True, False, False, False]),  # a keyword argument is typed on
 ])
 def test_pause_points(body, expected):
     assert pause_points(body) == expected
@@ -94,3 +98,12 @@ def test_a_late_first_answer_counts_as_consecutive():
     # every earlier keystroke's request was cancelled, yet it had read the same context
     requests = [request(n, outcome="cancelled", text="") for n in range(9)] + [request(9, cached=90)]
     assert summarize(requests, [])["cached_share_consecutive"] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("source, head_chars, expected", [
+    ("a = 1\nb = 2\ndef f():\n    return a + b\nx = 3\n", 10, ("b = 2\ndef f():\n    return a + b\nx = 3\n", 26)),
+    ("def f():\n    return 1\n", 100, None),  # too little code before the return
+    ("a = 1\nb = 2\n", 1, None),  # no return line
+])
+def test_cold_cut(source, head_chars, expected):
+    assert cold_cut(source, head_chars) == expected
