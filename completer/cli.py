@@ -311,7 +311,7 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
               help="Typing sessions (one function body each, from the standard library's modules).")
 @click.option("--cps", "chars_per_s", default=10.0, show_default=True, help="Typing pace, characters per second.")
 @click.option("--max-wait", "max_wait_s", default=60.0, show_default=True,
-              help="Most seconds the typist waits for a suggestion at a line start or after an opening bracket.")
+              help="Most seconds the typist waits for a suggestion at a pause point (a line start, an opening bracket, where a value begins).")
 @click.option("--context-tokens", default=2000, show_default=True, help="The prompt's token budget.")
 @click.option("--mode", "only", multiple=True,
               help="Run only the modes named so (or, if none is, whose name contains this); repeatable.")
