@@ -1,7 +1,8 @@
 """`completer bench typing`: replayed typing sessions through the real LSP server.
 
 Each session opens a real source file with one function body deleted, then types the body
-back one character at a time at a steady pace (pausing at line starts), asking for a completion after every
+back one character at a time at a steady pace (waiting for the suggestion at a line's start,
+after an opening bracket and where a value begins), asking for a completion after every
 keystroke and cancelling the previous request, as an editor does. Two servers run one
 after the other on the same sessions: one with no reuse at all (no prefix cache, no
 type-ahead, cuts that move with every line) and one with completer's full path.
@@ -503,7 +504,8 @@ def markdown(result: dict) -> str:
     lines = ["# Typing: replayed sessions through the LSP server", "",
              f"Function bodies deleted from real files and typed back at {result['chars_per_s']:g} characters per "
              "second, one completion request per keystroke, the previous one cancelled; before each new line's "
-             "first character and after each opening bracket the typist waits for the suggestion (at most "
+             "first character, after each opening bracket and where an assignment's or a return's value begins "
+             "the typist waits for the suggestion (at most "
              f"{result.get('max_wait_s', 0):g} s): {sessions_text}. "
              f"Context budget {result['context_tokens']} tokens. Machine: {result['machine']}; {result['vllm']}; "
              f"{result['wall_s']:.0f} s in all. *no reuse*: no prefix cache, no type-ahead, cuts that move "
