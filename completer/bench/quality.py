@@ -37,14 +37,18 @@ SETS = {"single-line": "SingleLineInfilling", "multi-line": "MultiLineInfilling"
 PLAIN, COMPLETER, SPECULATIVE = "plain FIM", "completer", "completer, speculative k=5"
 SPM = "completer, suffix first (SPM)"
 ROWS = (PLAIN, COMPLETER, SPECULATIVE, SPM)
-ANCHOR_ROW = "completer, FIM prefix to the {} start"  # with --anchor: the settings' fim_middle_anchor
+
+
+def anchor_row(anchor: str) -> str:
+    """The row's name for ``--anchor``: where the FIM prefix ends (the settings' fim_middle_anchor)."""
+    return "completer, FIM prefix to the cursor" if anchor == "cursor" else f"completer, FIM prefix to the {anchor} start"
 
 
 def extra_rows(spm: bool, anchors: tuple[str, ...]) -> dict[str, dict]:
     """Rows beyond the three standard ones: their names and the settings each one changes."""
     rows = {SPM: {"fim_order": "spm"}} if spm else {}
     for anchor in anchors:
-        rows[ANCHOR_ROW.format(anchor)] = {"fim_middle_anchor": anchor}
+        rows[anchor_row(anchor)] = {"fim_middle_anchor": anchor}
     return rows
 TEST_TIMEOUT_S = 10.0
 # blocks sockets in the test process (and there is no network namespace to reach anything anyway)
@@ -284,4 +288,5 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
         (out / "quality.json").write_text(json.dumps(result, indent=1))
         (out / "quality.md").write_text(markdown(rows, identical, meta))
         plot(rows, out / "quality.png")
+        (out / "quality-completions.json").unlink(missing_ok=True)  # quality.json holds them now
     return result

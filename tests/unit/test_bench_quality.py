@@ -4,7 +4,7 @@ import json
 import pytest
 
 from completer.bench import overhead, quality
-from completer.bench.quality import COMPLETER, PLAIN, SPECULATIVE, Record, Task
+from completer.bench.quality import COMPLETER, PLAIN, SPECULATIVE, Record, Task, extra_rows
 
 
 @pytest.mark.parametrize("completion,solution,exact,similarity", [
@@ -63,3 +63,14 @@ def test_overhead_runs_and_writes_its_report(tmp_path):
     assert result["keystrokes"] == 40 and result["request_ms"]["p95"] > 0
     assert (tmp_path / "overhead.md").read_text().startswith("# Overhead")
     assert (tmp_path / "overhead.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("spm, anchors, expected", [
+    (False, (), {}),
+    (False, ("cursor", "block"), {"completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
+                                  "completer, FIM prefix to the block start": {"fim_middle_anchor": "block"}}),
+    (True, ("line",), {"completer, suffix first (SPM)": {"fim_order": "spm"},
+                       "completer, FIM prefix to the line start": {"fim_middle_anchor": "line"}}),
+])
+def test_extra_rows(spm, anchors, expected):
+    assert extra_rows(spm, anchors) == expected
