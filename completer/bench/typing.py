@@ -347,7 +347,8 @@ def cold_texts(count: int) -> list[tuple[str, int]]:
     return out
 
 
-def summarize(requests: list[Request], cold: list[dict]) -> dict:
+def summarize(requests: list[Request], cold: list[dict], engine_requests: int | None = None) -> dict:
+    """The figures of one mode; ``engine_requests``: how many of ``requests`` the server passed to vLLM."""
     answered = [r for r in requests if r.outcome == "answered"]
     model = [r for r in answered if r.source == "model"]
     typed_ahead = [r for r in answered if r.source == "type_ahead"]
@@ -375,6 +376,7 @@ def summarize(requests: list[Request], cold: list[dict]) -> dict:
     single_p50 = percentile(waited_single, 50) if waited_single else None
     return {
         "sent": len(requests),
+        "engine_requests": engine_requests,
         "answered": len(answered),
         "cancelled": sum(r.outcome == "cancelled" for r in requests),
         "failed": sum(r.outcome == "failed" for r in requests),
@@ -401,7 +403,8 @@ def summarize(requests: list[Request], cold: list[dict]) -> dict:
 
 
 async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session], cold: list[tuple[str, int]],
-                    chars_per_s: float, max_wait_s: float, log_dir: Path, bar) -> tuple[list[Request], list[dict]]:
+                    chars_per_s: float, max_wait_s: float, log_dir: Path,
+                    bar) -> tuple[list[Request], list[dict], int]:
     log_path = log_dir / f"typing-{name.replace(' ', '-')}.log"
     client = Client({**base, **overrides}, log_path)
     bar.set_description(f"bench typing: {name}: loading the engine")
@@ -410,11 +413,13 @@ async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session
         await client.wait_ready()
         bar.set_description(f"bench typing: {name}: cold requests")
         cold_results = await cold_requests(client, cold)
+        started = (await client.request("completer/stats", {})).get("requests_started", 0)
         requests: list[Request] = []
         for i, session in enumerate(chosen):
             bar.set_description(f"bench typing: {name}: {session.path}")
             requests += await replay(client, i, session, chars_per_s, max_wait_s, bar.update)
-        return requests, cold_results
+        engine_requests = (await client.request("completer/stats", {})).get("requests_started", 0) - started
+        return requests, cold_results, engine_requests
     finally:
         await client.close()
 
@@ -441,9 +446,9 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     total = len(compared) * sum(len(s.body) for s in chosen)
     with tqdm(total=total, unit="key", desc="bench typing") as bar:
         for name, overrides in compared.items():
-            requests, cold_results = asyncio.run(_run_mode(name, overrides, base, chosen, cold, chars_per_s,
+            requests, cold_results, engine_requests = asyncio.run(_run_mode(name, overrides, base, chosen, cold, chars_per_s,
                                                            max_wait_s, log_dir, bar))
-            results[name] = summarize(requests, cold_results)
+            results[name] = summarize(requests, cold_results, engine_requests)
             raw[name] = [asdict(r) for r in requests]
     from completer.config import Settings
 
@@ -478,6 +483,8 @@ def markdown(result: dict) -> str:
         ("cancelled (superseded by the next keystroke)", lambda m: str(m["cancelled"])),
         ("answered from type-ahead (no model call)", lambda m: str(m["from_type_ahead"])),
         ("answered by the model", lambda m: str(m["from_model"])),
+        ("passed to the engine (the rest were answered, or cancelled, before it)",
+         lambda m: "-" if m.get("engine_requests") is None else str(m["engine_requests"])),
         ("prompt tokens per model request, p50", lambda m: _fmt(m["prompt_tokens_per_request"]["p50"])),
         ("... of them from the prefix cache, p50", lambda m: _fmt(m["cached_tokens_per_request"]["p50"])),
         ("prompt tokens from the cache on consecutive keystrokes", lambda m: _fmt(m["cached_share_consecutive"], "%")),

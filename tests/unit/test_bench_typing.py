@@ -59,7 +59,8 @@ def test_summarize_counts_cache_on_consecutive_requests_only():
     requests = [request(0, cached=0), request(1, cached=90), request(2, cached=80),
                 request(3, source="type_ahead", prompt=0), request(4, outcome="cancelled", text=""),
                 request(5, version=99)]
-    s = summarize(requests, [{"latency_s": 1.0, "prompt_tokens": 200}])
+    s = summarize(requests, [{"latency_s": 1.0, "prompt_tokens": 200}], engine_requests=4)
+    assert s["engine_requests"] == 4
     assert (s["sent"], s["answered"], s["cancelled"], s["from_model"], s["from_type_ahead"]) == (6, 5, 1, 4, 1)
     assert s["cached_share_consecutive"] == pytest.approx(170 / 300)
     assert s["stale"] == 1
