@@ -101,6 +101,10 @@ class Settings(BaseModel):
     """Cost of one draft step relative to one target step (measured 0.31 for 0.5B vs 1.5B on a CPU)."""
     batch_k_limits: dict[int, int] = Field(default_factory=lambda: {3: 2})
     """When at least N requests run at once, k is capped at the value (0 stops speculation)."""
+    bypass_shares_prefix_cache: bool = False
+    """Requests that skip speculation still run the draft model over their prompt (about 0.3 of the
+    target's prefill), so that speculating requests can reuse their cached blocks. Off, they keep a
+    prefix cache of their own: the draft model never wrote those blocks' KV."""
     kv_cache_space_gib: float | None = Field(None, gt=0)
     """CPU KV-cache size; planned from the model sizes and free memory when unset."""
     gpu_memory_utilization: float | None = Field(None, gt=0, le=0.98)

@@ -47,7 +47,8 @@ def modes(quick: bool) -> dict[str, dict]:
     return {**MODES, "completer, no hold while typing": {"keystroke_hold_ms": 0},
             "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
             "completer, FIM prefix to the block start": {"fim_middle_anchor": "block"},
-            "completer, 32-token blocks": {"block_size": 32}}
+            "completer, 32-token blocks": {"block_size": 32},
+            "completer, one prefix cache for both plans": {"bypass_shares_prefix_cache": True}}
 
 
 CANCELLED = -32800

@@ -255,7 +255,9 @@ class Engine:
             policy_args = {
                 "scheduler_cls": f"{__name__}.PolicyScheduler",
                 "worker_cls": f"{__name__}.PolicyCPUWorker",
-                "additional_config": {"completer_batch_k_limits": {str(b): k for b, k in settings.batch_k_limits.items()}},
+                "additional_config": {
+                    "completer_batch_k_limits": {str(b): k for b, k in settings.batch_k_limits.items()},
+                    "completer_draft_prefill": settings.bypass_shares_prefix_cache},
             }
         speculative_config = None
         if method == "draft_model":
@@ -321,7 +323,7 @@ class Engine:
             extra_args={PLAN_KEY: plan.num_speculative_tokens if plan.speculate else 0} if self.per_request else None,
         )
         engine_prompt: str | dict = prompt
-        if self.per_request and not plan.speculate:
+        if self.per_request and not plan.speculate and not self.settings.bypass_shares_prefix_cache:
             cache_salt = f"{cache_salt or ''}{BYPASS_CACHE_SALT}"
         if cache_salt:
             engine_prompt = {"prompt": prompt, "cache_salt": cache_salt}
@@ -407,6 +409,8 @@ class Engine:
 #     scheduled request is bypassed, so a short request costs what the target alone costs.
 # Bypassed requests get their own prefix-cache salt: the draft model never writes their
 # blocks, so a speculated request must not reuse them (its drafts would read stale KV).
+# With bypass_shares_prefix_cache the draft model runs over their prompt instead (its one
+# draft is dropped), and all requests share one cache.
 
 PLAN_KEY = "completer_num_speculative_tokens"
 BYPASS_CACHE_SALT = "completer-bypass"
@@ -430,6 +434,16 @@ def step_k(planned: list[int], batch_size: int, batch_k_limits: dict[int, int] |
     return k
 
 
+def draft_prefill_k(enabled: bool, k: int, samples: bool, scheduled: list[int]) -> int:
+    """A step's k under bypass_shares_prefix_cache: 1 instead of 0 where the step reads prompt
+    tokens (more than one token scheduled for a request), so the draft model writes their KV too;
+    the draft it proposes is trimmed to the request's own k (0) before any step verifies it.
+    Never for a step with a sampled request (kept away from the rejection sampler on the CPU)."""
+    if enabled and k == 0 and not samples and any(n > 1 for n in scheduled):
+        return 1
+    return k
+
+
 def _policy_scheduler_class():
     from vllm.v1.core.sched.scheduler import Scheduler
 
@@ -440,6 +454,7 @@ def _policy_scheduler_class():
             super().__init__(*args, **kwargs)
             extra = self.vllm_config.additional_config or {}
             self.batch_k_limits = {int(b): int(k) for b, k in (extra.get("completer_batch_k_limits") or {}).items()}
+            self.draft_prefill = bool(extra.get("completer_draft_prefill"))
             if self.num_spec_tokens:
                 # a lookup table switches vLLM to per-step k (and off its fixed-k padding)
                 self.dynamic_sd_lookup = [self.num_spec_tokens] * (self.scheduler_config.max_num_seqs + 1)
@@ -464,6 +479,9 @@ def _policy_scheduler_class():
                 # step (speculated requests only lose this step's draft KV, never correctness)
                 planned = [0] * len(planned)
             output.num_spec_tokens_to_schedule = step_k(planned, len(requests), self.batch_k_limits)
+            output.num_spec_tokens_to_schedule = draft_prefill_k(
+                self.draft_prefill, output.num_spec_tokens_to_schedule, any(self._samples(r) for r in requests),
+                [output.num_scheduled_tokens[r.request_id] for r in requests])
             # the worker may skip the draft model only if no request in the step needs it
             output.completer_skip_draft = bool(requests) and output.num_spec_tokens_to_schedule == 0
             return output

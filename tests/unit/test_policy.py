@@ -1,7 +1,7 @@
 import pytest
 
 from completer.config import Settings
-from completer.engine.vllm_engine import PLAN_KEY, planned_k, step_k
+from completer.engine.vllm_engine import PLAN_KEY, draft_prefill_k, planned_k, step_k
 from completer.policy.acceptance import AcceptanceTracker, best_k, expected_speedup
 from completer.policy.planner import choose_k, plan_request, should_speculate
 from completer.types import CompletionKind, Context
@@ -55,6 +55,17 @@ def test_planned_k(extra, engine_k, k):
 ])
 def test_step_k(planned, batch, limits, k):
     assert step_k(planned, batch, limits) == k
+
+
+@pytest.mark.parametrize("enabled, k, samples, scheduled, expected", [
+    (True, 0, False, [300], 1),  # a bypassed request's prompt: the draft model reads it too
+    (True, 0, False, [1, 1], 0),  # decode steps only: the draft model stays off
+    (True, 3, False, [4], 3),  # a speculating step keeps its k
+    (True, 0, True, [300], 0),  # a sampled request in the step: no drafts at all
+    (False, 0, False, [300], 0),  # off: bypassed requests keep a prefix cache of their own
+])
+def test_draft_prefill_k(enabled, k, samples, scheduled, expected):
+    assert draft_prefill_k(enabled, k, samples, scheduled) == expected
 
 
 def _ctx(kind, line_prefix="", line_suffix="", may_grow=False):
