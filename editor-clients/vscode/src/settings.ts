@@ -30,6 +30,7 @@ export const SERVER_SETTINGS = [
   "adaptive_k",
   "draft_cost_ratio",
   "batch_k_limits",
+  "bypass_shares_prefix_cache",
   "dtype",
   "max_model_len",
   "max_num_seqs",
