@@ -114,6 +114,15 @@ async def test_typing_what_the_suggestion_says_is_answered_without_the_model(cli
     assert fresh["source"] == "model" and fresh["version"] == 3
 
 
+async def test_even_a_lone_request_waits_for_a_newer_keystroke_before_the_engine(client):
+    uri = "file:///workspace/hold.py"
+    open_doc(client, uri, FIB)
+    before = await stats(client)
+    await complete_detail(client, uri, 5, 4)  # the document's first request: nothing came before it
+    after = await stats(client)
+    assert after["held_while_typing"] == before["held_while_typing"] + 1
+
+
 @pytest.mark.parametrize("uri,line,character,message", [
     (FIB_URI, 500, 0, "outside the document"),
     (FIB_URI, 3, 200, "past the end of line"),
