@@ -255,12 +255,18 @@ def bench() -> None:
               show_default=True, help="Where to write latency.json/.md/.png.")
 @click.option("--no-ngram", is_flag=True, help="Skip the ngram engine.")
 @click.option("--seed", default=0, show_default=True)
-def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int) -> None:
-    """Target alone vs draft k=3/5/8 vs ngram vs completer's policy, side by side."""
+@click.option("--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
+                                         "of an otherwise idle 2-core machine (default: all cores but one).")
+def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int,
+                  cpu_threads_bind: str | None) -> None:
+    """Target alone vs draft k=3/5/8 vs ngram vs completer's policy, side by side.
+
+    Finished tasks are kept in OUT/latency-checkpoint.jsonl: the same command resumes a stopped run."""
     from completer.bench import latency
     from completer.bench.report import markdown
 
-    result = latency.run(6 if quick else num_tasks, None if quick else out, quick, seed, include_ngram=not no_ngram)
+    result = latency.run(6 if quick else num_tasks, None if quick else out, quick, seed, include_ngram=not no_ngram,
+                         cpu_threads_bind=cpu_threads_bind)
     click.echo(markdown(result["rows"], latency.BASELINE))
     differing = [r for r in result["records"] if r["identical"] is False]
     if differing:

@@ -5,6 +5,9 @@ alone: the policy worker skips the draft model), so target alone, draft k = 3/5/
 completer's policy run interleaved, request by request, in the same process. ngram needs
 an engine of its own and is paired with a target-alone run in that engine. Each
 configuration has its own prefix-cache salt, so every prefill is cold.
+
+A full run takes hours on a CPU, so every finished task is appended to a checkpoint file and a
+rerun with the same arguments resumes after the last finished task.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from completer.policy.planner import plan_request
 from completer.types import CompletionKind, GenerationPlan
 
 BASELINE = "target alone"
+POLICY = "completer policy"
 
 
 def plans_for(task: Task, settings: Settings, stop_ids: tuple[int, ...]) -> GenerationPlan:
@@ -38,18 +42,60 @@ def plans_for(task: Task, settings: Settings, stop_ids: tuple[int, ...]) -> Gene
                           num_speculative_tokens=0)
 
 
-async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], progress, quick: bool) -> list[Record]:
-    """Run every task under every config of one engine, rotating the order per task."""
+def load_checkpoint(path: Path | None, key: dict) -> dict[str, list[Record]]:
+    """Finished tasks of an earlier run with the same ``key``, per engine: {engine: records}."""
+    done: dict[str, list[Record]] = {}
+    if path is None or not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short when the run was stopped
+            continue
+        if entry.get("key") == key:
+            done.setdefault(entry["engine"], []).extend(Record(**r) for r in entry["records"])
+    return done
+
+
+def finished_tasks(records: list[Record], configs: dict) -> set[str]:
+    """Tasks that every config of the engine has answered."""
+    seen: dict[str, set[str]] = {}
+    for r in records:
+        seen.setdefault(r.task, set()).add(r.config)
+    return {task for task, names in seen.items() if names >= set(configs)}
+
+
+def replay_acceptance(records: list[Record], tasks: list[Task], tracker: AcceptanceTracker) -> None:
+    """The policy's k follows acceptance: a resumed run starts from what the finished tasks saw."""
+    language = {t.id: t.language for t in tasks}
+    for r in records:
+        if r.config == POLICY and r.draft_tokens:
+            tracker.observe(language.get(r.task, "python"), r.draft_tokens, r.accepted_tokens)
+
+
+async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], progress, quick: bool,
+                      done: list[Record], save) -> list[Record]:
+    """Run every task under every config of one engine, rotating the order per task.
+
+    ``done`` holds the records of tasks finished by an earlier run; ``save`` gets each newly
+    finished task's records."""
     from completer.engine.vllm_engine import Engine
 
+    finished = finished_tasks(done, configs)
+    records: list[Record] = [r for r in done if r.task in finished and r.config in configs]
+    progress(len(records))
+    if len(finished) >= len(tasks):
+        return records
     engine = await asyncio.to_thread(Engine.build, settings)
     try:
         counter = HFTokenCounter(engine.target_dir)
         stop_ids = tuple(i for i in (counter.token_id(t) for t in QWEN.stop) if i is not None)
         tracker = AcceptanceTracker()
+        replay_acceptance(records, tasks, tracker)
         names = list(configs)
-        records: list[Record] = []
         for n, task in enumerate(tasks):
+            if task.id in finished:
+                continue
             text = task.prefix + task.suffix
             ctx = build_context(text, len(task.prefix), task.language, counter, QWEN, settings.context_tokens,
                                 settings.prefix_share)
@@ -60,13 +106,13 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
             order = names[n % len(names):] + names[: n % len(names)]
             for name in order:
                 k = configs[name]
-                if k == "policy":
+                if k == POLICY:
                     plan = plan_request(ctx, settings, engine_speculates=True, backend=engine.backend, tracker=tracker)
                     plan = replace(base_plan, speculate=plan.speculate, num_speculative_tokens=plan.num_speculative_tokens)
                 else:
                     plan = replace(base_plan, speculate=k > 0, num_speculative_tokens=k)
                 gen = await engine.complete(ctx.prompt, plan, cache_salt=f"bench-{name}-{n}")
-                if k == "policy" and plan.speculate:
+                if k == POLICY and plan.speculate:
                     tracker.observe(task.language, gen.num_draft_tokens, gen.num_accepted_tokens)
                 outputs[name] = gen.token_ids
                 records.append(Record(name, task.id, task.length_class, gen.latency_s, gen.first_token_s,
@@ -77,6 +123,7 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
             for r in records[-len(names):]:
                 if r.config != base:
                     r.identical = outputs[r.config] == outputs[base]
+            save(records[-len(names):])
         return records
     finally:
         engine.shutdown()
@@ -110,24 +157,41 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}"
 
 
-def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: bool = True) -> dict:
+def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: bool = True,
+        cpu_threads_bind: str | None = None) -> dict:
     from tqdm import tqdm
 
     tasks = load_tasks(n, seed)
     # --quick checks exactness: in float32 a token never depends on the shape of the step that
     # computed it (in bf16, verifying k+1 tokens at once can flip a near-tie)
     base = Settings(speculation_policy="per_request", max_tokens=32 if quick else 128,
-                    max_tokens_single_line=24 if quick else 48, dtype="float32" if quick else "bfloat16")
+                    max_tokens_single_line=24 if quick else 48, dtype="float32" if quick else "bfloat16",
+                    cpu_threads_bind=cpu_threads_bind)
     draft_settings = base.model_copy(update={"speculative_config": SpeculativeConfig(num_speculative_tokens=8)})
-    draft_configs = {BASELINE: 0, "draft k=3": 3, "draft k=5": 5, "draft k=8": 8, "completer policy": "policy"}
+    draft_configs = {BASELINE: 0, "draft k=3": 3, "draft k=5": 5, "draft k=8": 8, POLICY: POLICY}
     ngram_settings = base.model_copy(update={"speculative_config": SpeculativeConfig(method="ngram", num_speculative_tokens=5)})
     ngram_configs = {"target alone (ngram engine)": 0, "ngram k=5": 5}
     total = len(tasks) * (len(draft_configs) + (len(ngram_configs) if include_ngram else 0))
+    checkpoint = out / "latency-checkpoint.jsonl" if out is not None else None
+    key = {"n": n, "seed": seed, "quick": quick, "cpu_threads_bind": cpu_threads_bind}
+    done = load_checkpoint(checkpoint, key)
+
+    def saver(engine_name: str):
+        def save(task_records: list[Record]) -> None:
+            if checkpoint is not None:
+                checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                with checkpoint.open("a") as f:
+                    f.write(json.dumps({"key": key, "engine": engine_name,
+                                        "records": [asdict(r) for r in task_records]}) + "\n")
+        return save
+
     started = time.time()
     with tqdm(total=total, desc="bench latency", unit="req") as bar:
-        records = asyncio.run(_run_engine(draft_settings, draft_configs, tasks, bar.update, quick))
+        records = asyncio.run(_run_engine(draft_settings, draft_configs, tasks, bar.update, quick,
+                                          done.get("draft", []), saver("draft")))
         if include_ngram:
-            ngram_records = asyncio.run(_run_engine(ngram_settings, ngram_configs, tasks, bar.update, quick))
+            ngram_records = asyncio.run(_run_engine(ngram_settings, ngram_configs, tasks, bar.update, quick,
+                                                    done.get("ngram", []), saver("ngram")))
             for r in ngram_records:
                 if r.config == "ngram k=5":
                     records.append(r)
@@ -145,6 +209,8 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
         "tasks": len(tasks),
         "classes": {SHORT: sum(t.length_class == SHORT for t in tasks), LONG: sum(t.length_class == LONG for t in tasks)},
         "wall_s": round(time.time() - started, 1),
+        "resumed_tasks": {engine: len({r.task for r in recs}) for engine, recs in done.items()},
+        "cpu_threads_bind": cpu_threads_bind,
         "rows": rows,
         "records": [asdict(r) for r in records],
     }
@@ -160,4 +226,5 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
             "![latency](latency.png)\n\n![speedup](speedup.png)\n")
         plot_latency(records, out / "latency.png")
         plot_speedup(rows, out / "speedup.png")
+        checkpoint.unlink(missing_ok=True)  # latency.json holds every record now
     return result

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+
+from completer.bench.latency import POLICY, finished_tasks, load_checkpoint, replay_acceptance
+from completer.bench.report import Record
+from completer.bench.workloads import Task
+from completer.policy.acceptance import AcceptanceTracker
+
+CONFIGS = {"target alone": 0, "draft k=5": 5}
+
+
+def rec(config, task, drafted=0, accepted=0):
+    return Record(config, task, "long", 1.0, 0.1, 10, drafted, accepted, 2, None)
+
+
+@pytest.mark.parametrize("records,expected", [
+    ([], set()),
+    ([rec("target alone", "a")], set()),  # stopped between two configs of a task
+    ([rec("target alone", "a"), rec("draft k=5", "a")], {"a"}),
+    ([rec("draft k=5", "a"), rec("target alone", "a"), rec("target alone", "b")], {"a"}),
+])
+def test_a_task_is_finished_when_every_config_answered(records, expected):
+    assert finished_tasks(records, CONFIGS) == expected
+
+
+def test_checkpoint_keeps_only_runs_with_the_same_arguments_and_skips_a_cut_line(tmp_path):
+    path = tmp_path / "latency-checkpoint.jsonl"
+    key = {"n": 200, "seed": 0}
+    lines = [
+        {"key": key, "engine": "draft", "records": [vars(rec("target alone", "a"))]},
+        {"key": {"n": 40, "seed": 0}, "engine": "draft", "records": [vars(rec("target alone", "z"))]},
+        {"key": key, "engine": "ngram", "records": [vars(rec("ngram k=5", "a"))]},
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"key": {"n": 2')
+    done = load_checkpoint(path, key)
+    assert [r.task for r in done["draft"]] == ["a"]
+    assert [r.config for r in done["ngram"]] == ["ngram k=5"]
+    assert load_checkpoint(tmp_path / "missing.jsonl", key) == {}
+    assert load_checkpoint(None, key) == {}
+
+
+def test_a_resumed_policy_starts_from_the_acceptance_the_finished_tasks_saw():
+    tasks = [Task("a", "long", "", ""), Task("b", "long", "", "", language="rust")]
+    records = [rec(POLICY, "a", drafted=20, accepted=10), rec("draft k=5", "a", drafted=20, accepted=20),
+               rec(POLICY, "b", drafted=0)]
+    tracker = AcceptanceTracker()
+    replay_acceptance(records, tasks, tracker)
+    assert tracker.alpha("python") == pytest.approx(0.7 * 0.75 + 0.3 * 0.5)
+    assert tracker.alpha("rust") == tracker.prior
