@@ -277,6 +277,22 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
                "token-identical to the target alone")
 
 
+@bench.command("batch")
+@click.option("--reps", default=2, show_default=True, help="Groups per batch size (the same groups under every k).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write batch.json/.md/.png.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
+                                         "of an otherwise idle 2-core machine (default: all cores but one).")
+def bench_batch(reps: int, out: Path, seed: int, cpu_threads_bind: str | None) -> None:
+    """Throughput of k = 0/2/5 with 1-4 long completions at once: what batch_k_limits should say."""
+    from completer.bench import batch
+
+    result = batch.run(reps, out, seed, cpu_threads_bind)
+    click.echo(batch.markdown(result["rows"]))
+    click.echo(f"suggested batch_k_limits: {result['suggested_batch_k_limits']}")
+
+
 @bench.command("quality")
 @click.option("-n", "--num-tasks", default=60, show_default=True, help="Tasks sampled from each HumanEval-infilling set.")
 @click.option("--quick", is_flag=True, help="Two tasks per set and short completions: checks that it works.")
