@@ -99,8 +99,10 @@ class Settings(BaseModel):
     """Choose k from the live acceptance rate of recent requests in the same language."""
     draft_cost_ratio: float = Field(0.31, gt=0.0, le=2.0)
     """Cost of one draft step relative to one target step (measured 0.31 for 0.5B vs 1.5B on a CPU)."""
-    batch_k_limits: dict[int, int] = Field(default_factory=lambda: {3: 2})
-    """When at least N requests run at once, k is capped at the value (0 stops speculation)."""
+    batch_k_limits: dict[int, int] = Field(default_factory=lambda: {4: 0})
+    """When at least N requests run at once, k is capped at the value (0 stops speculation).
+    Default from `completer bench batch` on a 2-core CPU: drafting gained 10-12 % with 2-3 long
+    completions at once and lost 6-9 % with 4 (docs/benchmarks/batch.md)."""
     bypass_shares_prefix_cache: bool = False
     """Requests that skip speculation still run the draft model over their prompt (about 0.3 of the
     target's prefill), so that speculating requests can reuse their cached blocks. Off, they keep a
