@@ -119,6 +119,7 @@ def plot(rows: list[dict], path: Path) -> None:
     for k in sorted({r["k"] for r in rows}):
         pts = [(r["batch_size"], r["tokens_per_s"]) for r in rows if r["k"] == k]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"k={k}" + (" (target alone)" if k == 0 else ""))
+    ax.set_xticks(sorted({r["batch_size"] for r in rows}))
     ax.set_xlabel("long completions running at once")
     ax.set_ylabel("tokens/s (all requests together)")
     ax.set_title("Speculation under concurrent requests")
