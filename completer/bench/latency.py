@@ -157,6 +157,12 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}"
 
 
+def resumed_note(resumed: dict[str, int]) -> str:
+    """Says which tasks came from an earlier, stopped run of the same command (its wall time is not counted)."""
+    parts = [f"{count} tasks of the {engine} engine" for engine, count in sorted(resumed.items()) if count]
+    return f" for this part; {' and '.join(parts)} came from an earlier run of the same command, resumed" if parts else ""
+
+
 def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: bool = True,
         cpu_threads_bind: str | None = None) -> dict:
     from tqdm import tqdm
@@ -222,7 +228,8 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
             f"# Latency: target alone vs speculation vs completer's policy\n\n"
             f"Machine: {result['machine']}; vLLM {result['vllm']}; {len(tasks)} tasks "
             f"({result['classes'][SHORT]} short, {result['classes'][LONG]} long), greedy, one request at a time, "
-            f"configs interleaved request by request; wall time {result['wall_s']} s.\n\n{table}\n"
+            f"configs interleaved request by request; wall time {result['wall_s']} s"
+            f"{resumed_note(result['resumed_tasks'])}.\n\n{table}\n"
             "![latency](latency.png)\n\n![speedup](speedup.png)\n")
         plot_latency(records, out / "latency.png")
         plot_speedup(rows, out / "speedup.png")

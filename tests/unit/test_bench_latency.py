@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from completer.bench.latency import POLICY, finished_tasks, load_checkpoint, replay_acceptance
+from completer.bench.latency import POLICY, finished_tasks, load_checkpoint, replay_acceptance, resumed_note
 from completer.bench.report import Record
 from completer.bench.workloads import Task
 from completer.policy.acceptance import AcceptanceTracker
@@ -48,3 +48,14 @@ def test_a_resumed_policy_starts_from_the_acceptance_the_finished_tasks_saw():
     replay_acceptance(records, tasks, tracker)
     assert tracker.alpha("python") == pytest.approx(0.7 * 0.75 + 0.3 * 0.5)
     assert tracker.alpha("rust") == tracker.prior
+
+
+@pytest.mark.parametrize("resumed,expected", [
+    ({}, ""),
+    ({"draft": 0}, ""),
+    ({"draft": 170}, " for this part; 170 tasks of the draft engine came from an earlier run of the same command, resumed"),
+    ({"ngram": 3, "draft": 200}, " for this part; 200 tasks of the draft engine and 3 tasks of the ngram engine came "
+                                 "from an earlier run of the same command, resumed"),
+])
+def test_the_report_says_which_tasks_a_resumed_run_took_from_its_checkpoint(resumed, expected):
+    assert resumed_note(resumed) == expected
