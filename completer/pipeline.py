@@ -9,7 +9,7 @@ from dataclasses import replace
 from completer.config import Settings
 from completer.context.builder import build_context, without_held_back
 from completer.context.prompt import format_for
-from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter
+from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter, stop_token_ids
 from completer.policy.acceptance import AcceptanceTracker
 from completer.policy.classify import grown_kind
 from completer.policy.planner import plan_request
@@ -31,9 +31,7 @@ class Completer:
             self.counter: TokenCounter = HFTokenCounter(engine.target_dir)
         except Exception:
             self.counter = CharEstimateCounter()
-        # special tokens are dropped from the text, so stop on their ids, not their spelling
-        ids = (self.counter.token_id(t) for t in self.fim.stop)
-        self.stop_token_ids = tuple(i for i in ids if i is not None)
+        self.stop_token_ids = stop_token_ids(self.counter, self.fim.stop)
 
     async def complete(self, text: str, offset: int, language: str, *, stop_early: bool = True, tree=None,
                        neighbours=(), path: str = "", repo: str = "", k: int | None = None,

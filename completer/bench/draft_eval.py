@@ -11,7 +11,7 @@ from completer.config import Settings, SpeculativeConfig
 from completer.context import languages
 from completer.context.builder import build_context
 from completer.context.prompt import QWEN
-from completer.context.tokens import HFTokenCounter
+from completer.context.tokens import HFTokenCounter, stop_token_ids
 from completer.engine import models
 from completer.types import GenerationPlan
 
@@ -67,7 +67,7 @@ async def _evaluate_one(target: str, draft: str, cuts: list[Cut], k: int, max_to
     engine = await asyncio.to_thread(Engine.build, settings)
     try:
         counter = HFTokenCounter(engine.target_dir)
-        stop_ids = tuple(i for i in (counter.token_id(t) for t in QWEN.stop) if i is not None)
+        stop_ids = stop_token_ids(counter, QWEN.stop)
         drafted = accepted = steps = tokens = 0
         for cut in cuts:
             ctx = build_context(cut.text, cut.offset, cut.language, counter, QWEN, settings.context_tokens,

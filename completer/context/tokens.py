@@ -12,6 +12,12 @@ class TokenCounter(Protocol):
     def token_id(self, token: str) -> int | None: ...
 
 
+def stop_token_ids(counter: TokenCounter, stop: tuple[str, ...]) -> tuple[int, ...]:
+    """Ids of the stop tokens the tokenizer knows: special tokens are dropped from the text, so
+    generation stops on their ids, not their spelling."""
+    return tuple(i for i in (counter.token_id(t) for t in stop) if i is not None)
+
+
 class HFTokenCounter:
     """Counts with the `tokenizers` library from the model folder's tokenizer.json."""
 
