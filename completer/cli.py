@@ -243,6 +243,11 @@ def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None, to
 # ------------------------------------------------------------------ bench
 
 
+cpu_threads_bind_option = click.option(
+    "--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
+                               "of an otherwise idle 2-core machine (default: all cores but one).")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks (results as JSON, Markdown and PNG plots)."""
@@ -255,8 +260,7 @@ def bench() -> None:
               show_default=True, help="Where to write latency.json/.md/.png.")
 @click.option("--no-ngram", is_flag=True, help="Skip the ngram engine.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
-                                         "of an otherwise idle 2-core machine (default: all cores but one).")
+@cpu_threads_bind_option
 def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int,
                   cpu_threads_bind: str | None) -> None:
     """Target alone vs draft k=3/5/8 vs ngram vs completer's policy, side by side.
@@ -282,8 +286,7 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write batch.json/.md/.png.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
-                                         "of an otherwise idle 2-core machine (default: all cores but one).")
+@cpu_threads_bind_option
 def bench_batch(reps: int, out: Path, seed: int, cpu_threads_bind: str | None) -> None:
     """Throughput of k = 0/2/5 with 1-4 long completions at once: what batch_k_limits should say."""
     from completer.bench import batch
@@ -301,8 +304,7 @@ def bench_batch(reps: int, out: Path, seed: int, cpu_threads_bind: str | None) -
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write quality.json/.md/.png.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
-                                         "of an otherwise idle 2-core machine (default: all cores but one).")
+@cpu_threads_bind_option
 @click.option("--spm", is_flag=True, help="Also score completer's context in suffix-prefix-middle order.")
 @click.option("--anchor", "anchors", multiple=True, type=click.Choice(["auto", "cursor", "line", "block"]),
               help="Also score completer with this fim_middle_anchor (repeatable).")
