@@ -14,12 +14,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from completer.bench.latency import machine_description, rotated, vllm_version
 from completer.bench.report import write_results
 from completer.bench.workloads import LONG, Task, load_tasks
 from completer.config import Settings, SpeculativeConfig
 from completer.context.builder import build_context
 from completer.context.prompt import QWEN
-from completer.context.tokens import HFTokenCounter
+from completer.context.tokens import HFTokenCounter, stop_token_ids
 from completer.types import GenerationPlan
 
 KS = (0, 2, 5)
@@ -136,7 +137,7 @@ async def _run(settings: Settings, tasks: list[Task], batch_sizes, ks, reps: int
     engine = await asyncio.to_thread(Engine.build, settings)
     try:
         counter = HFTokenCounter(engine.target_dir)
-        stop_ids = tuple(i for i in (counter.token_id(t) for t in QWEN.stop) if i is not None)
+        stop_ids = stop_token_ids(counter, QWEN.stop)
         prompts = {t.id: build_context(t.prefix + t.suffix, len(t.prefix), t.language, counter, QWEN,
                                        settings.context_tokens, settings.prefix_share).prompt for t in tasks}
         records: list[GroupRecord] = []
@@ -144,9 +145,10 @@ async def _run(settings: Settings, tasks: list[Task], batch_sizes, ks, reps: int
         for b in batch_sizes:
             for g, group in enumerate(groups_for(tasks, b, reps)):
                 reference: dict[str, list[int]] = {}
-                order = list(ks[n % len(ks):] + ks[: n % len(ks)])  # alternate which k goes first
+                # k = 0 first, since the others compare against it; the rest take turns going first
+                order = [0] + rotated([k for k in ks if k], n)
                 n += 1
-                for k in sorted(order, key=lambda k: k != 0):  # k = 0 first: the others compare against it
+                for k in order:
                     plan = GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=stop_ids,
                                           speculate=k > 0, num_speculative_tokens=k)
                     started = time.perf_counter()
@@ -169,14 +171,11 @@ async def _run(settings: Settings, tasks: list[Task], batch_sizes, ks, reps: int
 
 
 def run(reps: int, out: Path | None, seed: int = 0, cpu_threads_bind: str | None = None,
-        batch_sizes=BATCH_SIZES, ks=KS, quick: bool = False) -> dict:
+        batch_sizes=BATCH_SIZES, ks=KS) -> dict:
     from tqdm import tqdm
 
-    from completer.bench.latency import machine_description, vllm_version
-
     tasks = [t for t in load_tasks(8 * max(batch_sizes) * reps, seed) if t.length_class == LONG]
-    settings = Settings(speculation_policy="per_request", max_tokens=32 if quick else 128,
-                        dtype="float32" if quick else "bfloat16", cpu_threads_bind=cpu_threads_bind,
+    settings = Settings(speculation_policy="per_request", max_tokens=128, dtype="bfloat16", cpu_threads_bind=cpu_threads_bind,
                         batch_k_limits={}, max_num_seqs=max(batch_sizes),
                         speculative_config=SpeculativeConfig(num_speculative_tokens=max(ks)))
     started = time.time()

@@ -24,13 +24,19 @@ from completer.bench.workloads import LONG, SHORT, Task, load_tasks
 from completer.config import Settings, SpeculativeConfig
 from completer.context.builder import build_context
 from completer.context.prompt import QWEN
-from completer.context.tokens import HFTokenCounter
+from completer.context.tokens import HFTokenCounter, stop_token_ids
 from completer.policy.acceptance import AcceptanceTracker
 from completer.policy.planner import plan_request
 from completer.types import CompletionKind, GenerationPlan
 
 BASELINE = "target alone"
 POLICY = "completer policy"
+
+
+def rotated(items: list, n: int) -> list:
+    """``items`` starting at position ``n`` (wrapping): which config runs first changes from task to task."""
+    n %= len(items)
+    return items[n:] + items[:n]
 
 
 def plans_for(task: Task, settings: Settings, stop_ids: tuple[int, ...]) -> GenerationPlan:
@@ -89,7 +95,7 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
     engine = await asyncio.to_thread(Engine.build, settings)
     try:
         counter = HFTokenCounter(engine.target_dir)
-        stop_ids = tuple(i for i in (counter.token_id(t) for t in QWEN.stop) if i is not None)
+        stop_ids = stop_token_ids(counter, QWEN.stop)
         tracker = AcceptanceTracker()
         replay_acceptance(records, tasks, tracker)
         names = list(configs)
@@ -103,7 +109,7 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
             ctx = replace(ctx, kind=CompletionKind.SINGLE_LINE if task.length_class == SHORT else CompletionKind.MULTI_LINE)
             base_plan = plans_for(task, settings, stop_ids)
             outputs: dict[str, list[int]] = {}
-            order = names[n % len(names):] + names[: n % len(names)]
+            order = rotated(names, n)
             for name in order:
                 k = configs[name]
                 if k == POLICY:

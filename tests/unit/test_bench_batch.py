@@ -35,6 +35,7 @@ def rows_for(speedups: dict[int, dict[int, float]]) -> list[dict]:
     ({1: {2: 1.2, 5: 1.4}, 2: {2: 1.1, 5: 1.3}}, {}),  # k = 5 best everywhere: no cap
     ({1: {2: 0.9, 5: 0.8}}, {1: 0}),  # speculation never pays
     ({1: {2: 1.2, 5: 1.4}, 2: {2: 1.3, 5: 1.1}, 3: {2: 1.1, 5: 1.2}}, {2: 2}),  # a cap never rises again
+    ({1: {2: 1.2, 5: 1.4}, 2: {2: 0.9, 5: 0.9}, 3: {2: 1.1, 5: 1.0}}, {2: 0}),  # nor does speculation, once off
 ])
 def test_limits_cap_k_from_the_batch_size_where_a_smaller_k_wins(speedups, expected):
     assert suggest_limits(rows_for(speedups), max_k=5) == expected

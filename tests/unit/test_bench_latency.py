@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from completer.bench.latency import POLICY, finished_tasks, load_checkpoint, replay_acceptance, resumed_note
+from completer.bench.latency import (POLICY, finished_tasks, load_checkpoint, replay_acceptance, resumed_note,
+                                      rotated)
 from completer.bench.report import Record
 from completer.bench.workloads import Task
 from completer.policy.acceptance import AcceptanceTracker
@@ -59,3 +60,13 @@ def test_a_resumed_policy_starts_from_the_acceptance_the_finished_tasks_saw():
 ])
 def test_the_report_says_which_tasks_a_resumed_run_took_from_its_checkpoint(resumed, expected):
     assert resumed_note(resumed) == expected
+
+
+@pytest.mark.parametrize("items,n,expected", [
+    (["a", "b", "c"], 0, ["a", "b", "c"]),
+    (["a", "b", "c"], 1, ["b", "c", "a"]),
+    (["a", "b", "c"], 5, ["c", "a", "b"]),
+    ([2, 5], 1, [5, 2]),
+])
+def test_rotated_starts_at_n_and_wraps(items, n, expected):
+    assert rotated(items, n) == expected
