@@ -10,9 +10,10 @@ from completer.config import Settings
 from completer.context.builder import build_context, without_held_back
 from completer.context.prompt import format_for
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter, stop_token_ids
-from completer.policy.acceptance import AcceptanceTracker
+from completer.policy.acceptance import AcceptanceTracker, expected_speedup
 from completer.policy.classify import grown_kind
 from completer.policy.planner import plan_request
+from completer.policy.warm_cache import RecentPrompts, StepCosts, bypass_pays
 from completer.postprocess.pipeline import block_finished, postprocess
 from completer.types import Completion, CompletionKind, Generation
 
@@ -27,6 +28,8 @@ class Completer:
         self.settings = settings
         self.fim = format_for(settings.model)
         self.acceptance = AcceptanceTracker()
+        self.recent_prompts = RecentPrompts()
+        self.step_costs = StepCosts()
         try:
             self.counter: TokenCounter = HFTokenCounter(engine.target_dir)
         except Exception:
@@ -55,24 +58,57 @@ class Completer:
         plan = replace(plan, stop=plan.stop + self.fim.stop, stop_token_ids=self.stop_token_ids)
         if k is not None:
             plan = replace(plan, speculate=k > 0, num_speculative_tokens=k)
+        elif plan.speculate and s.warm_cache_plan and self._bypass_cache_is_warmer(ctx, plan, cache_salt):
+            log.debug("bypassing speculation: the bypass's prefix cache holds more of the prompt")
+            plan = replace(plan, speculate=False, num_speculative_tokens=0)
         generation = Generation(text="")
-        # stream, and stop the engine as soon as the shown text can no longer change
-        async with aclosing(self.engine.generate(ctx.prompt, plan, cache_salt=cache_salt)) as stream:
-            async for generation in stream:
-                generation = replace(generation, text=without_held_back(generation.text, ctx.held_back))
-                if ctx.may_grow and ctx.kind is CompletionKind.SINGLE_LINE:
-                    kind = grown_kind(ctx.line_prefix, generation.text)
-                    if kind is not None:
-                        ctx = replace(ctx, kind=kind, may_grow=False)
-                if not stop_early:
-                    continue
-                if ctx.kind is CompletionKind.SINGLE_LINE and ctx.may_grow is False and "\n" in generation.text:
-                    break  # the line is complete and opens nothing
-                if ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
-                    log.debug("block closed after %d tokens; stopping early", len(generation.token_ids))
-                    break
+        try:
+            # stream, and stop the engine as soon as the shown text can no longer change
+            async with aclosing(self.engine.generate(ctx.prompt, plan, cache_salt=cache_salt)) as stream:
+                async for generation in stream:
+                    generation = replace(generation, text=without_held_back(generation.text, ctx.held_back))
+                    if ctx.may_grow and ctx.kind is CompletionKind.SINGLE_LINE:
+                        kind = grown_kind(ctx.line_prefix, generation.text)
+                        if kind is not None:
+                            ctx = replace(ctx, kind=kind, may_grow=False)
+                    if not stop_early:
+                        continue
+                    if ctx.kind is CompletionKind.SINGLE_LINE and ctx.may_grow is False and "\n" in generation.text:
+                        break  # the line is complete and opens nothing
+                    if ctx.kind is CompletionKind.MULTI_LINE and block_finished(generation.text, ctx):
+                        log.debug("block closed after %d tokens; stopping early", len(generation.token_ids))
+                        break
+        finally:
+            # a request cancelled after its first token has still filled the cache with its prompt
+            self._remember(ctx.prompt, plan, generation, cache_salt)
         if plan.speculate:
             self.acceptance.observe(language, generation.num_draft_tokens, generation.num_accepted_tokens)
         shown = postprocess(generation.text, ctx)
         log.debug("completion kind=%s tokens=%d latency=%.3fs", ctx.kind.value, len(generation.token_ids), generation.latency_s)
         return Completion(text=shown, kind=ctx.kind, generation=generation, plan=plan)
+
+    def _bypass_cache_is_warmer(self, ctx, plan, cache_salt: str | None) -> bool:
+        """Whether this speculating plan would read far more of its prompt afresh than a bypass would."""
+        def cached_tokens(speculate: bool) -> int:
+            chars = self.recent_prompts.cached_chars(self.engine.prefix_cache(speculate, cache_salt), ctx.prompt)
+            return self.counter.count(ctx.prompt[:chars]) if chars else 0
+
+        speculating, bypassed = cached_tokens(True), cached_tokens(False)
+        if speculating == bypassed:
+            return False
+        s = self.settings
+        speedup = expected_speedup(self.acceptance.alpha(ctx.language), plan.num_speculative_tokens,
+                                   s.draft_cost_ratio)
+        return bypass_pays(self.step_costs, prompt_tokens=ctx.prompt_tokens,
+                           cached_if_speculating=speculating, cached_if_bypassed=bypassed,
+                           new_tokens=plan.max_tokens, speedup=speedup, draft_cost=s.draft_cost_ratio,
+                           block_tokens=self.engine.block_size)
+
+    def _remember(self, prompt: str, plan, generation: Generation, cache_salt: str | None) -> None:
+        if generation.first_token_s is None:
+            return  # its prefill may not have finished
+        self.recent_prompts.remember(self.engine.prefix_cache(plan.speculate, cache_salt), prompt)
+        if not plan.speculate:
+            self.step_costs.observe(read_tokens=generation.prompt_tokens - generation.cached_tokens,
+                                    first_token_s=generation.first_token_s, new_tokens=len(generation.token_ids),
+                                    latency_s=generation.latency_s)

@@ -49,7 +49,8 @@ def modes(quick: bool) -> dict[str, dict]:
             "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
             "completer, FIM prefix to the block start": {"fim_middle_anchor": "block"},
             "completer, 32-token blocks": {"block_size": 32},
-            "completer, one prefix cache for both plans": {"bypass_shares_prefix_cache": True}}
+            "completer, one prefix cache for both plans": {"bypass_shares_prefix_cache": True},
+            "completer, plan ignores the prefix caches": {"warm_cache_plan": False}}
 
 
 CANCELLED = -32800
@@ -79,6 +80,7 @@ class Request:
     cached_tokens: int = 0
     first_token_s: float | None = None
     kind: str = ""
+    k: int = 0  # the answer's speculation (0: bypassed)
     waited: bool = False  # the typist stopped after this keystroke to read its suggestion
 
     @property
@@ -288,6 +290,7 @@ async def replay(client: Client, index: int, session: Session, chars_per_s: floa
         request.cached_tokens = result.get("cached_tokens", 0)
         request.first_token_s = result.get("first_token_s")
         request.kind = result.get("kind", "")
+        request.k = result.get("k", 0)
 
     next_at = time.monotonic()
     for ch, pause in zip(session.body, pause_points(session.body)):

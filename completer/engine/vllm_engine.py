@@ -198,6 +198,11 @@ class Engine:
         return self.method is not None
 
     @property
+    def block_size(self) -> int:
+        """Tokens per KV-cache block: vLLM's prefix cache keeps whole blocks only."""
+        return self._llm.vllm_config.cache_config.block_size
+
+    @property
     def dead(self) -> bool:
         """Whether vLLM's engine process has died (or this engine was shut down)."""
         return self._llm is None or bool(self._llm.errored)
@@ -323,8 +328,7 @@ class Engine:
             extra_args={PLAN_KEY: plan.num_speculative_tokens if plan.speculate else 0} if self.per_request else None,
         )
         engine_prompt: str | dict = prompt
-        if self.per_request and not plan.speculate and not self.settings.bypass_shares_prefix_cache:
-            cache_salt = f"{cache_salt or ''}{BYPASS_CACHE_SALT}"
+        cache_salt = self.prefix_cache(plan.speculate, cache_salt)
         if cache_salt:
             engine_prompt = {"prompt": prompt, "cache_salt": cache_salt}
         request_id = f"cmpl-{next(self._ids)}"
@@ -374,6 +378,12 @@ class Engine:
                 result.num_accepted_tokens = self.counters.accepted_tokens - before[1]
             self.stats.running.discard(request_id)
             self.stats.record(outcome, result)
+
+    def prefix_cache(self, speculate: bool, cache_salt: str | None = None) -> str:
+        """The prefix-cache salt a request gets: bypassed requests keep a cache of their own (see below)."""
+        if self.per_request and not speculate and not self.settings.bypass_shares_prefix_cache:
+            return f"{cache_salt or ''}{BYPASS_CACHE_SALT}"
+        return cache_salt or ""
 
     async def complete(self, prompt: str, plan: GenerationPlan, *, cache_salt: str | None = None) -> Generation:
         result = Generation(text="")

@@ -365,6 +365,7 @@ async def on_complete(ls: CompleterServer, params: Any) -> dict:
         "cached_tokens": gen.cached_tokens if gen else 0,
         "engine": ls.engine_state,
         "speculation": bool(ls.engine and ls.engine.speculates),
+        "k": result.plan.num_speculative_tokens if result.plan and result.plan.speculate else 0,
         "raw_text": gen.text if gen else "",
         "token_ids": gen.token_ids if gen else [],
         "latency_s": gen.latency_s if gen else 0.0,

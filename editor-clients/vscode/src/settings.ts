@@ -31,6 +31,7 @@ export const SERVER_SETTINGS = [
   "draft_cost_ratio",
   "batch_k_limits",
   "bypass_shares_prefix_cache",
+  "warm_cache_plan",
   "dtype",
   "max_model_len",
   "max_num_seqs",

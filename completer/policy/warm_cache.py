@@ -1,0 +1,81 @@
+"""Whether a long request should bypass speculation because the bypass's prefix cache holds its prompt.
+
+Speculating and bypassed requests keep separate prefix caches (the draft model writes no KV for a
+bypassed request). While the user types, a request's prompt mostly matches the last one's; when the
+last one took the other plan, only that plan's cache holds the prompt. On a CPU, reading 1,500
+prompt tokens again costs far more than speculation saves on a 128-token completion, so the plan
+whose cache is warm wins. The cost of each plan comes from what recent requests measured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RecentPrompts:
+    """The last few prompts each prefix cache has read: an estimate of what it still holds."""
+
+    size: int = 8
+    prompts: dict[str, deque[str]] = field(default_factory=dict)
+
+    def remember(self, cache: str, prompt: str) -> None:
+        self.prompts.setdefault(cache, deque(maxlen=self.size)).append(prompt)
+
+    def cached_chars(self, cache: str, prompt: str) -> int:
+        """Length of the longest start of ``prompt`` that a remembered prompt shares."""
+        return max((len(os.path.commonprefix([seen, prompt])) for seen in self.prompts.get(cache, ())), default=0)
+
+
+@dataclass
+class StepCosts:
+    """Seconds per prompt token read and per token decoded by the target alone (moving averages)."""
+
+    prefill_s: float | None = None
+    decode_s: float | None = None
+    weight: float = 0.3
+    min_prompt_tokens: int = 128  # fewer read tokens: the first token's decode step dominates
+    min_new_tokens: int = 3
+
+    def observe(self, *, read_tokens: int, first_token_s: float | None, new_tokens: int, latency_s: float) -> None:
+        """One request the target ran alone: ``read_tokens`` prompt tokens not found in the cache."""
+        if first_token_s is None:
+            return
+        if read_tokens >= self.min_prompt_tokens:
+            self.prefill_s = self._average(self.prefill_s, first_token_s / read_tokens)
+        if new_tokens >= self.min_new_tokens and latency_s > first_token_s:
+            self.decode_s = self._average(self.decode_s, (latency_s - first_token_s) / (new_tokens - 1))
+
+    def _average(self, old: float | None, sample: float) -> float:
+        return sample if old is None else (1 - self.weight) * old + self.weight * sample
+
+    @property
+    def known(self) -> bool:
+        return self.prefill_s is not None and self.decode_s is not None
+
+
+def expected_seconds(costs: StepCosts, read_tokens: int, new_tokens: int, *, speculate: bool,
+                     speedup: float, draft_cost: float) -> float:
+    """Prefill of the uncached prompt (the draft reads it too when speculating) plus the decode."""
+    assert costs.prefill_s is not None and costs.decode_s is not None
+    prefill = read_tokens * costs.prefill_s * (1 + draft_cost if speculate else 1)
+    decode = new_tokens * costs.decode_s / (speedup if speculate else 1)
+    return prefill + decode
+
+
+def bypass_pays(costs: StepCosts, *, prompt_tokens: int, cached_if_speculating: int, cached_if_bypassed: int,
+                new_tokens: int, speedup: float, draft_cost: float, block_tokens: int) -> bool:
+    """True where a request planned to speculate is expected to finish sooner without, from a warmer cache.
+
+    Only where the bypass's cache holds at least a block more of the prompt: with both caches
+    equally warm (or cold) the planner's choice stands.
+    """
+    if not costs.known or cached_if_bypassed - cached_if_speculating < block_tokens:
+        return False
+    speculating = expected_seconds(costs, prompt_tokens - cached_if_speculating, new_tokens, speculate=True,
+                                   speedup=speedup, draft_cost=draft_cost)
+    bypassed = expected_seconds(costs, prompt_tokens - cached_if_bypassed, new_tokens, speculate=False,
+                                speedup=speedup, draft_cost=draft_cost)
+    return bypassed < speculating

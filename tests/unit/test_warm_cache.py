@@ -1,0 +1,74 @@
+import pytest
+
+from completer.policy.warm_cache import RecentPrompts, StepCosts, bypass_pays, expected_seconds
+
+CPU = StepCosts(prefill_s=0.015, decode_s=0.15)  # 1.5B target on one core of a 2-core CPU
+GPU = StepCosts(prefill_s=0.00003, decode_s=0.007)
+
+
+@pytest.mark.parametrize("seen, prompt, expected", [
+    ([], "abcdef", 0),
+    (["abcdef"], "abcxyz", 3),
+    (["abcdef", "abcdeZ"], "abcdeZZ", 6),
+    (["xyz"], "abc", 0),
+    (["abc"], "abcdef", 3),
+])
+def test_cached_chars_is_the_longest_shared_start(seen, prompt, expected):
+    recent = RecentPrompts()
+    for p in seen:
+        recent.remember("c", p)
+    assert recent.cached_chars("c", prompt) == expected
+    assert recent.cached_chars("other", prompt) == 0
+
+
+def test_recent_prompts_forget_the_oldest():
+    recent = RecentPrompts(size=2)
+    for p in ("aaaa", "bbbb", "cccc"):
+        recent.remember("c", p)
+    assert recent.cached_chars("c", "aaaa") == 0
+    assert recent.cached_chars("c", "cccc") == 4
+
+
+@pytest.mark.parametrize("observations, prefill_s, decode_s", [
+    ([], None, None),
+    ([dict(read_tokens=1000, first_token_s=20.0, new_tokens=11, latency_s=21.5)], 0.02, 0.15),
+    # too few tokens read: the first token's decode step would dominate
+    ([dict(read_tokens=50, first_token_s=1.0, new_tokens=11, latency_s=2.5)], None, 0.15),
+    # too few tokens written to time the decode
+    ([dict(read_tokens=1000, first_token_s=20.0, new_tokens=2, latency_s=20.2)], 0.02, None),
+    ([dict(read_tokens=1000, first_token_s=None, new_tokens=0, latency_s=5.0)], None, None),
+    # a moving average: 0.7 of the old value, 0.3 of the new
+    ([dict(read_tokens=1000, first_token_s=20.0, new_tokens=11, latency_s=21.5),
+      dict(read_tokens=1000, first_token_s=10.0, new_tokens=11, latency_s=13.0)], 0.017, 0.195),
+])
+def test_step_costs_average_what_requests_measured(observations, prefill_s, decode_s):
+    costs = StepCosts()
+    for o in observations:
+        costs.observe(**o)
+    assert costs.prefill_s == pytest.approx(prefill_s)
+    assert costs.decode_s == pytest.approx(decode_s)
+    assert costs.known == (prefill_s is not None and decode_s is not None)
+
+
+def test_expected_seconds_charges_the_draft_for_the_prompt_it_reads():
+    alone = expected_seconds(CPU, 1000, 100, speculate=False, speedup=1.5, draft_cost=0.3)
+    speculating = expected_seconds(CPU, 1000, 100, speculate=True, speedup=1.5, draft_cost=0.3)
+    assert alone == pytest.approx(15.0 + 15.0)
+    assert speculating == pytest.approx(15.0 * 1.3 + 10.0)
+
+
+@pytest.mark.parametrize("costs, cached_if_speculating, cached_if_bypassed, bypass", [
+    (CPU, 0, 1400, True),       # typing on after a one-line answer: re-reading 1,400 tokens costs 25 s
+    (CPU, 1400, 1400, False),   # both caches as warm: the planner's choice stands
+    (CPU, 0, 0, False),         # both cold: likewise
+    (CPU, 0, 100, False),       # less than a block apart
+    (CPU, 1400, 0, False),      # the speculating cache is the warmer one
+    (CPU, 1700, 1900, False),   # 200 tokens more to read cost less than speculation saves
+    (GPU, 0, 1400, False),      # prefill is cheap on a GPU: speculation still pays
+    (StepCosts(), 0, 1400, False),  # nothing measured yet
+])
+def test_bypass_pays_only_where_the_warmer_cache_outweighs_speculation(costs, cached_if_speculating,
+                                                                       cached_if_bypassed, bypass):
+    assert bypass_pays(costs, prompt_tokens=1900, cached_if_speculating=cached_if_speculating,
+                       cached_if_bypassed=cached_if_bypassed, new_tokens=128, speedup=1.3, draft_cost=0.31,
+                       block_tokens=128) is bypass
