@@ -58,7 +58,8 @@ class Completer:
         plan = replace(plan, stop=plan.stop + self.fim.stop, stop_token_ids=self.stop_token_ids)
         if k is not None:
             plan = replace(plan, speculate=k > 0, num_speculative_tokens=k)
-        elif plan.speculate and s.warm_cache_plan and self._bypass_cache_is_warmer(ctx, plan, cache_salt):
+        elif (plan.speculate and s.warm_cache_plan and s.enable_prefix_caching
+              and self._bypass_cache_is_warmer(ctx, plan, cache_salt)):
             log.debug("bypassing speculation: the bypass's prefix cache holds more of the prompt")
             plan = replace(plan, speculate=False, num_speculative_tokens=0)
         generation = Generation(text="")
