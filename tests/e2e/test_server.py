@@ -138,3 +138,25 @@ async def test_bad_request_gets_an_error_and_server_keeps_serving(client, uri, l
     assert (await stats(client))["engine"] == "ready"
     result = await client.text_document_inline_completion_async(inline_params(FIB_URI, 5, 4))
     assert result.items
+
+
+HEADER = "".join(f'def scale_{i}(values, factor={i}):\n    """Multiply every value by {i}."""\n'
+                 f"    return [v * factor for v in values]\n\n" for i in range(20))  # 80 lines: a block starts after
+DESCRIBE = 'def describe(point):\n    """Return the point as "(x, y)"."""\n    return \n\n\ndef main():\n    print(describe((1, 2)))\n'
+
+
+async def test_a_long_request_after_a_one_line_one_uses_the_cache_the_one_line_one_filled(client):
+    """Bypassed and speculating requests keep separate prefix caches: right after a one-line
+    answer, only the bypass's cache holds the file, and reading it again costs more than
+    speculation saves on this machine (warm_cache_plan)."""
+    uri = "file:///workspace/warm.py"
+    line = HEADER.count("\n")
+    open_doc(client, uri, HEADER + DESCRIBE)
+    one_line = await complete_detail(client, uri, line + 2, len("    return "))
+    assert one_line["kind"] == "single_line" and one_line["k"] == 0, one_line
+    # the user writes a line of their own above the return, then stops on a fresh indented line
+    type_text(client, uri, line + 2, 0, "    x, y = point\n    \n", version=2)
+    block = await complete_detail(client, uri, line + 3, 4)
+    assert block["kind"] == "multi_line", block
+    assert block["k"] == 0, block  # bypassed: the speculating cache holds none of this prompt
+    assert block["cached_tokens"] >= block["prompt_tokens"] // 2, block
