@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from completer.bench.latency import (POLICY, finished_tasks, load_checkpoint, replay_acceptance, resumed_note,
-                                      rotated)
+from completer.bench.latency import (NGRAM_BASELINE, POLICY, finished_tasks, load_checkpoint, replay_acceptance,
+                                      resumed_note, rotated, table_rows)
 from completer.bench.report import Record
 from completer.bench.workloads import Task
 from completer.policy.acceptance import AcceptanceTracker
@@ -70,3 +70,17 @@ def test_the_report_says_which_tasks_a_resumed_run_took_from_its_checkpoint(resu
 ])
 def test_rotated_starts_at_n_and_wraps(items, n, expected):
     assert rotated(items, n) == expected
+
+
+def timed(config, latency):
+    return Record(config, "a", "long", latency, 0.1, 10, 0, 0, 0, None)
+
+
+@pytest.mark.parametrize("records, expected", [
+    ([timed("target alone", 10.0), timed("draft k=5", 5.0)], {"target alone": 1.0, "draft k=5": 2.0}),
+    # the ngram engine ran on a slower host: its ratio is against its own target alone, which stays in the table
+    ([timed("target alone", 10.0), timed("draft k=5", 5.0), timed(NGRAM_BASELINE, 20.0), timed("ngram k=5", 16.0)],
+     {"target alone": 1.0, "draft k=5": 2.0, NGRAM_BASELINE: 1.0, "ngram k=5": 1.25}),
+])
+def test_each_engine_is_compared_with_its_own_target_alone(records, expected):
+    assert {r["config"]: r["speedup"] for r in table_rows(records)} == pytest.approx(expected)
