@@ -90,13 +90,14 @@ class Completer:
 
     def _bypass_cache_is_warmer(self, ctx, plan, cache_salt: str | None) -> bool:
         """Whether this speculating plan would read far more of its prompt afresh than a bypass would."""
-        def cached_tokens(speculate: bool) -> int:
-            chars = self.recent_prompts.cached_chars(self.engine.prefix_cache(speculate, cache_salt), ctx.prompt)
-            return self.counter.count(ctx.prompt[:chars]) if chars else 0
+        def cached_chars(speculate: bool) -> int:
+            return self.recent_prompts.cached_chars(self.engine.prefix_cache(speculate, cache_salt), ctx.prompt)
 
-        speculating, bypassed = cached_tokens(True), cached_tokens(False)
-        if speculating == bypassed:
-            return False
+        speculating_chars, bypassed_chars = cached_chars(True), cached_chars(False)
+        if bypassed_chars <= speculating_chars:
+            return False  # nothing to gain: spare the tokenizer
+        speculating = self.counter.count(ctx.prompt[:speculating_chars]) if speculating_chars else 0
+        bypassed = self.counter.count(ctx.prompt[:bypassed_chars])
         s = self.settings
         speedup = expected_speedup(self.acceptance.alpha(ctx.language), plan.num_speculative_tokens,
                                    s.draft_cost_ratio)
