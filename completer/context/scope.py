@@ -26,11 +26,20 @@ def _line_end(data: bytes, byte: int) -> int:
     return len(data) if nl < 0 else nl + 1
 
 
+def top_level(root) -> list:
+    """The file's top-level nodes, looking through the ERROR node that wraps them while a bracket
+    is open: the imports must not drop out of the prompt (and the prefix cache) at every ``(``."""
+    nodes = []
+    for node in root.children:
+        nodes.extend(node.children if node.type == "ERROR" else [node])
+    return nodes
+
+
 def import_spans(root, language: str, before: int) -> list[tuple[int, int]]:
     """Byte spans (whole lines) of the top-level imports that end before byte ``before``."""
     kinds = IMPORT_NODES.get(language, frozenset())
     spans = []
-    for node in root.children:
+    for node in top_level(root):
         if node.start_byte >= before:
             break
         if node.type in kinds and node.end_byte <= before:

@@ -43,6 +43,34 @@ def test_imports_and_enclosing_signatures_above_the_cut(language, source, import
     assert got_headers == headers
 
 
+OPEN_BRACKET = '''import os
+from x import y
+
+
+def wrap(text):
+    w = TextWrapper(CURSOR
+def fill(text, width=70, **kwargs):
+    """Fill a paragraph."""
+    w = TextWrapper(width=width, **kwargs)
+    return w.fill(text)
+
+def shorten(text, width, **kwargs):
+    """Collapse the text.
+
+        >>> textwrap.shorten("Hello  world!", width=12)
+        'Hello world!'
+'''
+
+
+def test_imports_are_retained_while_an_open_bracket_wraps_the_file_in_an_error_node():
+    text = OPEN_BRACKET.replace("CURSOR", "")
+    data = text.encode()
+    tree = languages.parser("python").parse(data)
+    assert [node.type for node in tree.root_node.children] == ["ERROR"]
+    cursor = OPEN_BRACKET.index("CURSOR")
+    assert retained(tree, data, "python", cursor, text.index("def wrap"))[0] == "import os\nfrom x import y\n"
+
+
 def test_nothing_is_retained_from_what_the_prefix_still_holds():
     text = "import os\ndef f():\n    x = 1\n"
     tree = languages.parser("python").parse(text.encode())
