@@ -306,11 +306,19 @@ def bench_batch(reps: int, out: Path, seed: int, cpu_threads_bind: str | None) -
 @click.option("--seed", default=0, show_default=True)
 @cpu_threads_bind_option
 @click.option("--spm", is_flag=True, help="Also score completer's context in suffix-prefix-middle order.")
-@click.option("--anchor", "anchors", multiple=True, type=click.Choice(["auto", "cursor", "line", "block"]),
+@click.option("--anchor", "anchors", multiple=True,
+              type=click.Choice(["auto", "cursor", "line", "block", "indentation"]),
               help="Also score completer with this fim_middle_anchor (repeatable).")
 @click.option("--no-speculative", is_flag=True, help="Leave out the k=5 row (it only checks identity).")
+@click.option("--set", "sets", multiple=True,
+              type=click.Choice(["single-line", "multi-line", "random-span-light", "single-line-mid"]),
+              help="Only these HumanEval-infilling sets (repeatable; default: the first three). single-line-mid: "
+                   "single-line tasks with the cursor inside the line, after a space or an opening bracket.")
+@click.option("--differing-only", is_flag=True,
+              help="Run only the tasks where the rows' prompts differ (elsewhere every row gets the same answer).")
 def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path, seed: int,
-                  cpu_threads_bind: str | None, spm: bool, anchors: tuple[str, ...], no_speculative: bool) -> None:
+                  cpu_threads_bind: str | None, spm: bool, anchors: tuple[str, ...], no_speculative: bool,
+                  sets: tuple[str, ...], differing_only: bool) -> None:
     """pass@1, exact match and edit similarity: plain FIM vs completer's context and post-processing."""
     from completer.bench import quality
     from completer.bench.workloads import default_data_dir
@@ -321,7 +329,8 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
         sys.exit(EXIT_BAD_INPUT)
     result = quality.run(2 if quick else num_tasks, None if quick else out, data_dir, seed, quick=quick,
                          cpu_threads_bind=cpu_threads_bind, spm=spm, anchors=anchors,
-                         speculative=not no_speculative)
+                         speculative=not no_speculative, sets=sets or tuple(s for s in quality.SETS if s not in quality.DERIVED_SETS),
+                         differing_only=differing_only)
     identical = (result["identical"]["same"], result["identical"]["compared"])
     click.echo(quality.markdown(result["rows"], identical, result))
     if identical[0] != identical[1]:

@@ -48,9 +48,7 @@ class Completer:
         (0: the target alone), for benchmarks.
         """
         s = self.settings
-        ctx = build_context(text, offset, language, self.counter, self.fim, s.context_tokens, s.prefix_share,
-                            tree=tree, neighbours=neighbours, path=path, repo=repo, snippet_share=s.snippet_share,
-                            order=s.fim_order, snap_lines=s.cut_snap_lines, anchor=s.fim_middle_anchor)
+        ctx = self.context(text, offset, language, tree=tree, neighbours=neighbours, path=path, repo=repo)
         if ctx.kind is CompletionKind.EMPTY:
             return Completion(text="", kind=ctx.kind)
         plan = plan_request(ctx, s, engine_speculates=self.engine.speculates, backend=self.engine.backend,
@@ -87,6 +85,14 @@ class Completer:
         shown = postprocess(generation.text, ctx)
         log.debug("completion kind=%s tokens=%d latency=%.3fs", ctx.kind.value, len(generation.token_ids), generation.latency_s)
         return Completion(text=shown, kind=ctx.kind, generation=generation, plan=plan)
+
+    def context(self, text: str, offset: int, language: str, *, tree=None, neighbours=(), path: str = "",
+                repo: str = ""):
+        """The model's view of the document at ``offset``, under these settings."""
+        s = self.settings
+        return build_context(text, offset, language, self.counter, self.fim, s.context_tokens, s.prefix_share,
+                             tree=tree, neighbours=neighbours, path=path, repo=repo, snippet_share=s.snippet_share,
+                             order=s.fim_order, snap_lines=s.cut_snap_lines, anchor=s.fim_middle_anchor)
 
     def _bypass_cache_is_warmer(self, ctx, plan, cache_salt: str | None) -> bool:
         """Whether this speculating plan would read far more of its prompt afresh than a bypass would."""

@@ -33,7 +33,9 @@ from pathlib import Path
 from rapidfuzz.distance import Levenshtein
 
 SETS = {"single-line": "SingleLineInfilling", "multi-line": "MultiLineInfilling",
-        "random-span-light": "RandomSpanInfillingLight"}
+        "random-span-light": "RandomSpanInfillingLight", "single-line-mid": "SingleLineInfilling"}
+# not part of a default run: single-line tasks whose cursor sits inside the line (see mid_line_task)
+DERIVED_SETS = ("single-line-mid",)
 PLAIN, COMPLETER, SPECULATIVE = "plain FIM", "completer", "completer, speculative k=5"
 SPM = "completer, suffix first (SPM)"
 ROWS = (PLAIN, COMPLETER, SPECULATIVE, SPM)
@@ -41,7 +43,9 @@ ROWS = (PLAIN, COMPLETER, SPECULATIVE, SPM)
 
 def anchor_row(anchor: str) -> str:
     """The row's name for ``--anchor``: where the FIM prefix ends (the settings' fim_middle_anchor)."""
-    return "completer, FIM prefix to the cursor" if anchor == "cursor" else f"completer, FIM prefix to the {anchor} start"
+    return {"cursor": "completer, FIM prefix to the cursor", "auto": "completer, fim_middle_anchor auto",
+            "indentation": "completer, FIM prefix to the block start only after indentation"}.get(
+        anchor, f"completer, FIM prefix to the {anchor} start")
 
 
 def extra_rows(spm: bool, anchors: tuple[str, ...]) -> dict[str, dict]:
@@ -85,14 +89,34 @@ class Record:
     latency_s: float = 0.0
 
 
-def load(data_dir: Path, n: int, seed: int = 0, sets=tuple(SETS)) -> list[Task]:
+def mid_line_starts(line: str) -> list[int]:
+    """Offsets in ``line`` where code has begun and a word starts after a space or an opening bracket."""
+    return [j for j in range(1, len(line.rstrip()))
+            if line[:j].strip() and (line[j - 1] == " " or line[j - 1] in "([{") and not line[j].isspace()]
+
+
+def mid_line_task(task: Task, rng: random.Random) -> Task | None:
+    """``task`` (a single-line one) with the cursor moved into its line, after a space or an
+    opening bracket: where a value or an argument list begins, as when the user pauses there."""
+    starts = mid_line_starts(task.solution)
+    if not starts:
+        return None
+    j = rng.choice(starts)
+    return Task(f"{task.id}@{j}", "single-line-mid", task.prompt + task.solution[:j], task.suffix,
+                task.solution[j:], task.test, task.entry_point)
+
+
+def load(data_dir: Path, n: int, seed: int = 0, sets=tuple(s for s in SETS if s not in DERIVED_SETS)) -> list[Task]:
     """A seeded sample of ``n`` tasks from each set."""
     tasks = []
     for name in sets:
         rows = [json.loads(line) for line in gzip.open(data_dir / f"HumanEval-{SETS[name]}.jsonl.gz", "rt")]
-        for r in random.Random(f"{seed}-{name}").sample(rows, min(n, len(rows))):
-            tasks.append(Task(r["task_id"], name, r["prompt"], r["suffix"], r["canonical_solution"], r["test"],
-                              r["entry_point"]))
+        rng = random.Random(f"{seed}-{name}")
+        sample = [Task(r["task_id"], name, r["prompt"], r["suffix"], r["canonical_solution"], r["test"],
+                       r["entry_point"]) for r in rng.sample(rows, len(rows) if name in DERIVED_SETS else min(n, len(rows)))]
+        if name == "single-line-mid":
+            sample = [t for t in (mid_line_task(t, rng) for t in sample) if t is not None][:n]
+        tasks.extend(sample)
     return tasks
 
 
@@ -177,7 +201,10 @@ def markdown(rows: list[dict], identical: tuple[int, int], meta: dict) -> str:
     return ("# Quality: HumanEval-infilling, plain FIM vs completer\n\n"
             f"Machine: {meta['machine']}; {meta['vllm']}; target {meta['target']} (greedy), draft "
             f"{meta['draft']}; a seeded sample of n = {meta['n']} tasks per set (seed {meta['seed']}); "
-            f"max {meta['max_tokens']} tokens; wall time {meta['wall_s']} s.\n\n" + "\n".join(lines) +
+            f"max {meta['max_tokens']} tokens; wall time {meta['wall_s']} s." +
+            (f" Only the {meta['scored']} of the {meta['sampled']} sampled tasks where the rows' prompts differ "
+             "were run: on the others every row reads the same prompt." if meta.get("differing_only") else "") +
+            "\n\n" + "\n".join(lines) +
             (f"\n\nSpeculative (k=5) and target-alone completer outputs identical on {identical[0]}/{identical[1]} "
              "tasks." if identical[1] else "") + "\n\n![pass@1](quality.png)\n")
 
@@ -206,7 +233,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 async def _generate(settings, tasks: list[Task], progress, extras: dict[str, dict],
-                    speculative: bool = True) -> list[Record]:
+                    speculative: bool = True, differing_only: bool = False) -> list[Record]:
     from completer.context.prompt import QWEN
     from completer.engine.vllm_engine import Engine
     from completer.pipeline import Completer
@@ -219,6 +246,9 @@ async def _generate(settings, tasks: list[Task], progress, extras: dict[str, dic
         rows += [(name, Completer(engine, settings.model_copy(update=update)), 0) for name, update in extras.items()]
         records = []
         for n, task in enumerate(tasks):
+            if differing_only and not prompts_differ(task, [c for _, c, _ in rows]):
+                progress(1 + len(rows))
+                continue  # every row would read the same prompt: the same answer
             plan = GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=completer.stop_token_ids,
                                   speculate=False, num_speculative_tokens=0)
             gen = await engine.complete(QWEN.render(task.prompt, task.suffix), plan, cache_salt=f"plain-{n}")
@@ -234,6 +264,12 @@ async def _generate(settings, tasks: list[Task], progress, extras: dict[str, dic
         return records
     finally:
         engine.shutdown()
+
+
+def prompts_differ(task: Task, completers: list) -> bool:
+    """Whether the rows' completers build different prompts for ``task``."""
+    text, offset = task.prompt + task.suffix, len(task.prompt)
+    return len({c.context(text, offset, "python").prompt for c in completers}) > 1
 
 
 def _record(task: Task, row: str, completion: str, tokens: int, latency: float) -> Record:
@@ -255,7 +291,8 @@ def score(tasks: list[Task], records: list[Record], workers: int = 2) -> None:
 
 def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = False,
         cpu_threads_bind: str | None = None, spm: bool = False, anchors: tuple[str, ...] = (),
-        speculative: bool = True) -> dict:
+        speculative: bool = True, sets: tuple[str, ...] = tuple(s for s in SETS if s not in DERIVED_SETS),
+        differing_only: bool = False) -> dict:
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version
@@ -264,13 +301,13 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
     # --quick checks exactness: float32, where results do not depend on batch or draft shapes
     settings = Settings(speculation_policy="per_request", max_tokens=48 if quick else 128,
                         dtype="float32" if quick else "bfloat16", cpu_threads_bind=cpu_threads_bind)
-    tasks = load(data_dir, n, seed)
+    tasks = load(data_dir, n, seed, sets)
     started = time.time()
     extras = {} if quick else extra_rows(spm, anchors)
     speculative = speculative or quick  # --quick is the exactness check
     rows = 2 + speculative + len(extras)
     with tqdm(total=len(tasks) * rows, desc="bench quality", unit="req") as bar:
-        records = asyncio.run(_generate(settings, tasks, bar.update, extras, speculative))
+        records = asyncio.run(_generate(settings, tasks, bar.update, extras, speculative, differing_only))
     if out is not None:  # the completions cost minutes each; keep them before anything else can fail
         out.mkdir(parents=True, exist_ok=True)
         (out / "quality-completions.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
@@ -279,7 +316,8 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
     identical = identical_count(records)
     meta = {"machine": machine_description(), "vllm": vllm_version(), "target": settings.model,
             "draft": settings.speculative_config.model, "n": n, "seed": seed, "max_tokens": settings.max_tokens,
-            "cpu_threads_bind": cpu_threads_bind,
+            "cpu_threads_bind": cpu_threads_bind, "sampled": len(tasks),
+            "scored": len({(r.set, r.task) for r in records}), "differing_only": differing_only,
             "wall_s": round(time.time() - started, 1)}
     result = {**meta, "rows": rows, "identical": {"same": identical[0], "compared": identical[1]},
               "records": [asdict(r) for r in records]}

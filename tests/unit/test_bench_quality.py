@@ -1,5 +1,6 @@
 import gzip
 import json
+import random
 
 import pytest
 
@@ -53,8 +54,25 @@ def test_load_samples_each_set(tmp_path):
         with gzip.open(tmp_path / f"HumanEval-{name}.jsonl.gz", "wt") as f:
             f.write("\n".join(json.dumps(r) for r in rows))
     tasks = quality.load(tmp_path, 3, seed=1)
-    assert len(tasks) == 9 and {t.set for t in tasks} == set(quality.SETS)
+    assert len(tasks) == 9 and {t.set for t in tasks} == set(quality.SETS) - set(quality.DERIVED_SETS)
     assert tasks == quality.load(tmp_path, 3, seed=1)  # seeded
+
+
+@pytest.mark.parametrize("line, starts", [
+    ("    return f(x)\n", [11, 13]),  # after "return ", after "("
+    ("x = [a, b]\n", [2, 4, 5, 8]),
+    ("    pass\n", []),  # one word: nowhere inside
+])
+def test_mid_line_starts(line, starts):
+    assert quality.mid_line_starts(line) == starts
+
+
+def test_mid_line_task_moves_the_cursor_into_the_solution_line():
+    task = quality.Task("t/1", "single-line", "def f(x):\n", "\n", "    return f(x)\n", "test", "f")
+    moved = quality.mid_line_task(task, random.Random(0))
+    j = len(moved.prompt) - len(task.prompt)
+    assert moved.prompt + moved.solution == task.prompt + task.solution and j in (11, 13)
+    assert moved.id == f"t/1@{j}" and moved.set == "single-line-mid"
 
 
 def test_overhead_runs_and_writes_its_report(tmp_path):
@@ -71,6 +89,8 @@ def test_overhead_runs_and_writes_its_report(tmp_path):
                                   "completer, FIM prefix to the block start": {"fim_middle_anchor": "block"}}),
     (True, ("line",), {"completer, suffix first (SPM)": {"fim_order": "spm"},
                        "completer, FIM prefix to the line start": {"fim_middle_anchor": "line"}}),
+    (False, ("indentation",), {"completer, FIM prefix to the block start only after indentation":
+                               {"fim_middle_anchor": "indentation"}}),
 ])
 def test_extra_rows(spm, anchors, expected):
     assert extra_rows(spm, anchors) == expected
