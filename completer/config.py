@@ -66,12 +66,13 @@ class Settings(BaseModel):
     fim_order: Literal["psm", "spm"] = "psm"
     """Prompt order: prefix-suffix-middle (as the Qwen2.5-Coder models were trained) or suffix-prefix-middle
     (everything but the cursor's end of the prefix stays cached while typing)."""
-    fim_middle_anchor: Literal["auto", "cursor", "line", "block"] = "auto"
+    fim_middle_anchor: Literal["auto", "cursor", "line", "block", "indentation"] = "auto"
     """Where the FIM prefix ends: at the cursor, or at the start of the cursor's line or block of
     cut_snap_lines lines, the text typed since then starting the middle. The suffix follows the prefix,
     so its tokens stay cached only while the prefix does not change. auto: the block's start where the
-    cursor's line holds only indentation, the cursor elsewhere (a middle that ends inside a word
-    costs quality)."""
+    middle can end on a whole token (the cursor's line holds only indentation, or ends in a space or an
+    opening bracket, which the model writes again), the cursor elsewhere (a middle that ends inside a
+    word costs quality); indentation: the block's start only where the line holds only indentation."""
     cut_snap_lines: int = Field(16, ge=1, le=256)
     """The prompt's first line and the suffix's length move in steps of this many lines, so that one
     keystroke does not shift the whole cut (and the prefix cache keeps serving it)."""

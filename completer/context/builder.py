@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 
 from completer.context import languages, scope
@@ -12,8 +14,29 @@ from completer.policy.classify import classify, may_grow
 from completer.types import Context
 
 
+# the cursor's block is budgeted in steps of this many tokens (see cut_prefix)
+RESERVE_STEP_TOKENS = 256
+
+
 def cut_prefix(prefix: str, budget: int, counter: TokenCounter, step: int = 1) -> str:
     """Keep the end of ``prefix`` (the cursor's line always, then whole lines) within budget.
+
+    With ``step`` > 1 the lines of the cursor's block of ``step`` lines are kept whole, and the
+    lines above are cut against the budget less a reserve for the block that grows in steps of
+    RESERVE_STEP_TOKENS: typing inside the block then leaves the prompt's first line where it is,
+    and the prefix cache keeps serving the whole prompt.
+    """
+    if step > 1:
+        start = block_start(prefix, step)
+        steps = max(-(-count_by_lines(prefix[start:], counter) // RESERVE_STEP_TOKENS), 1)  # an empty line too
+        reserve = steps * RESERVE_STEP_TOKENS
+        if 0 < start and reserve <= budget:
+            return cut_lines(prefix[:start], budget - reserve, counter, step) + prefix[start:]
+    return cut_lines(prefix, budget, counter, step)
+
+
+def cut_lines(prefix: str, budget: int, counter: TokenCounter, step: int = 1) -> str:
+    """Keep the end of ``prefix`` (its last line always, then whole lines) within budget.
 
     Walks back line by line, so a long file costs only the lines kept. A cut starts on a
     line whose number is a multiple of ``step`` (see snap_prefix_start).
@@ -102,6 +125,30 @@ def snippet_query(full_prefix: str, full_suffix: str, step: int) -> str:
     return query_text(full_prefix[:start], "")
 
 
+# a line that ends in an opening bracket (with the punctuation and the space before it): the model
+# writes the bracket joined to the word after it ("(width" is one token), so it is held back
+OPENING = re.compile(r" ?[^\w\s]*[(\[{]$")
+
+
+def anchor_for(line_so_far: str, anchor: str) -> str:
+    """The anchor ``"auto"`` stands for at a cursor whose line reads ``line_so_far``.
+
+    The block's start where the middle can end on a whole token: the line holds only
+    indentation, ends in a space (held back: the model writes ``" value"``) or in an opening
+    bracket (held back: the model writes ``"(arg"``). Inside a word or after other punctuation
+    the model would have to continue half a token, which costs quality
+    (docs/benchmarks/fim-anchor.md), so the prefix ends at the cursor. ``"indentation"`` is the
+    block's start only where the line holds only indentation.
+    """
+    if anchor == "indentation":
+        return "block" if not line_so_far.strip() else "cursor"
+    if anchor != "auto":
+        return anchor
+    if not line_so_far.strip() or line_so_far[-1].isspace() or OPENING.search(line_so_far):
+        return "block"
+    return "cursor"
+
+
 def middle_split(full_prefix: str, prefix: str, anchor: str, step: int) -> int:
     """Where the cut ``prefix`` stops being the FIM prefix: the rest starts the middle.
 
@@ -109,13 +156,9 @@ def middle_split(full_prefix: str, prefix: str, anchor: str, step: int) -> int:
     suffix included. Typed text that starts the middle leaves the prompt before it unchanged:
     ``"cursor"`` puts nothing there (plain FIM), ``"line"`` the cursor's line so far, and
     ``"block"`` the lines of the cursor's block of ``step`` lines, so the suffix stays cached
-    until the cursor leaves the block. ``"auto"`` is ``"block"`` where the cursor's line holds
-    only indentation so far and ``"cursor"`` elsewhere: the model learnt middles that start
-    on whole tokens, and one that ends in the middle of a word throws it off
-    (docs/benchmarks/fim-anchor.md).
+    until the cursor leaves the block. ``"auto"`` and ``"indentation"``: see anchor_for.
     """
-    if anchor == "auto":
-        anchor = "block" if not full_prefix[full_prefix.rfind("\n") + 1:].strip() else "cursor"
+    anchor = anchor_for(full_prefix[full_prefix.rfind("\n") + 1:], anchor)
     if anchor == "cursor":
         return len(prefix)
     typed = full_prefix[block_start(full_prefix, step if anchor == "block" else 1):]
@@ -127,17 +170,41 @@ def middle_split(full_prefix: str, prefix: str, anchor: str, step: int) -> int:
 def held_back(middle_start: str) -> str:
     """The end of the typed middle left for the model to write again.
 
-    The tokenizer joins a space to the word after it (``"    if"`` is ``"   "`` + ``" if"``), so a
-    middle that ends in a space asks for a word without one, which the model never saw. It
-    gets the middle without that space and writes it; the pipeline drops it again (see
-    without_held_back).
+    The tokenizer joins a space to the word after it (``"    if"`` is ``"   "`` + ``" if"``) and
+    an opening bracket to the word after it (``"(width"``), so a middle that ends in either asks
+    for a token the model never saw begin there. It gets the middle without that end and writes
+    it; the pipeline drops it again (see without_held_back).
     """
-    return " " if middle_start.endswith(" ") else ""
+    if middle_start.endswith(" "):
+        return " "
+    opening = OPENING.search(middle_start)
+    return opening.group() if opening else ""
 
 
 def without_held_back(text: str, held: str) -> str:
-    """The model's text less what the prompt held back (when the model wrote it)."""
-    return text[len(held):] if held and text.startswith(held) else text
+    """The model's text less what the prompt held back.
+
+    A held-back space the model did not write is no loss (the text follows the typed space);
+    a held-back bracket it did not write means it would continue different code: no answer.
+    """
+    if text.startswith(held):
+        return text[len(held):]
+    return text if held.isspace() else ""
+
+
+@functools.lru_cache(maxsize=4)
+def retained_above(above: str, language: str, cut_byte: int) -> tuple[str, str]:
+    """The imports and enclosing headers above ``cut_byte``, read from the text above the cursor's block.
+
+    What is typed inside the block (an open bracket or string) can turn the whole file into
+    an error node for the parser, and the headers would drop out of the prompt and the prefix
+    cache with it; the text above the block does not change while the user types there.
+    """
+    parser = languages.parser(language)
+    if parser is None:
+        return "", ""
+    data = above.encode("utf-8")
+    return scope.retained(parser.parse(data), data, language, len(data), cut_byte)
 
 
 def count_by_lines(text: str, counter: TokenCounter) -> int:
@@ -198,7 +265,10 @@ def build_context(
     if len(prefix) < len(full_prefix) and tree is not None:
         # the cut lost the imports and the enclosing signatures: keep them on top
         cut_byte = cursor_byte - len(prefix.encode("utf-8"))
-        imports, headers = scope.retained(tree, text.encode("utf-8"), language, cursor_byte, cut_byte)
+        if snap_lines > 1:
+            imports, headers = retained_above(full_prefix[:block_start(full_prefix, snap_lines)], language, cut_byte)
+        else:
+            imports, headers = scope.retained(tree, text.encode("utf-8"), language, cursor_byte, cut_byte)
         prefix = with_retained(prefix, imports + headers, prefix_budget, counter, snap_lines)
     # the suffix may use what the prefix left over
     prefix_tokens = count_by_lines(prefix, counter)

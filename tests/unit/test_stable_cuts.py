@@ -3,7 +3,7 @@
 import pytest
 
 from completer.context.builder import (build_context, cut_prefix, held_back, snap_prefix_start, snap_suffix_end,
-                                       snippet_query, without_held_back)
+                                       retained_above, snippet_query, without_held_back)
 from completer.context.prompt import QWEN
 from tests.unit.test_builder import W
 
@@ -56,6 +56,34 @@ def test_prefix_cut_moves_once_per_step_while_typing():
     assert len(plain) == 12  # without snapping it moves at every line
 
 
+def test_typing_inside_the_block_does_not_move_the_cut():
+    """Words typed on the cursor's line, in a file longer than the budget: the first line kept stays."""
+    above = "".join(f"w{i}\n" for i in range(640))  # 640 lines, the cursor's block starts at line 640
+    firsts, plain = set(), set()
+    for words in range(0, 200, 7):
+        prefix = above + " ".join(f"t{j}" for j in range(words))
+        firsts.add(cut_prefix(prefix, 500, W, step=16).split("\n", 1)[0])
+        plain.add(cut_prefix(prefix, 500, W, step=1).split("\n", 1)[0])
+    assert len(firsts) == 1  # the block is budgeted in steps of RESERVE_STEP_TOKENS (256)
+    assert len(plain) > 20  # the cut that counts every word moves with them
+
+
+def test_the_retained_headers_stay_while_the_typed_line_breaks_the_parse():
+    """An open string typed in the cursor's block must not drop `class Fraction(...):` from the prompt."""
+    from completer.context import languages, scope
+
+    above = 'import os\n\n\nclass Fraction(numbers.Rational):\n    """Doc."""\n'
+    typed = "        return '%s("
+    rest = '\n\n    def _richcmp(self, other, op):\n        """Helper.\n\n        We handle that specially.\n        """\n'
+    data = (above + typed + rest).encode()
+    cut = above.index("):\n") + 3  # the prompt starts below the class's line
+    # the whole file's tree loses the class at this keystroke...
+    assert scope.retained(languages.parser("python").parse(data), data, "python", len(above + typed), cut) == \
+        ("import os\n", "")
+    # ...the text above the cursor's block keeps it
+    assert retained_above(above, "python", cut) == ("import os\n", "class Fraction(numbers.Rational):\n")
+
+
 @pytest.mark.parametrize("cursor_line, step, expected", [
     (3, 4, "l0\nl1\nl2\n"),  # the file's first block: lines around the cursor
     (5, 4, "l0\nl1\nl2\nl3\n"),  # above the cursor's block
@@ -82,6 +110,7 @@ def test_spm_order_puts_the_suffix_first():
     ("block", 1, 6, "typ"),  # blocks of one line: the line
     ("block", 16, 6, "l0\nl1\nl2\nl3\nl4\nl5\ntyp"),  # the file's first block: all of it
     ("auto", 4, 6, ""),  # a word typed on the line: plain FIM
+    ("indentation", 4, 6, ""),
 ])
 def test_middle_anchor_moves_typed_text_after_the_middle_token(anchor, step, cursor_line, middle_start):
     text = TEN[: TEN.index(f"l{cursor_line}\n")] + "typ" + "\nafter\n"
@@ -106,9 +135,15 @@ def test_block_anchor_keeps_the_prompt_before_the_middle_still_while_typing():
     ("", "l4\nl5\n", ""),  # at the line's start: the block's lines start the middle
     ("    ", "l4\nl5\n   ", " "),  # indentation: its last space is left to the model (" if" is one token)
     ("\t", "l4\nl5\n\t", ""),
-    ("x = ", "", ""),  # text on the line: plain FIM, nothing held back
+    ("x = ", "l4\nl5\nx =", " "),  # a value begins: the middle ends on a whole token, the space is the model's
+    ("w = f(", "l4\nl5\nw = f", "("),  # an opening bracket: the model writes "(arg"
+    ("s % (", "l4\nl5\ns %", " ("),  # the space before the bracket is the bracket's token
+    ("t = [{", "l4\nl5\nt =", " [{"),
+    ("x = y", "", ""),  # inside a word: plain FIM, nothing held back
+    ("f(x)", "", ""),  # after a closing bracket (").", "):" are tokens): plain FIM
+    ("self.", "", ""),  # after a dot (".wrap" is a token): plain FIM
 ])
-def test_auto_anchor_uses_the_block_only_where_the_line_holds_only_indentation(line_so_far, middle_start, held):
+def test_auto_anchor_uses_the_block_where_the_middle_ends_on_a_whole_token(line_so_far, middle_start, held):
     text = TEN[: TEN.index("l6\n")] + line_so_far + "\nafter\n"
     ctx = build_context(text, text.index("\nafter"), "python", W, QWEN, 100, 0.75, snap_lines=4, anchor="auto")
     assert ctx.prompt.endswith(f"<|fim_middle|>{middle_start}")
@@ -120,6 +155,11 @@ def test_auto_anchor_uses_the_block_only_where_the_line_holds_only_indentation(l
     ("    ", " if x:", "if x:"),  # the model wrote the space back: dropped
     ("    ", "\n", "\n"),  # it did not: kept as it is
     ("x", " y", " y"),  # nothing held back
+    ("w = f(", "(width=w)", "width=w)"),  # the bracket written back: dropped
+    ("w = f(", "(", ""),
+    ("w = f(", ".g(x)", ""),  # it continued other code than the typed bracket: no answer
+    ("w = f(", "", ""),
+    ("s % (", " (a, b)", "a, b)"),
 ])
-def test_held_back_space(middle_start, text, expected):
+def test_held_back_end_of_the_middle(middle_start, text, expected):
     assert without_held_back(text, held_back(middle_start)) == expected
