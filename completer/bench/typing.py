@@ -48,6 +48,7 @@ def modes(quick: bool) -> dict[str, dict]:
     return {**MODES, "completer, no hold while typing": {"keystroke_hold_ms": 0},
             "completer, FIM prefix to the cursor": {"fim_middle_anchor": "cursor"},
             "completer, FIM prefix to the block start": {"fim_middle_anchor": "block"},
+            "completer, FIM prefix to the block start only after indentation": {"fim_middle_anchor": "indentation"},
             "completer, 32-token blocks": {"block_size": 32},
             "completer, one prefix cache for both plans": {"bypass_shares_prefix_cache": True},
             "completer, plan ignores the prefix caches": {"warm_cache_plan": False}}
@@ -151,8 +152,9 @@ def pause_points(body: str) -> list[bool]:
     People stop before the first non-blank character of a new line (they think at line
     starts), after an opening bracket and where the right-hand side of an assignment or a
     return value begins (one-line suggestions); elsewhere they type on at a steady pace.
+    The body starts at a line's start, so its first line counts as a new one.
     """
-    out, at_line_start = [], False
+    out, at_line_start = [], True
     for n, ch in enumerate(body):
         starts_line = at_line_start and not ch.isspace()
         out.append(n > 0 and (starts_line or body[:n].endswith(PAUSE_AFTER)))
@@ -366,6 +368,11 @@ def summarize(requests: list[Request], cold: list[dict], engine_requests: int | 
     consecutive = [r for r in model if r.keystroke > 0]
     prompt = sum(r.prompt_tokens for r in consecutive)
     cached = sum(r.cached_tokens for r in consecutive)
+    # the same, without each session's first model answer: with the hold while typing, no
+    # request of the session reached the engine before it, so nothing of its context was read
+    firsts = {id(next(r for r in model if r.session == session)) for session in {r.session for r in model}}
+    later = [r for r in consecutive if id(r) not in firsts]
+    later_prompt = sum(r.prompt_tokens for r in later)
 
     def stats(values):
         values = [v for v in values if v is not None]
@@ -395,6 +402,7 @@ def summarize(requests: list[Request], cold: list[dict], engine_requests: int | 
         "prompt_tokens_per_request": stats([r.prompt_tokens for r in model]),
         "cached_tokens_per_request": stats([r.cached_tokens for r in model]),
         "cached_share_consecutive": cached / prompt if prompt else None,
+        "cached_share_after_first": sum(r.cached_tokens for r in later) / later_prompt if later_prompt else None,
         "time_to_first_token_s": stats([r.first_token_s for r in model]),
         "time_to_suggestion_s": stats([r.latency_s for r in answered if r.text]),
         "time_to_suggestion_model_s": stats([r.latency_s for r in model if r.text]),
@@ -499,6 +507,7 @@ def markdown(result: dict) -> str:
         ("prompt tokens per model request, p50", lambda m: _fmt(m["prompt_tokens_per_request"]["p50"])),
         ("... of them from the prefix cache, p50", lambda m: _fmt(m["cached_tokens_per_request"]["p50"])),
         ("prompt tokens from the cache on consecutive keystrokes", lambda m: _fmt(m["cached_share_consecutive"], "%")),
+        ("... without each session's first model answer", lambda m: _fmt(m.get("cached_share_after_first"), "%")),
         ("time to first token, p50 / p95 (s)", lambda m: f"{_fmt(m['time_to_first_token_s']['p50'])} / "
                                                    f"{_fmt(m['time_to_first_token_s']['p95'])}"),
         ("time to a suggestion, all answers, p50 / p95 (s)", lambda m: f"{_fmt(m['time_to_suggestion_s']['p50'])} / "

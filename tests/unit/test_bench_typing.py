@@ -63,12 +63,14 @@ def test_summarize_counts_cache_on_consecutive_requests_only():
     assert s["engine_requests"] == 4
     assert (s["sent"], s["answered"], s["cancelled"], s["from_model"], s["from_type_ahead"]) == (6, 5, 1, 4, 1)
     assert s["cached_share_consecutive"] == pytest.approx(170 / 300)
+    assert s["cached_share_after_first"] == pytest.approx(170 / 300)  # keystroke 0 was the session's first
     assert s["stale"] == 1
     assert s["cold_200_token_s"]["p50"] == 1.0
 
 
 @pytest.mark.parametrize("body, expected", [
     ("ab", [False, False]),
+    ("  ab", [False, False, True, False]),  # the body's first line, after its indentation
     ("a\nb", [False, False, True]),  # before the new line's first character
     ("a\n  b", [False, False, False, False, True]),  # ...after its indentation
     ("a\n\nb", [False, False, False, True]),  # a blank line does not pause twice
@@ -99,6 +101,16 @@ def test_a_late_first_answer_counts_as_consecutive():
     # every earlier keystroke's request was cancelled, yet it had read the same context
     requests = [request(n, outcome="cancelled", text="") for n in range(9)] + [request(9, cached=90)]
     assert summarize(requests, [])["cached_share_consecutive"] == pytest.approx(0.9)
+
+
+def test_the_share_after_the_first_leaves_out_each_sessions_first_model_answer():
+    first, later = request(7, cached=0), request(30, cached=90)
+    other = request(5, cached=0)
+    other.session = 1
+    requests = [request(n, outcome="cancelled", text="") for n in range(7)] + [first, later, other]
+    s = summarize(requests, [])
+    assert s["cached_share_consecutive"] == pytest.approx(90 / 300)
+    assert s["cached_share_after_first"] == pytest.approx(90 / 100)
 
 
 @pytest.mark.parametrize("source, head_chars, expected", [
