@@ -7,7 +7,7 @@ from contextlib import aclosing
 from dataclasses import replace
 
 from completer.config import Settings
-from completer.context.builder import build_context, without_held_back
+from completer.context.builder import build_context, left_the_held_back, without_held_back
 from completer.context.prompt import format_for
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter, stop_token_ids
 from completer.policy.acceptance import AcceptanceTracker, expected_speedup
@@ -65,6 +65,10 @@ class Completer:
             # stream, and stop the engine as soon as the shown text can no longer change
             async with aclosing(self.engine.generate(ctx.prompt, plan, cache_salt=cache_salt)) as stream:
                 async for generation in stream:
+                    if left_the_held_back(generation.text, ctx.held_back):
+                        log.debug("the model did not write the held-back %r; no answer", ctx.held_back)
+                        generation = replace(generation, text="")
+                        break
                     generation = replace(generation, text=without_held_back(generation.text, ctx.held_back))
                     if ctx.may_grow and ctx.kind is CompletionKind.SINGLE_LINE:
                         kind = grown_kind(ctx.line_prefix, generation.text)

@@ -192,6 +192,11 @@ def without_held_back(text: str, held: str) -> str:
     return text if held.isspace() else ""
 
 
+def left_the_held_back(text: str, held: str) -> bool:
+    """Whether the model's text can no longer start with a held-back bracket (its answer is then empty)."""
+    return bool(held) and not held.isspace() and not text.startswith(held) and not held.startswith(text)
+
+
 @functools.lru_cache(maxsize=4)
 def retained_above(above: str, language: str, cut_byte: int) -> tuple[str, str]:
     """The imports and enclosing headers above ``cut_byte``, read from the text above the cursor's block.

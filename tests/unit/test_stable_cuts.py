@@ -3,7 +3,8 @@
 import pytest
 
 from completer.context.builder import (build_context, cut_prefix, held_back, snap_prefix_start, snap_suffix_end,
-                                       retained_above, snippet_query, without_held_back)
+                                       left_the_held_back, retained_above, snippet_query,
+                                       without_held_back)
 from completer.context.prompt import QWEN
 from tests.unit.test_builder import W
 
@@ -163,3 +164,16 @@ def test_auto_anchor_uses_the_block_where_the_middle_ends_on_a_whole_token(line_
 ])
 def test_held_back_end_of_the_middle(middle_start, text, expected):
     assert without_held_back(text, held_back(middle_start)) == expected
+
+
+@pytest.mark.parametrize("text, held, left", [
+    ("", "(", False),  # nothing written yet
+    (" ", " (", False),  # on its way
+    ("(", " (", True),  # without the space: not the typed text
+    ("(x", "(", False),
+    (".g", "(", True),  # other code: the stream can stop
+    ("x", " ", False),  # a held-back space may be skipped
+    ("x", "", False),
+])
+def test_left_the_held_back(text, held, left):
+    assert left_the_held_back(text, held) is left
