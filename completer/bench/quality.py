@@ -102,8 +102,10 @@ def mid_line_task(task: Task, rng: random.Random) -> Task | None:
     if not starts:
         return None
     j = rng.choice(starts)
-    return Task(f"{task.id}@{j}", "single-line-mid", task.prompt + task.solution[:j], task.suffix,
-                task.solution[j:], task.test, task.entry_point)
+    line_end = task.solution.rstrip("\n")
+    # in the editor the line's break is already there, after the cursor
+    return Task(f"{task.id}@{j}", "single-line-mid", task.prompt + task.solution[:j],
+                task.solution[len(line_end):] + task.suffix, line_end[j:], task.test, task.entry_point)
 
 
 def load(data_dir: Path, n: int, seed: int = 0, sets=tuple(s for s in SETS if s not in DERIVED_SETS)) -> list[Task]:

@@ -71,7 +71,8 @@ def test_mid_line_task_moves_the_cursor_into_the_solution_line():
     task = quality.Task("t/1", "single-line", "def f(x):\n", "\n", "    return f(x)\n", "test", "f")
     moved = quality.mid_line_task(task, random.Random(0))
     j = len(moved.prompt) - len(task.prompt)
-    assert moved.prompt + moved.solution == task.prompt + task.solution and j in (11, 13)
+    assert moved.prompt + moved.solution + moved.suffix == task.prompt + task.solution + task.suffix
+    assert j in (11, 13) and moved.suffix == "\n\n"  # the line's break stays in the document
     assert moved.id == f"t/1@{j}" and moved.set == "single-line-mid"
 
 
