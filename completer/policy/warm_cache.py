@@ -1,9 +1,9 @@
-"""Whether a long request should bypass speculation because the bypass's prefix cache holds its prompt.
+"""Whether a request should take the other plan (speculate or bypass) because that plan's prefix cache holds its prompt.
 
 Speculating and bypassed requests keep separate prefix caches (the draft model writes no KV for a
 bypassed request). While the user types, a request's prompt mostly matches the last one's; when the
 last one took the other plan, only that plan's cache holds the prompt. On a CPU, reading 1,500
-prompt tokens again costs far more than speculation saves on a 128-token completion, so the plan
+prompt tokens again costs far more than speculation saves, or costs, on a completion, so the plan
 whose cache is warm wins. The cost of each plan comes from what recent requests measured.
 """
 
@@ -65,17 +65,22 @@ def expected_seconds(costs: StepCosts, read_tokens: int, new_tokens: int, *, spe
     return prefill + decode
 
 
-def bypass_pays(costs: StepCosts, *, prompt_tokens: int, cached_if_speculating: int, cached_if_bypassed: int,
-                new_tokens: int, speedup: float, draft_cost: float, block_tokens: int) -> bool:
-    """True where a request planned to speculate is expected to finish sooner without, from a warmer cache.
+def other_plan_pays(costs: StepCosts, *, planned_speculate: bool, prompt_tokens: int, cached_if_speculating: int,
+                    cached_if_bypassed: int, new_tokens: int, speedup: float, draft_cost: float,
+                    block_tokens: int) -> bool:
+    """True where the plan other than the planned one is expected to finish sooner, from a warmer cache.
 
-    Only where the bypass's cache holds at least a block more of the prompt: with both caches
-    equally warm (or cold) the planner's choice stands.
+    A long request planned to speculate right after a one-line (bypassed) one finds its prompt
+    only in the bypass's cache, and a one-line request right after a speculating block request
+    only in the speculating one. Only where the other plan's cache holds at least a block more
+    of the prompt: with both caches equally warm (or cold) the planner's choice stands.
     """
-    if not costs.known or cached_if_bypassed - cached_if_speculating < block_tokens:
+    planned, other = ((cached_if_speculating, cached_if_bypassed) if planned_speculate
+                      else (cached_if_bypassed, cached_if_speculating))
+    if not costs.known or other - planned < block_tokens:
         return False
     speculating = expected_seconds(costs, prompt_tokens - cached_if_speculating, new_tokens, speculate=True,
                                    speedup=speedup, draft_cost=draft_cost)
     bypassed = expected_seconds(costs, prompt_tokens - cached_if_bypassed, new_tokens, speculate=False,
                                 speedup=speedup, draft_cost=draft_cost)
-    return bypassed < speculating
+    return bypassed < speculating if planned_speculate else speculating < bypassed

@@ -160,3 +160,28 @@ async def test_a_long_request_after_a_one_line_one_uses_the_cache_the_one_line_o
     assert block["kind"] == "multi_line", block
     assert block["k"] == 0, block  # bypassed: the speculating cache holds none of this prompt
     assert block["cached_tokens"] >= block["prompt_tokens"] // 2, block
+
+
+def module(verb: str, op: str) -> str:
+    """Twenty small functions (80 lines): a block of 16 lines starts right after them."""
+    return "".join(f'def {verb}_{i}(values, n={i}):\n    """{verb.capitalize()} every value by {i}."""\n'
+                   f"    return [v {op} n for v in values]\n\n" for i in range(20))
+
+
+async def test_a_one_line_request_after_a_block_uses_the_cache_the_block_filled(client):
+    """The mirror: right after a speculating block request only the speculating cache holds the
+    file, and a one-line request speculates rather than read it all again (warm_cache_plan)."""
+    # a one-line answer in another file first: the costs the plan compares come from bypassed requests
+    other = "file:///workspace/shift.py"
+    open_doc(client, other, module("shift", "+") + DESCRIBE)
+    await complete_detail(client, other, 82, len("    return "))
+    uri = "file:///workspace/warm_block.py"
+    body = 'def describe(point):\n    """Return the point as "(x, y)"."""\n    \n\n\ndef main():\n    print(describe((1, 2)))\n'
+    open_doc(client, uri, module("divide", "/") + body)
+    block = await complete_detail(client, uri, 82, 4)
+    assert block["kind"] == "multi_line" and block["k"] > 0, block
+    # the user writes a line of their own, then stops where the return value begins
+    type_text(client, uri, 82, 4, "x, y = point\n    return ", version=2)
+    one_line = await complete_detail(client, uri, 83, len("    return "))
+    assert one_line["k"] > 0, one_line  # speculated: only the speculating cache holds this prompt
+    assert one_line["cached_tokens"] >= one_line["prompt_tokens"] // 2, one_line

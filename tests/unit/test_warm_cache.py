@@ -1,6 +1,6 @@
 import pytest
 
-from completer.policy.warm_cache import RecentPrompts, StepCosts, bypass_pays, expected_seconds
+from completer.policy.warm_cache import RecentPrompts, StepCosts, expected_seconds, other_plan_pays
 
 CPU = StepCosts(prefill_s=0.015, decode_s=0.15)  # 1.5B target on one core of a 2-core CPU
 GPU = StepCosts(prefill_s=0.00003, decode_s=0.007)
@@ -69,6 +69,22 @@ def test_expected_seconds_charges_the_draft_for_the_prompt_it_reads():
 ])
 def test_bypass_pays_only_where_the_warmer_cache_outweighs_speculation(costs, cached_if_speculating,
                                                                        cached_if_bypassed, bypass):
-    assert bypass_pays(costs, prompt_tokens=1900, cached_if_speculating=cached_if_speculating,
-                       cached_if_bypassed=cached_if_bypassed, new_tokens=128, speedup=1.3, draft_cost=0.31,
-                       block_tokens=128) is bypass
+    assert other_plan_pays(costs, planned_speculate=True, prompt_tokens=1900,
+                           cached_if_speculating=cached_if_speculating, cached_if_bypassed=cached_if_bypassed,
+                           new_tokens=128, speedup=1.3, draft_cost=0.31, block_tokens=128) is bypass
+
+
+@pytest.mark.parametrize("costs, cached_if_speculating, cached_if_bypassed, speedup, speculate", [
+    (CPU, 1800, 0, 0.9, True),     # a one-line request after a speculating block: 1,800 tokens not read again
+    (CPU, 1800, 1800, 0.9, False),  # both caches as warm: the bypass stands
+    (CPU, 0, 1800, 0.9, False),    # the bypass's cache is the warmer one
+    (CPU, 1800, 1700, 0.9, False),  # under a block apart
+    (CPU, 1900, 1664, 0.5, False),  # 236 tokens saved (3.5 s) against decoding at half speed (19 s more)
+    (GPU, 1800, 0, 0.9, False),    # prefill is cheap on a GPU: the draft's slower decode would cost more
+    (StepCosts(), 1800, 0, 0.9, False),
+])
+def test_speculation_pays_where_only_the_speculating_cache_holds_a_short_requests_prompt(
+        costs, cached_if_speculating, cached_if_bypassed, speedup, speculate):
+    assert other_plan_pays(costs, planned_speculate=False, prompt_tokens=1900,
+                           cached_if_speculating=cached_if_speculating, cached_if_bypassed=cached_if_bypassed,
+                           new_tokens=128, speedup=speedup, draft_cost=0.31, block_tokens=128) is speculate
