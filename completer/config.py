@@ -109,9 +109,10 @@ class Settings(BaseModel):
     target's prefill), so that speculating requests can reuse their cached blocks. Off, they keep a
     prefix cache of their own: the draft model never wrote those blocks' KV."""
     warm_cache_plan: bool = True
-    """A long request bypasses speculation where the bypass's prefix cache holds enough more of its
-    prompt that reading it again would cost more than speculation saves (costs measured on recent
-    requests). While typing, the plan then follows the cache the previous request warmed."""
+    """A request takes the other plan (bypass or speculation) where that plan's prefix cache holds
+    enough more of its prompt that reading it again would cost more than the planned one saves (costs
+    measured on recent requests). While typing, the plan then follows the cache the previous request
+    warmed."""
     kv_cache_space_gib: float | None = Field(None, gt=0)
     """CPU KV-cache size; planned from the model sizes and free memory when unset."""
     gpu_memory_utilization: float | None = Field(None, gt=0, le=0.98)
