@@ -198,18 +198,32 @@ def left_the_held_back(text: str, held: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def retained_above(above: str, language: str, cut_byte: int) -> tuple[str, str]:
-    """The imports and enclosing headers above ``cut_byte``, read from the text above the cursor's block.
+def retained_above(above: str, language: str, cut_byte: int, indent: int) -> tuple[str, str]:
+    """The imports above ``cut_byte``, and the headers there of the scopes still open at ``indent``,
+    read from the text above the cursor's block.
 
     What is typed inside the block (an open bracket or string) can turn the whole file into
     an error node for the parser, and the headers would drop out of the prompt and the prefix
-    cache with it; the text above the block does not change while the user types there.
+    cache with it; the text above the block does not change while the user types there. A
+    scope of the text above is the cursor's only where the block's code is indented deeper
+    than its header.
     """
     parser = languages.parser(language)
     if parser is None:
         return "", ""
     data = above.encode("utf-8")
-    return scope.retained(parser.parse(data), data, language, len(data), cut_byte)
+    root = parser.parse(data).root_node
+    headers = [(start, end) for start, end in scope.header_spans(root, data, len(data), cut_byte)
+               if indentation(data[start:end].decode("utf-8", errors="replace")) < indent]
+    return (scope.whole_lines(data, scope.import_spans(root, language, cut_byte)),
+            scope.whole_lines(data, headers))
+
+
+def indentation(text: str) -> int:
+    """Width of the leading whitespace of ``text``'s first line that holds code (or of its last line)."""
+    lines = text.split("\n")
+    line = next((line for line in lines if line.strip()), lines[-1])
+    return len(line) - len(line.lstrip())
 
 
 def count_by_lines(text: str, counter: TokenCounter) -> int:
@@ -271,7 +285,9 @@ def build_context(
         # the cut lost the imports and the enclosing signatures: keep them on top
         cut_byte = cursor_byte - len(prefix.encode("utf-8"))
         if snap_lines > 1:
-            imports, headers = retained_above(full_prefix[:block_start(full_prefix, snap_lines)], language, cut_byte)
+            start = block_start(full_prefix, snap_lines)
+            imports, headers = retained_above(full_prefix[:start], language, cut_byte,
+                                              indentation(full_prefix[start:]))
         else:
             imports, headers = scope.retained(tree, text.encode("utf-8"), language, cursor_byte, cut_byte)
         prefix = with_retained(prefix, imports + headers, prefix_budget, counter, snap_lines)

@@ -3,8 +3,8 @@
 import pytest
 
 from completer.context.builder import (build_context, cut_prefix, held_back, snap_prefix_start, snap_suffix_end,
-                                       left_the_held_back, retained_above, snippet_query,
-                                       without_held_back)
+                                       indentation, left_the_held_back, retained_above,
+                                       snippet_query, without_held_back)
 from completer.context.prompt import QWEN
 from tests.unit.test_builder import W
 
@@ -82,7 +82,24 @@ def test_the_retained_headers_stay_while_the_typed_line_breaks_the_parse():
     assert scope.retained(languages.parser("python").parse(data), data, "python", len(above + typed), cut) == \
         ("import os\n", "")
     # ...the text above the cursor's block keeps it
-    assert retained_above(above, "python", cut) == ("import os\n", "class Fraction(numbers.Rational):\n")
+    assert retained_above(above, "python", cut, 8) == ("import os\n", "class Fraction(numbers.Rational):\n")
+
+
+@pytest.mark.parametrize("block, headers", [
+    ("        return 1", "class A:\n    def f(self):\n"),  # still inside f
+    ("    def g(self):", "class A:\n"),  # a new method: the class is still open
+    ("def h():", ""),  # a new top-level function: neither is
+    ("\n    ", "class A:\n"),  # no code yet in the block: the cursor's indentation
+])
+def test_retained_headers_are_those_of_the_scopes_still_open_at_the_block(block, headers):
+    above = "import os\n\nclass A:\n    def f(self):\n        x = 1\n        y = 2\n"
+    cut = above.index("        x")  # the prompt starts below both headers
+    assert retained_above(above, "python", cut, indentation(block)) == ("import os\n", headers)
+
+
+@pytest.mark.parametrize("text, width", [("    x\n", 4), ("\n\n  y", 2), ("", 0), ("   ", 3), ("\tz", 1)])
+def test_indentation(text, width):
+    assert indentation(text) == width
 
 
 @pytest.mark.parametrize("cursor_line, step, expected", [
