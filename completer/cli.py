@@ -351,11 +351,15 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
 @click.option("--quick", is_flag=True, help="Twelve keystrokes of one session: checks that it works, not speed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write typing.json/.md/.png.")
+@click.option("--rescore", is_flag=True, help="Recompute the report of the run recorded in --out (no engine).")
 def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
-                 only: tuple[str, ...], quick: bool, out: Path) -> None:
+                 only: tuple[str, ...], quick: bool, out: Path, rescore: bool) -> None:
     """Replayed typing through the LSP server: no reuse vs prefix cache + type-ahead + stable cuts."""
     from completer.bench import typing as typing_bench
 
+    if rescore:
+        click.echo(typing_bench.markdown(typing_bench.rescore(out)))
+        return
     result = typing_bench.run(num_sessions, chars_per_s, context_tokens, None if quick else out, quick=quick,
                               max_wait_s=max_wait_s, only=only)
     click.echo(typing_bench.markdown(result))

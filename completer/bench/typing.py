@@ -390,7 +390,7 @@ def summarize(requests: list[Request], cold: list[dict], engine_requests: int | 
     cold = [c for c in cold if c.get("prompt_tokens")]  # answered by the model, not left empty
     cold_p50 = percentile([c["latency_s"] for c in cold], 50) if cold else None
     single_p50 = percentile(waited_single, 50) if waited_single else None
-    return {
+    return {**one_line_figures(requests, cold_p50),
         "sent": len(requests),
         "engine_requests": engine_requests,
         "answered": len(answered),
@@ -481,6 +481,27 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     return result
 
 
+def one_line_figures(requests: list[Request], cold_p50: float | None) -> dict:
+    """Waited-for suggestions of one line that the model answered, whatever kind the server planned:
+    a pause after `(` is planned as a block (the call may span lines) and answered with one line."""
+    latencies = [r.latency_s for r in requests
+                 if r.waited and r.outcome == "answered" and r.source == "model" and r.text and "\n" not in r.text]
+    p50 = percentile(latencies, 50) if latencies else None
+    return {"time_to_one_line_waited_s": {"n": len(latencies), "p50": p50,
+                                          "p95": percentile(latencies, 95) if latencies else None},
+            "one_line_waited_over_cold": p50 / cold_p50 if p50 is not None and cold_p50 else None}
+
+
+def rescore(folder: Path) -> dict:
+    """Add the figures of one_line_figures to a recorded run and write its report again."""
+    result = json.loads((folder / "typing.json").read_text())
+    for name, mode in result["modes"].items():
+        requests = [Request(**r) for r in result["requests"][name]]
+        mode.update(one_line_figures(requests, mode["cold_200_token_s"]["p50"]))
+    write_results(folder, "typing", result, markdown(result), lambda path: plot(result, path))
+    return result
+
+
 def _fmt(value, unit: str = "s") -> str:
     if value is None:
         return "-"
@@ -521,9 +542,15 @@ def markdown(result: dict) -> str:
         ("... single-line ones, p50 / p95 (s)",
          lambda m: f"{_fmt(m['time_to_single_line_waited_s']['p50'])} / {_fmt(m['time_to_single_line_waited_s']['p95'])}"
                    f" (n = {m['time_to_single_line_waited_s']['n']})"),
+        ("... model answers of one line, whatever their planned kind, p50 / p95 (s)",
+         lambda m: "-" if "time_to_one_line_waited_s" not in m else
+         f"{_fmt(m['time_to_one_line_waited_s']['p50'])} / {_fmt(m['time_to_one_line_waited_s']['p95'])}"
+         f" (n = {m['time_to_one_line_waited_s']['n']})"),
         ("cold 200-token prompt, p50 (s)", lambda m: _fmt(m["cold_200_token_s"]["p50"])),
         ("single-line while typing / cold 200-token prompt (p50)",
          lambda m: "-" if m["single_line_waited_over_cold"] is None else f"{m['single_line_waited_over_cold']:.2f}×"),
+        ("one-line model answers while typing / cold 200-token prompt (p50)",
+         lambda m: "-" if m.get("one_line_waited_over_cold") is None else f"{m['one_line_waited_over_cold']:.2f}×"),
         ("keystrokes with a suggestion on screen before the next one", lambda m: _fmt(m["on_screen_in_time"], "%")),
         ("stale answers (made for another document version)", lambda m: str(m["stale"])),
     ]

@@ -1,6 +1,7 @@
 import pytest
 
-from completer.bench.typing import Request, cold_cut, pause_points, pick_body, position_of, summarize
+from completer.bench.typing import (Request, cold_cut, one_line_figures, pause_points, pick_body, position_of,
+                                    summarize)
 
 SOURCE = "\n".join([
     "import os",
@@ -120,3 +121,14 @@ def test_the_share_after_the_first_leaves_out_each_sessions_first_model_answer()
 ])
 def test_cold_cut(source, head_chars, expected):
     assert cold_cut(source, head_chars) == expected
+
+
+def test_one_line_figures_count_waited_model_answers_of_one_line_whatever_their_kind():
+    one_line, block, typed_ahead, not_waited = (request(1, answered=3.0), request(2, answered=9.0, text="a\nb"),
+                                                request(3, source="type_ahead", answered=0.0), request(4, answered=7.0))
+    for r in (one_line, block, typed_ahead):
+        r.waited = True
+    one_line.kind = "multi_line"  # planned as a block (after a bracket), answered with one line
+    figures = one_line_figures([one_line, block, typed_ahead, not_waited], cold_p50=2.0)
+    assert figures["time_to_one_line_waited_s"] == {"n": 1, "p50": 3.0, "p95": 3.0}
+    assert figures["one_line_waited_over_cold"] == 1.5
