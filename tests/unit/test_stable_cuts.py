@@ -85,6 +85,24 @@ def test_the_retained_headers_stay_while_the_typed_line_breaks_the_parse():
     assert retained_above(above, "python", cut, 8) == ("import os\n", "class Fraction(numbers.Rational):\n")
 
 
+def test_an_open_string_typed_in_the_block_keeps_the_prompt_head():
+    """Through build_context: the class's header stays on top of a cut prompt at every keystroke."""
+    from completer.context import languages
+
+    head = ('import os\n' + "".join(f"x{i} = {i}\n" for i in range(200)) +
+            '\nclass Fraction(numbers.Rational):\n    """Doc."""\n' + "".join(f"    a{i} = {i}\n" for i in range(40)))
+    head += "".join(f"    b{i} = {i}\n" for i in range(-head.count("\n") % 16))  # the typed line starts a block
+    rest = '\n\n    def _richcmp(self, other, op):\n        """Helper.\n\n        We handle that specially.\n        """\n'
+    heads = set()
+    for typed in ("        return 1", "        return '%s("):
+        text = head + typed + rest
+        tree = languages.parser("python").parse(text.encode())
+        ctx = build_context(text, len(head + typed), "python", W, QWEN, 500, 0.75, tree=tree, snap_lines=16,
+                            anchor="block")
+        heads.add(ctx.prompt.split("<|fim_suffix|>")[0])
+    assert len(heads) == 1 and heads.pop().startswith("<|fim_prefix|>import os\nclass Fraction(numbers.Rational):\n")
+
+
 @pytest.mark.parametrize("block, headers", [
     ("        return 1", "class A:\n    def f(self):\n"),  # still inside f
     ("    def g(self):", "class A:\n"),  # a new method: the class is still open
