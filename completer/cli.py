@@ -329,7 +329,7 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
         sys.exit(EXIT_BAD_INPUT)
     result = quality.run(2 if quick else num_tasks, None if quick else out, data_dir, seed, quick=quick,
                          cpu_threads_bind=cpu_threads_bind, spm=spm, anchors=anchors,
-                         speculative=not no_speculative, sets=sets or tuple(s for s in quality.SETS if s not in quality.DERIVED_SETS),
+                         speculative=not no_speculative, sets=sets or quality.DEFAULT_SETS,
                          differing_only=differing_only)
     identical = (result["identical"]["same"], result["identical"]["compared"])
     click.echo(quality.markdown(result["rows"], identical, result))

@@ -36,6 +36,7 @@ SETS = {"single-line": "SingleLineInfilling", "multi-line": "MultiLineInfilling"
         "random-span-light": "RandomSpanInfillingLight", "single-line-mid": "SingleLineInfilling"}
 # not part of a default run: single-line tasks whose cursor sits inside the line (see mid_line_task)
 DERIVED_SETS = ("single-line-mid",)
+DEFAULT_SETS = tuple(name for name in SETS if name not in DERIVED_SETS)
 PLAIN, COMPLETER, SPECULATIVE = "plain FIM", "completer", "completer, speculative k=5"
 SPM = "completer, suffix first (SPM)"
 ROWS = (PLAIN, COMPLETER, SPECULATIVE, SPM)
@@ -108,7 +109,7 @@ def mid_line_task(task: Task, rng: random.Random) -> Task | None:
                 task.solution[len(line_end):] + task.suffix, line_end[j:], task.test, task.entry_point)
 
 
-def load(data_dir: Path, n: int, seed: int = 0, sets=tuple(s for s in SETS if s not in DERIVED_SETS)) -> list[Task]:
+def load(data_dir: Path, n: int, seed: int = 0, sets=DEFAULT_SETS) -> list[Task]:
     """A seeded sample of ``n`` tasks from each set."""
     tasks = []
     for name in sets:
@@ -293,7 +294,7 @@ def score(tasks: list[Task], records: list[Record], workers: int = 2) -> None:
 
 def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = False,
         cpu_threads_bind: str | None = None, spm: bool = False, anchors: tuple[str, ...] = (),
-        speculative: bool = True, sets: tuple[str, ...] = tuple(s for s in SETS if s not in DERIVED_SETS),
+        speculative: bool = True, sets: tuple[str, ...] = DEFAULT_SETS,
         differing_only: bool = False) -> dict:
     from tqdm import tqdm
 

@@ -370,8 +370,10 @@ def summarize(requests: list[Request], cold: list[dict], engine_requests: int | 
     cached = sum(r.cached_tokens for r in consecutive)
     # the same, without each session's first model answer: with the hold while typing, no
     # request of the session reached the engine before it, so nothing of its context was read
-    firsts = {id(next(r for r in model if r.session == session)) for session in {r.session for r in model}}
-    later = [r for r in consecutive if id(r) not in firsts]
+    firsts: dict[int, Request] = {}
+    for r in model:
+        firsts.setdefault(r.session, r)
+    later = [r for r in consecutive if r is not firsts[r.session]]
     later_prompt = sum(r.prompt_tokens for r in later)
 
     def stats(values):
