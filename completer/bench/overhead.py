@@ -17,9 +17,9 @@ from types import SimpleNamespace
 from completer.bench.report import percentile, write_results
 from completer.config import Settings
 from completer.context.builder import build_context
-from completer.context.documents import DocumentStore
 from completer.context.prompt import QWEN
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter
+from completer.documents.store import DocumentStore
 from completer.postprocess.pipeline import postprocess
 from completer.types import CompletionKind
 

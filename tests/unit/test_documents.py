@@ -5,21 +5,8 @@ import pytest
 from tree_sitter import Point
 
 from completer.context import languages
-from completer.context.documents import (DocumentStore, byte_point, display_path, edit_for, index_of,
-                                         line_start)
-
-
-@pytest.mark.parametrize("text,line,expected", [
-    ("ab\ncd\nef", 0, 0),
-    ("ab\ncd\nef", 2, 6),
-    ("ab\r\ncd", 1, 4),  # CRLF is one line end
-    ("ab\rcd\nef", 1, 3),  # so is a lone CR
-    ("ab\rcd\nef", 2, 6),
-    ("ab\n", 1, 3),
-    ("ab", 5, 2),  # past the last line: the end
-])
-def test_line_start(text, line, expected):
-    assert line_start(text, line) == expected
+from completer.documents.positions import PositionError
+from completer.documents.store import DocumentStore, byte_point, display_path, edit_for, edit_offset
 
 
 @pytest.mark.parametrize("text,line,character,encoding,expected", [
@@ -28,9 +15,17 @@ def test_line_start(text, line, expected):
     ("é😀x\nz", 0, 2, "utf-32", 2),
     ("ab\r\ncd", 0, 9, "utf-16", 2),  # clamped to the line's end, before its \r\n
     ("ab\r\ncd", 1, 1, "utf-16", 5),
+    ("ab\rcd\nef", 2, 0, "utf-16", 6),  # a lone CR ends a line too
+    ("ab", 5, 0, "utf-16", 2),  # past the last line: the end of the text
+    ("ab\n", 1, 0, "utf-16", 3),
 ])
-def test_index_of(text, line, character, encoding, expected):
-    assert index_of(text, line, character, encoding) == expected
+def test_edit_offset(text, line, character, encoding, expected):
+    assert edit_offset(text, line, character, encoding) == expected
+
+
+def test_edit_offset_refuses_negative_positions():
+    with pytest.raises(PositionError):
+        edit_offset("ab", 0, -1)
 
 
 @pytest.mark.parametrize("text,index,expected", [
@@ -127,3 +122,14 @@ def test_closed_documents_that_were_edited_stay_as_neighbours():
 ])
 def test_display_path(uri, root, expected):
     assert display_path(uri, root) == expected
+
+
+def test_a_document_is_found_whatever_its_percent_escapes():
+    store = DocumentStore()
+    doc = store.open("file:///w/my%20file.py", "x", "python")
+    assert store.get("file:///w/my file.py") is doc
+    store.change("file:///w/my file.py", [_change(0, 1, 0, 1, "!")], version=2)
+    assert doc.text == "x!" and doc.version == 2
+    store.close("file:///w/my%20file.py")
+    assert store.get("file:///w/my%20file.py") is None
+    assert [d.uri for d in store.neighbours("file:///other.py")] == ["file:///w/my%20file.py"]

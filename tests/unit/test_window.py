@@ -3,9 +3,9 @@ import random
 import pytest
 
 from completer.context import languages
-from completer.context.documents import Document
 from completer.context.scope import retained
 from completer.context.window import grow, line_span, merged, pick
+from completer.documents.store import Document
 from completer.policy.classify import classify
 
 
