@@ -19,6 +19,9 @@ return {
     'lua', -- no grammar on the server side: completed as plain text
   },
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'go.mod', 'Cargo.toml', 'pom.xml', 'Makefile' },
+  -- The `completer.accepted` command the server puts on its items is run here, on the client: it
+  -- sends `completer/accepted` with the item's id (a config of your own needs this line too).
+  commands = require('completer.lsp').commands,
   -- The server reads its settings from initializationOptions (names as in vLLM; see the README's
   -- table). Settings that size the engine (model, speculative_config, dtype, ...) reload it.
   init_options = {

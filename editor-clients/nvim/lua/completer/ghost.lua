@@ -17,6 +17,7 @@ local TRIGGER_AUTOMATIC = 2 -- lsp.InlineCompletionTriggerKind.Automatic
 ---@field text string what is still to be inserted
 ---@field tick integer b:changedtick when it was last placed
 ---@field client_id integer
+---@field id? string the server's id of the suggestion (completer/accepted and /dismissed carry it)
 
 ---@class completer.BufState
 ---@field ghost? completer.Ghost
@@ -96,7 +97,7 @@ local function in_insert_mode()
   return api.nvim_get_mode().mode:sub(1, 1) == 'i'
 end
 
---- The first usable item of an answer, as text to insert at the cursor, or nil.
+--- The first usable item of an answer: the text to insert at the cursor and the item, or nil.
 local function suggestion_at_cursor(bufnr, client, result, row, col)
   local items = result and (result.items or result) or {}
   for _, item in ipairs(items) do
@@ -106,7 +107,7 @@ local function suggestion_at_cursor(bufnr, client, result, row, col)
     end
     if type(text) == 'string' and text ~= '' then
       if not item.range then
-        return text
+        return text, item
       end
       -- The item replaces its range. Only ranges that end at the cursor can be shown as
       -- ghost text; the part already typed (range start .. cursor) is skipped.
@@ -119,7 +120,7 @@ local function suggestion_at_cursor(bufnr, client, result, row, col)
         if end_col == col and start_col <= col and text:sub(1, #typed) == typed then
           text = text:sub(#typed + 1)
           if text ~= '' then
-            return text
+            return text, item
           end
         end
       end
@@ -158,9 +159,16 @@ function M.request(bufnr)
     if api.nvim_get_current_buf() ~= bufnr or now[1] ~= cursor[1] or now[2] ~= cursor[2] then
       return
     end
-    local text = suggestion_at_cursor(bufnr, client, result, cursor[1] - 1, cursor[2])
+    local text, item = suggestion_at_cursor(bufnr, client, result, cursor[1] - 1, cursor[2])
     if text then
-      s.ghost = { row = cursor[1] - 1, col = cursor[2], text = text, tick = asked_tick, client_id = client.id }
+      s.ghost = {
+        row = cursor[1] - 1,
+        col = cursor[2],
+        text = text,
+        tick = asked_tick,
+        client_id = client.id,
+        id = lsp_util.suggestion_id(item),
+      }
       render(bufnr)
     end
   end, bufnr)
@@ -238,9 +246,9 @@ function M.accept(bufnr, partial)
   local col = (#lines == 1 and g.col or 0) + #lines[#lines]
   api.nvim_win_set_cursor(0, { row + 1, col })
   s.own_tick = tick(bufnr)
-  lsp_util.notify_accepted(bufnr, g.client_id, take, rest ~= '')
-  if rest ~= '' then
-    s.ghost = { row = row, col = col, text = rest, tick = s.own_tick, client_id = g.client_id }
+  lsp_util.notify_accepted(bufnr, g.client_id, g.id, take, rest ~= '')
+  if rest ~= '' then -- the rest of the same suggestion: same id
+    s.ghost = { row = row, col = col, text = rest, tick = s.own_tick, client_id = g.client_id, id = g.id }
     render(bufnr)
   else
     M.clear(bufnr)
@@ -256,7 +264,7 @@ function M.dismiss(bufnr)
     return false
   end
   M.clear(bufnr)
-  lsp_util.notify_dismissed(bufnr, g.client_id)
+  lsp_util.notify_dismissed(bufnr, g.client_id, g.id)
   return true
 end
 

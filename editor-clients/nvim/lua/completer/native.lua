@@ -1,6 +1,8 @@
 -- Neovim 0.12+: suggestions come from vim.lsp.inline_completion (its own requests, debounce
 -- and ghost text); this module only enables it for the completer client and reports what the
--- user did with a suggestion.
+-- user did with a suggestion. Its accept and dismiss go through get()'s on_accept, which replaces
+-- the default accept, so the item's `completer.accepted` command does not run as well: the
+-- notification sent here carries the id and what was taken (whole or first line).
 
 local api = vim.api
 local lsp_util = require('completer.lsp')
@@ -37,7 +39,7 @@ local function apply(bufnr, item, partial)
   end
   api.nvim_buf_set_text(bufnr, row, col, end_row, end_col, lines)
   api.nvim_win_set_cursor(0, { row + #lines, (#lines == 1 and col or 0) + #lines[#lines] })
-  lsp_util.notify_accepted(bufnr, item.client_id, take, take ~= text)
+  lsp_util.notify_accepted(bufnr, item.client_id, lsp_util.suggestion_id(item), take, take ~= text)
 end
 
 --- Accept the shown item (or its first line). Returns false when none is shown.
@@ -57,7 +59,7 @@ function M.dismiss(bufnr)
   return vim.lsp.inline_completion.get({
     bufnr = bufnr,
     on_accept = function(item)
-      lsp_util.notify_dismissed(bufnr, item.client_id)
+      lsp_util.notify_dismissed(bufnr, item.client_id, lsp_util.suggestion_id(item))
     end,
   })
 end
