@@ -1,7 +1,9 @@
 import ast
+import json
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from completer.config import (RELOAD_RULES, SECTIONS, Settings, SpeculativeConfig, fields_in, mark_of,
                               needs_reload, parse_settings, reload_causes)
@@ -165,3 +167,52 @@ def test_what_the_engine_reads_is_marked_as_needing_a_reload():
     unmarked = {n for n in read if not mark_of(n).reload and n not in RELOAD_RULES} - READ_BY_THE_ENGINE_PER_REQUEST
     assert unmarked == set()
     assert {n for n in Settings.model_fields if mark_of(n).reload} <= read
+
+
+# ---------------------------------------------------------------- the VS Code extension's declarations
+
+VSCODE_PACKAGE = Path(__file__).resolve().parents[2] / "editor-clients" / "vscode" / "package.json"
+CLIENT_ONLY = {"pythonPath"}  # read by the extension itself, never sent to the server
+
+
+def _vscode_categories() -> list[dict]:
+    return json.loads(VSCODE_PACKAGE.read_text())["contributes"]["configuration"]
+
+
+def _server_setting_names() -> dict[str, str]:
+    """Each name an editor may set (nested ones dotted) → the Settings field it belongs to."""
+    names = {}
+    for name, info in Settings.model_fields.items():
+        nested = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        for sub in (nested.model_fields if nested else [None]):
+            names[f"{name}.{sub}" if sub else name] = name
+    return names
+
+
+def _declared() -> dict[str, dict]:
+    return {key.removeprefix("completer."): prop for c in _vscode_categories() for key, prop in c["properties"].items()}
+
+
+def test_vscode_declares_exactly_the_server_settings_with_their_defaults():
+    declared = _declared()
+    assert sorted(set(declared) - CLIENT_ONLY) == sorted(_server_setting_names())
+    defaults = json.loads(Settings().model_dump_json())
+    for key in set(declared) - CLIENT_ONLY:
+        value = defaults
+        for part in key.split("."):
+            value = value[part]
+        # an empty string is how VS Code offers "unset" in a list of choices; the extension sends null
+        assert (None if declared[key]["default"] == "" else declared[key]["default"]) == value, key
+
+
+def test_vscode_advanced_categories_follow_the_sections_and_say_what_reloads():
+    everyday, *advanced = _vscode_categories()
+    assert [c["id"] for c in advanced] == [f"completer.{section}" for section in SECTIONS]
+    owner = _server_setting_names()
+    for category in advanced:
+        section = category["id"].removeprefix("completer.")
+        assert {owner[k.removeprefix("completer.")] for k in category["properties"]} <= set(fields_in(section))
+    for key, prop in _declared().items():
+        if key in CLIENT_ONLY:
+            continue
+        assert ("Changing it reloads the engine." in prop["description"]) is mark_of(owner[key]).reload, key

@@ -1,7 +1,11 @@
 // Pure: VS Code's `completer.*` settings → the object the server parses (no `vscode` import,
 // so that the unit tests run under plain node).
 
-/** The server's setting names (dotted = nested), as `contributes.configuration` declares them. */
+/**
+ * The server's setting names (dotted = nested), as `contributes.configuration` declares them: the
+ * everyday ones in its first category, the rest under one "advanced" category per section of the
+ * server's settings (engine, speculation, context, server). The names are the server's, flat.
+ */
 export const SERVER_SETTINGS = [
   "model",
   "speculative_config.method",
@@ -38,6 +42,8 @@ export const SERVER_SETTINGS = [
   "kv_cache_space_gib",
   "gpu_memory_utilization",
   "cpu_threads_bind",
+  "enforce_eager",
+  "trust_remote_code",
   "log_level",
   "engine_restart_attempts",
   "engine_restart_backoff_s",
@@ -46,7 +52,7 @@ export const SERVER_SETTINGS = [
 // Settings whose `null` means "let the server decide"; sent as null so that clearing one resets it
 // (the server merges what it gets over its current settings).
 const NULLABLE = new Set(["seed", "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "block_size",
-  "max_num_batched_tokens"]);
+  "max_num_batched_tokens", "log_level"]);
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

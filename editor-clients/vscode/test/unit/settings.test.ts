@@ -6,6 +6,14 @@ import * as pkg from "../../package.json";
 // a getter over a flat map, like WorkspaceConfiguration.get with dotted keys
 const from = (values: Record<string, unknown>) => (key: string) => values[key];
 
+type Declared = { default: unknown; enum?: unknown[]; order?: number };
+type Category = { id: string; title: string; properties: Record<string, Declared> };
+const categories = (pkg as any).contributes.configuration as Category[];
+// every category's settings in one map, as VS Code merges them
+const props: Record<string, Declared> = Object.assign({}, ...categories.map((c) => c.properties));
+const NULLS = { seed: null, kv_cache_space_gib: null, gpu_memory_utilization: null, cpu_threads_bind: null, block_size: null,
+                max_num_batched_tokens: null, log_level: null };
+
 test("dotted names become the nested object the server parses", () => {
   const got = serverSettings(from({
     model: "qwen2.5-coder-1.5b-instruct",
@@ -17,16 +25,13 @@ test("dotted names become the nested object the server parses", () => {
     model: "qwen2.5-coder-1.5b-instruct",
     speculative_config: { method: "draft_model", num_speculative_tokens: 5 },
     max_tokens: 128,
-    seed: null, kv_cache_space_gib: null, gpu_memory_utilization: null, cpu_threads_bind: null, block_size: null,
-    max_num_batched_tokens: null,
+    ...NULLS,
   });
 });
 
 test("unset and empty values are left to the server; nullable ones are sent as null", () => {
   const got = serverSettings(from({ model: "", temperature: undefined, seed: "", cpu_threads_bind: "0-1" }));
-  assert.deepEqual(got, { seed: null, kv_cache_space_gib: null, gpu_memory_utilization: null,
-                          cpu_threads_bind: "0-1", block_size: null,
-                          max_num_batched_tokens: null });
+  assert.deepEqual(got, { ...NULLS, cpu_threads_bind: "0-1" });
 });
 
 test("zero and false are values, not unset", () => {
@@ -43,7 +48,6 @@ test("pythonPath is client-only and never sent", () => {
 });
 
 test("every server setting is declared in package.json with the server's default", () => {
-  const props = (pkg as any).contributes.configuration.properties as Record<string, { default: unknown }>;
   const defaults: Record<string, unknown> = {
     model: "qwen2.5-coder-1.5b-instruct", "speculative_config.method": "draft_model",
     "speculative_config.model": "qwen2.5-coder-0.5b-instruct", "speculative_config.num_speculative_tokens": 5,
@@ -52,7 +56,8 @@ test("every server setting is declared in package.json with the server's default
     batch_k_limits: { 4: 0 }, bypass_shares_prefix_cache: false, warm_cache_plan: true, max_tokens: 128, max_tokens_single_line: 48, temperature: 0, top_p: 1, seed: null, context_tokens: 1536,
     prefix_share: 0.75, snippet_share: 0.25, fim_order: "psm", fim_middle_anchor: "auto", cut_snap_lines: 16, enable_prefix_caching: true,
     block_size: null, max_num_batched_tokens: null, keystroke_hold_ms: 200, type_ahead: true, engine_restart_attempts: 5, engine_restart_backoff_s: 2, dtype: "bfloat16", max_model_len: 4096, max_num_seqs: 4, kv_cache_space_gib: null,
-    gpu_memory_utilization: null, cpu_threads_bind: null, log_level: "info",
+    gpu_memory_utilization: null, cpu_threads_bind: null, enforce_eager: true, trust_remote_code: false,
+    log_level: "",  // empty: unset, sent as null (the command line's level)
   };
   assert.deepEqual([...SERVER_SETTINGS].sort(), Object.keys(defaults).sort());
   for (const key of SERVER_SETTINGS) {
@@ -61,4 +66,26 @@ test("every server setting is declared in package.json with the server's default
   }
   const declared = Object.keys(props).map((k) => k.replace(/^completer\./, ""));
   assert.deepEqual(declared.filter((k) => !(SERVER_SETTINGS as readonly string[]).includes(k)), ["pythonPath"]);
+});
+
+test("the first category holds the everyday settings, in order; the rest are advanced, one category per section", () => {
+  const [everyday, ...advanced] = categories;
+  assert.equal(everyday.title, "completer");  // the extension's name: shown at the top of its settings
+  assert.deepEqual(Object.keys(everyday.properties).map((k) => k.replace(/^completer\./, "")), [
+    "pythonPath", "model", "speculative_config.method", "speculative_config.model",
+    "speculative_config.num_speculative_tokens", "max_tokens", "max_tokens_single_line", "temperature",
+    "context_tokens", "keystroke_hold_ms", "speculation_policy",
+  ]);
+  assert.deepEqual(Object.values(everyday.properties).map((p) => p.order), [...Array(11).keys()]);
+  assert.deepEqual(advanced.map((c) => c.id),
+                   ["completer.engine", "completer.speculation", "completer.context", "completer.server"]);
+  for (const c of advanced) assert.match(c.title, /\(advanced\)$/);
+  const keys = categories.flatMap((c) => Object.keys(c.properties));
+  assert.equal(new Set(keys).size, keys.length, "a setting is declared twice");
+});
+
+test("an empty log_level is unset: the server's command line decides", () => {
+  assert.equal(props["completer.log_level"].enum?.[0], "");
+  assert.equal(serverSettings(from({ log_level: "" })).log_level, null);
+  assert.equal(serverSettings(from({ log_level: "debug" })).log_level, "debug");
 });
