@@ -1,5 +1,6 @@
 // The completer client: starts `<python> -m completer serve`, forwards the settings, shows
-// inline completions from the server, reports accepted ones and shows the server's stats.
+// inline completions from the server, reports accepted and dismissed ones (with the server's id
+// of each suggestion) and shows the server's stats.
 import * as fs from "fs";
 import * as vscode from "vscode";
 import {
@@ -11,11 +12,14 @@ import {
 } from "vscode-languageclient/node";
 import { resolvePython } from "./python";
 import { serverSettings } from "./settings";
+import { ACCEPTED_COMMAND, acceptedCommand, acceptedParams, dismissedParams, Suggestion, suggestionId }
+  from "./feedback";
 import { isLoading, Stats, statusText, statusTooltip } from "./status";
 
 const STATS_REQUEST = "completer/stats";
 const ACCEPTED_NOTIFICATION = "completer/accepted";
-const ACCEPTED_COMMAND = "completer.accepted"; // internal: run by VS Code when a suggestion is taken
+const DISMISSED_NOTIFICATION = "completer/dismissed";
+const DISMISS_COMMAND = "completer.dismiss"; // hides the suggestion on screen and reports it
 const POLL_MS = 2000; // while the engine loads, so that the status bar says when it is ready
 
 let client: LanguageClient | undefined;
@@ -24,6 +28,7 @@ let status: vscode.StatusBarItem;
 let lastStats: Stats | undefined;
 let poll: NodeJS.Timeout | undefined;
 let pollUntil = 0; // keep polling until then even if the engine says ready (it may be about to reload)
+let shown: Suggestion | undefined; // the newest suggestion given to VS Code, until accepted or dismissed
 
 function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration("completer");
@@ -70,16 +75,22 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
       // cancel the inline one.
       provideCompletionItem: () => undefined,
       // The built-in inline completion feature sends textDocument/inlineCompletion with the
-      // token (so VS Code's cancellation becomes $/cancelRequest); here each item gets the
-      // command that reports its acceptance, and the status bar is refreshed.
+      // token (so VS Code's cancellation becomes $/cancelRequest); here each item's command (the
+      // server's, carrying its id) also gets the text shown, the first item is remembered for a
+      // dismissal, and the status bar is refreshed.
       provideInlineCompletionItems: async (document, position, context, token, next) => {
         const result = await next(document, position, context, token);
         const items = Array.isArray(result) ? result : result?.items ?? [];
-        for (const item of items) {
+        const suggestions = items.map((item) => {
           const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
-          item.command = { title: "accepted", command: ACCEPTED_COMMAND, arguments: [document.uri.toString(), text] };
+          const suggestion = { id: suggestionId(item.command), uri: document.uri.toString(), text };
+          item.command = acceptedCommand(suggestion);
+          return suggestion;
+        });
+        if (!token.isCancellationRequested) {
+          if (suggestions.length > 0) shown = suggestions[0];
+          void refreshStats();
         }
-        if (!token.isCancellationRequested) void refreshStats();
         return result;
       },
     },
@@ -110,9 +121,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(output, status, { dispose: () => poll && clearInterval(poll) });
 
   context.subscriptions.push(
-    vscode.commands.registerCommand(ACCEPTED_COMMAND, async (uri: string, text: string) => {
-      await client?.sendNotification(ACCEPTED_NOTIFICATION, { uri, text, partial: false });
+    vscode.commands.registerCommand(ACCEPTED_COMMAND, async (arg: unknown) => {
+      const params = acceptedParams(arg);
+      if (!params) return;
+      shown = undefined;
+      await client?.sendNotification(ACCEPTED_NOTIFICATION, params);
       await refreshStats();
+    }),
+    // Bound to Escape while a suggestion is visible: VS Code's API has no event for a dismissal.
+    vscode.commands.registerCommand(DISMISS_COMMAND, async () => {
+      const suggestion = shown;
+      shown = undefined;
+      await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
+      if (suggestion && suggestion.uri === vscode.window.activeTextEditor?.document.uri.toString()) {
+        await client?.sendNotification(DISMISSED_NOTIFICATION, dismissedParams(suggestion));
+        await refreshStats();
+      }
     }),
     vscode.commands.registerCommand("completer.showStats", async () => {
       const stats = await refreshStats();
