@@ -7,6 +7,16 @@ export interface LastCompletion {
   kind: string;
   speculate?: boolean; // the server's per-request plan: short completions skip the draft
   k?: number;
+  id?: string; // the server's request id, as on the suggestion
+  reason?: string; // why the plan is what it is ("short", "long", "warm cache", ...)
+}
+
+/** What happened to the suggestions shown under one plan reason. */
+export interface PlanFeedback {
+  shown: number;
+  accepted: number;
+  dismissed: number;
+  accept_rate: number | null;
 }
 
 export interface Stats {
@@ -21,6 +31,7 @@ export interface Stats {
   requests_finished?: number;
   requests_aborted?: number;
   acceptance_rate?: number | null;
+  by_plan?: Record<string, PlanFeedback>;
   [key: string]: unknown;
 }
 
@@ -64,5 +75,16 @@ export function statusTooltip(stats: Stats | undefined): string {
   }
   if (stats.speculation) lines.push(`draft acceptance overall: ${percent(stats.acceptance_rate)}`);
   lines.push(`suggestions: ${stats.accepted ?? 0} accepted, ${stats.dismissed ?? 0} dismissed`);
+  const byPlan = planFeedback(stats.by_plan);
+  if (byPlan) lines.push(`accepted of shown, by plan: ${byPlan}`);
   return lines.join("\n");
+}
+
+/** "long 3/5 (60%), short 1/4 (25%)": the most shown plan first; undefined when none was shown. */
+export function planFeedback(byPlan: Record<string, PlanFeedback> | undefined): string | undefined {
+  const rows = Object.entries(byPlan ?? {}).filter(([, row]) => row.shown > 0);
+  if (rows.length === 0) return undefined;
+  rows.sort(([a, x], [b, y]) => y.shown - x.shown || a.localeCompare(b));
+  return rows.map(([reason, row]) => `${reason} ${row.accepted}/${row.shown} (${percent(row.accepted / row.shown)})`)
+    .join(", ");
 }

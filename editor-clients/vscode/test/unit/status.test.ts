@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { percent, statusText, statusTooltip } from "../../src/status";
+import { percent, planFeedback, statusText, statusTooltip } from "../../src/status";
 
 const ready = {
   engine: "ready", speculation: true, accepted: 2, dismissed: 1, requests_started: 5, requests_finished: 4,
@@ -50,4 +50,19 @@ test("tooltip lists the last completion and the totals", () => {
   assert.match(statusTooltip({ engine: "ready", last: { latency_s: 0.5, tokens: 5, acceptance_rate: null,
                                                         kind: "single_line", speculate: false } }),
                /last: single_line, 5 tokens in 0.50 s, target alone/);
+});
+
+test("suggestions accepted of those shown, by plan: the most shown first", () => {
+  const byPlan = {
+    short: { shown: 4, accepted: 1, dismissed: 2, accept_rate: 0.25 },
+    long: { shown: 5, accepted: 3, dismissed: 1, accept_rate: 0.6 },
+    "warm cache": { shown: 4, accepted: 4, dismissed: 0, accept_rate: 1 },
+    "fixed k": { shown: 0, accepted: 0, dismissed: 0, accept_rate: null },
+  };
+  assert.equal(planFeedback(byPlan), "long 3/5 (60%), short 1/4 (25%), warm cache 4/4 (100%)");
+  assert.equal(planFeedback({}), undefined);
+  assert.equal(planFeedback(undefined), undefined);
+  assert.match(statusTooltip({ ...ready, by_plan: byPlan }),
+               /suggestions: 2 accepted, 1 dismissed\naccepted of shown, by plan: long 3\/5 \(60%\), short/);
+  assert.doesNotMatch(statusTooltip({ ...ready, by_plan: {} }), /by plan/);
 });
