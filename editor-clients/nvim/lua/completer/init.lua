@@ -73,17 +73,25 @@ local function map(lhs, fn, desc)
   end, { expr = true, replace_keycodes = true, desc = desc })
 end
 
+local function one_line(value)
+  return vim.inspect(value, { newline = ' ', indent = '' })
+end
+
+--- `key: value` lines; a table's fields as `key.field: value`, one line each; a list of records
+--- (the recent requests) only counted, to be read with require('completer').stats().
 local function format_stats(stats)
   local lines = {}
   local keys = vim.tbl_keys(stats)
   table.sort(keys)
   for _, key in ipairs(keys) do
     local value = stats[key]
-    if type(value) == 'table' then
+    if type(value) == 'table' and #value > 0 and type(value[1]) == 'table' then
+      lines[#lines + 1] = ('%s: %d entries'):format(key, #value)
+    elseif type(value) == 'table' then
       local sub = vim.tbl_keys(value)
       table.sort(sub)
       for _, k in ipairs(sub) do
-        lines[#lines + 1] = ('%s.%s: %s'):format(key, k, vim.inspect(value[k]))
+        lines[#lines + 1] = ('%s.%s: %s'):format(key, k, one_line(value[k]))
       end
     elseif value ~= vim.NIL then
       lines[#lines + 1] = ('%s: %s'):format(key, type(value) == 'string' and value or vim.inspect(value))
