@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from completer import logs
 from completer.config import Settings, parse_settings
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_ENGINE = 0, 2, 3
@@ -86,17 +87,17 @@ def _build_settings(model, draft, no_speculation, num_speculative_tokens, temper
 
 
 @click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
-def main(verbose: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Everything on stderr: debug records, vLLM's and the engine processes' output "
+                   "(otherwise in a log file under ~/.cache/completer/logs).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """completer: code completion over LSP from one in-process vLLM engine with a draft model."""
     # SIGTERM ends the process through SystemExit, so `finally` blocks shut the engine's
     # child processes down instead of leaving them running
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not verbose:
-        logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    if ctx.invoked_subcommand != "serve":  # serve sets its logging up itself, with its --log-file
+        logs.configure(verbose, ctx.invoked_subcommand)
 
 
 # ------------------------------------------------------------------ complete
@@ -168,7 +169,8 @@ async def _complete(settings: Settings, text: str, offset: int, language: str, a
     try:
         engine = await asyncio.to_thread(Engine.build, settings, TqdmProgress())
     except (ModelError, EngineError, RuntimeError) as err:
-        click.echo(f"completer: engine unavailable: {err}", err=True)
+        click.echo(f"completer: engine unavailable: {err}" + (f" (log: {logs.log_file()})" if logs.log_file() else ""),
+                   err=True)
         return EXIT_ENGINE
     try:
         result = await Completer(engine, settings).complete(text, offset, language)
@@ -227,16 +229,8 @@ def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None, to
         click.echo(f"completer: --host {host} is reachable from other machines; pass --token-file", err=True)
         sys.exit(EXIT_BAD_INPUT)
 
-    if log_file:
-        # editors such as Neovim record a server's stderr as errors; a log file keeps it quiet
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        handler = logging.FileHandler(log_file)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        os.environ["VLLM_CONFIGURE_LOGGING"] = "0"  # vLLM's own records then go to the same file
-
+    # editors such as Neovim record a server's stderr as errors: --log-file keeps all of it there
+    logs.configure(click.get_current_context().find_root().params["verbose"], "serve", log_file)
     run(tcp=tcp, host=host, port=port, token=token)
 
 
