@@ -25,7 +25,8 @@ def default_data_dir() -> Path | None:
     """HumanEval-infilling: next to the checkout (shared/data), else the tests' sample."""
     here = Path(__file__).resolve()
     for candidate in (here.parents[3] / "shared" / "data" / "humaneval-infilling",
-                      Path.cwd().parent / "shared" / "data" / "humaneval-infilling"):
+                      Path.cwd().parent / "shared" / "data" / "humaneval-infilling",
+                      here.parents[2] / "tests" / "data" / "humaneval-infilling"):  # 12 tasks a set
         if candidate.is_dir():
             return candidate
     return None

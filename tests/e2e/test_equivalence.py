@@ -13,16 +13,13 @@ from tests.e2e.helpers import complete_detail, open_doc, start_client, stats, wa
 
 pytestmark = pytest.mark.engine
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "humaneval-infilling"
-FALLBACK = Path(__file__).resolve().parents[1] / "data"
+# 12 tasks spread over HumanEval multi-line infilling, shipped with the tests
+DATA = Path(__file__).resolve().parents[1] / "data" / "humaneval-infilling"
 
 
 def tasks(n: int = 12) -> list[tuple[str, str]]:
     """(prefix, suffix) pairs from HumanEval multi-line infilling, spread over the set."""
-    path = DATA / "HumanEval-MultiLineInfilling.jsonl.gz"
-    if not path.is_file():  # a checkout without shared/ uses the same 12 tasks, shipped here
-        path = FALLBACK / "HumanEval-MultiLineInfilling-sample.jsonl.gz"
-    rows = [json.loads(line) for line in gzip.open(path, "rt")]
+    rows = [json.loads(line) for line in gzip.open(DATA / "HumanEval-MultiLineInfilling.jsonl.gz", "rt")]
     step = max(len(rows) // n, 1)
     return [(r["prompt"], r["suffix"]) for r in rows[::step][:n]]
 
