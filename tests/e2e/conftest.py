@@ -7,9 +7,9 @@ import pytest_asyncio
 from tests.e2e.helpers import FIB, FIB_URI, inline_params, open_doc, start_client, wait_ready
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def client():
-    """One server with the default pair (speculation on), shared by the e2e tests."""
+    """One server with the default pair (speculation on) for a test module; it stops after the module."""
     client = await start_client()
     # before the engine is ready a request is answered at once, empty
     open_doc(client, FIB_URI, FIB)
