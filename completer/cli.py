@@ -113,13 +113,21 @@ def parse_location(location: str) -> tuple[str, int, int]:
 
 
 def offset_of(text: str, line: int, col: int) -> int:
-    """Index into ``text`` of a 1-based line and column; ValueError when outside the text."""
-    lines = text.split("\n")
-    if not 1 <= line <= len(lines):
-        raise ValueError(f"line {line} is outside the file (1..{len(lines)})")
-    if not 1 <= col <= len(lines[line - 1].rstrip("\r")) + 1:
-        raise ValueError(f"column {col} is outside line {line} (1..{len(lines[line - 1].rstrip(chr(13))) + 1})")
-    return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+    """Index into ``text`` of a 1-based line and column; ValueError when outside the text.
+
+    The column counts characters (Unicode code points: LSP's "utf-32" encoding); lines end at
+    \\r\\n, \\n or \\r, as in LSP. Unlike an LSP position, a column past the line's end is refused.
+    """
+    from completer.documents import positions
+
+    lines = len(positions.line_starts(text))
+    if not 1 <= line <= lines:
+        raise ValueError(f"line {line} is outside the file (1..{lines})")
+    start = positions.offset_at(text, line - 1, 0, "utf-32")
+    end = positions.offset_at(text, line - 1, len(text), "utf-32")  # past the line's end: its end
+    if not 1 <= col <= end - start + 1:
+        raise ValueError(f"column {col} is outside line {line} (1..{end - start + 1})")
+    return start + col - 1
 
 
 def read_source(path: str) -> str:

@@ -17,6 +17,8 @@ def test_parse_location(location, expected):
     ("abc\ndef", 1, 1, 0),
     ("abc\ndef", 2, 4, 7),
     ("abc\r\ndef", 1, 4, 3),  # the column after the last character, before CRLF
+    ("a\rb", 2, 1, 2),  # a lone CR ends a line, as in LSP
+    ("😀x", 1, 2, 1),  # columns count characters, not UTF-16 units
 ])
 def test_offset_of(text, line, col, offset):
     assert offset_of(text, line, col) == offset
