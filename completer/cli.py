@@ -357,7 +357,7 @@ def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path,
 def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
                  only: tuple[str, ...], quick: bool, out: Path, rescore: bool) -> None:
     """Replayed typing through the LSP server: no reuse vs prefix cache + type-ahead + stable cuts."""
-    from completer.bench import typing as typing_bench
+    from completer.bench import typing_bench
 
     if rescore:
         click.echo(typing_bench.markdown(typing_bench.rescore(out)))

@@ -1,7 +1,13 @@
-import pytest
+import asyncio
+import json
 
-from completer.bench.typing import (Request, cold_cut, one_line_figures, pause_points, pick_body, position_of,
-                                    summarize)
+import pytest
+from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
+
+from completer.bench.typing_bench.client import ServerClient, complete_params, insertion
+from completer.bench.typing_bench.replay import collect
+from completer.bench.typing_bench.report import one_line_figures, summarize
+from completer.bench.typing_bench.session import Request, cold_cut, pause_points, pick_body
 
 SOURCE = "\n".join([
     "import os",
@@ -37,8 +43,12 @@ def test_pick_body_refuses(kwargs):
     ("ab\ncd", 3, (1, 0)),
     ("ab\ncd", 5, (1, 2)),
 ])
-def test_position_of(text, offset, expected):
-    assert position_of(text, offset) == expected
+def test_positions_sent_for_an_offset(text, offset, expected):
+    line, character = expected
+    assert complete_params("file:///a.py", text, offset)["position"] == {"line": line, "character": character}
+    change = insertion("file:///a.py", 2, text, offset, "x").content_changes[0]
+    assert (change.range.start.line, change.range.start.character) == expected
+    assert change.range.end == change.range.start and change.text == "x"
 
 
 def request(keystroke, outcome="answered", source="model", text="x", sent=0.0, answered=0.05, nxt=0.1,
@@ -132,3 +142,74 @@ def test_one_line_figures_count_waited_model_answers_of_one_line_whatever_their_
     figures = one_line_figures([one_line, block, typed_ahead, not_waited], cold_p50=2.0)
     assert figures["time_to_one_line_waited_s"] == {"n": 1, "p50": 3.0, "p95": 3.0}
     assert figures["one_line_waited_over_cold"] == 1.5
+
+
+class Sink:
+    """Collects what the client writes, one JSON-RPC message per write."""
+
+    def __init__(self):
+        self.messages = []
+
+    def write(self, data: bytes) -> None:
+        self.messages.append(json.loads(data.split(b"\r\n\r\n", 1)[1]))
+
+    def close(self) -> None:
+        pass
+
+
+async def test_the_client_sends_cancel_requests_and_typed_changes(tmp_path):
+    client = ServerClient({}, tmp_path / "log")
+    sink = Sink()
+    client.protocol.set_writer(sink)
+    msg_id, answer = client.send("completer/complete", complete_params("file:///a.py", "ab\ncd", 4))
+    client.cancel(msg_id)
+    client.text_document_did_change(insertion("file:///a.py", 3, "ab\ncd", 4, "("))
+    request, cancel, change = sink.messages
+    assert (request["method"], request["id"], request["params"]["position"]) == (
+        "completer/complete", msg_id, {"line": 1, "character": 1})
+    assert (cancel["method"], cancel["params"]) == ("$/cancelRequest", {"id": msg_id})
+    assert change["params"] == {"textDocument": {"uri": "file:///a.py", "version": 3}, "contentChanges": [
+        {"range": {"start": {"line": 1, "character": 1}, "end": {"line": 1, "character": 1}}, "text": "("}]}
+    answer.cancel()
+
+
+def receive(client: ServerClient, message: dict) -> None:
+    """Hand ``message`` to the client as if the server had sent it."""
+    client.protocol.handle_message(json.loads(json.dumps(message), object_hook=client.protocol.structure_message))
+
+
+async def test_the_client_gets_completers_answers_as_json_objects(tmp_path):
+    client = ServerClient({}, tmp_path / "log")
+    client.protocol.set_writer(Sink())
+    result = {"engine": "ready", "by_plan": {"single_line": {"shown": 2}}, "token_ids": [1, 2], "_private": None}
+    msg_id, answer = client.send("completer/stats", {})
+    receive(client, {"jsonrpc": "2.0", "id": msg_id, "result": result})
+    assert await answer == result
+    msg_id, answer = client.send("completer/complete", {})
+    receive(client, {"jsonrpc": "2.0", "id": msg_id, "error": {"code": -32800, "message": "cancelled"}})
+    with pytest.raises(JsonRpcException) as error:
+        await answer
+    assert error.value.code == -32800
+
+
+@pytest.mark.parametrize("error, outcome", [
+    (JsonRpcRequestCancelled(), "cancelled"),
+    (JsonRpcException(code=-32603, message="boom"), "failed"),
+])
+async def test_collect_sorts_error_answers(error, outcome):
+    answer = asyncio.get_running_loop().create_future()
+    answer.set_exception(error)
+    request = Request(0, 0, 2, 0.0)
+    await collect(request, answer)
+    assert request.outcome == outcome and request.answered_s is not None
+
+
+async def test_collect_reads_the_answer():
+    answer = asyncio.get_running_loop().create_future()
+    answer.set_result({"text": "x)", "version": 2, "prompt_tokens": 90, "cached_tokens": 64, "first_token_s": 0.1,
+                       "kind": "single_line", "k": 3, "token_ids": [1, 2]})
+    request = Request(0, 0, 2, 0.0)
+    await collect(request, answer)
+    assert (request.outcome, request.source, request.text, request.answer_version, request.k) == (
+        "answered", "model", "x)", 2, 3)
+    assert (request.prompt_tokens, request.cached_tokens, request.kind) == (90, 64, "single_line")
