@@ -170,12 +170,12 @@ def complete(location, as_json, language, **engine_opts) -> None:
 
 
 async def _complete(settings: Settings, text: str, offset: int, language: str, as_json: bool) -> int:
+    from completer.engine import EngineError, start_engine
     from completer.engine.models import ModelError
-    from completer.engine.vllm_engine import Engine, EngineError
     from completer.pipeline import Completer
 
     try:
-        engine = await asyncio.to_thread(Engine.build, settings, TqdmProgress())
+        engine = await asyncio.to_thread(start_engine, settings, TqdmProgress())
     except (ModelError, EngineError, RuntimeError) as err:
         click.echo(f"completer: engine unavailable: {err}" + (f" (log: {logs.log_file()})" if logs.log_file() else ""),
                    err=True)
@@ -193,7 +193,7 @@ async def _complete(settings: Settings, text: str, offset: int, language: str, a
             "completion": result.text,
             "kind": result.kind.value,
             "language": language,
-            "speculation": engine.speculates,
+            "speculation": engine.capabilities.speculates,
             "latency_s": round(gen.latency_s, 4) if gen else 0.0,
             "first_token_s": round(gen.first_token_s, 4) if gen and gen.first_token_s else None,
             "prompt_tokens": gen.prompt_tokens if gen else 0,

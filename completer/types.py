@@ -45,6 +45,7 @@ class GenerationPlan:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    reason: str = ""  # why the policy planned it so (policy.speculation.REASONS)
 
 
 @dataclass
@@ -79,3 +80,4 @@ class Completion:
     plan: GenerationPlan | None = None
     source: str = "model"  # or "type_ahead": the rest of the previous suggestion, no model call
     version: int | None = None  # the document version it was made for
+    request_id: str | None = None  # the engine's request id (type-ahead: its own); the editor reports it back

@@ -15,14 +15,14 @@ from pathlib import Path
 from completer.config import Settings
 
 async def main():
-    from completer.engine.vllm_engine import Engine
+    from completer.engine import start_engine
     from completer.types import GenerationPlan
     from completer.context.prompt import QWEN
     s = Settings(**({"max_num_batched_tokens": int(sys.argv[1])} if len(sys.argv) > 1 and sys.argv[1] != "0" else {}))
     speculate = len(sys.argv) > 2 and sys.argv[2] == "spec"
     src = (Path(sysconfig.get_paths()["stdlib"]) / "calendar.py").read_text()
     prefix, suffix = src[:6000], src[6000:8000]
-    engine = await asyncio.to_thread(Engine.build, s)
+    engine = await asyncio.to_thread(start_engine, s)
     plan = GenerationPlan(max_tokens=16, stop=("\n",), speculate=speculate, num_speculative_tokens=5 if speculate else 0)
     try:
         t = time.monotonic(); g = await engine.complete(QWEN.render(prefix, suffix), plan)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from tests.hardening.lsp import RawServer  # noqa: E402
 
 FILES = ["completer/config.py", "completer/pipeline.py", "completer/server/transport.py",
-         "completer/engine/memory.py", "completer/policy/planner.py"]
+         "completer/engine/memory.py", "completer/policy/speculation.py"]
 
 
 def rss_mb(proc: psutil.Process) -> tuple[float, float]:

@@ -132,9 +132,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 async def _run(settings: Settings, tasks: list[Task], batch_sizes, ks, reps: int, progress) -> list[GroupRecord]:
-    from completer.engine.vllm_engine import Engine
+    from completer.engine import start_engine
 
-    engine = await asyncio.to_thread(Engine.build, settings)
+    engine = await asyncio.to_thread(start_engine, settings)
     try:
         counter = HFTokenCounter(engine.target_dir)
         stop_ids = stop_token_ids(counter, QWEN.stop)

@@ -61,10 +61,10 @@ def projected_speedup(mean_acceptance_length: float, k: int, draft_cost: float) 
 
 
 async def _evaluate_one(target: str, draft: str, cuts: list[Cut], k: int, max_tokens: int) -> dict:
-    from completer.engine.vllm_engine import Engine
+    from completer.engine import start_engine
 
     settings = Settings(model=target, speculative_config=SpeculativeConfig(model=draft, num_speculative_tokens=k))
-    engine = await asyncio.to_thread(Engine.build, settings)
+    engine = await asyncio.to_thread(start_engine, settings)
     try:
         counter = HFTokenCounter(engine.target_dir)
         stop_ids = stop_token_ids(counter, QWEN.stop)

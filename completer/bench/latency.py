@@ -26,7 +26,7 @@ from completer.context.builder import build_context
 from completer.context.prompt import QWEN
 from completer.context.tokens import HFTokenCounter, stop_token_ids
 from completer.policy.acceptance import AcceptanceTracker
-from completer.policy.planner import plan_request
+from completer.policy.speculation import SpeculationPolicy, with_fixed_k
 from completer.types import CompletionKind, GenerationPlan
 
 BASELINE = "target alone"
@@ -86,18 +86,21 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
 
     ``done`` holds the records of tasks finished by an earlier run; ``save`` gets each newly
     finished task's records."""
-    from completer.engine.vllm_engine import Engine
+    from completer.engine import start_engine
 
     finished = finished_tasks(done, configs)
     records: list[Record] = [r for r in done if r.task in finished and r.config in configs]
     progress(len(records))
     if len(finished) >= len(tasks):
         return records
-    engine = await asyncio.to_thread(Engine.build, settings)
+    engine = await asyncio.to_thread(start_engine, settings)
     try:
         counter = HFTokenCounter(engine.target_dir)
         stop_ids = stop_token_ids(counter, QWEN.stop)
-        tracker = AcceptanceTracker()
+        # the policy as it runs in the server, its warm-cache choice aside (every request here is cold)
+        policy = SpeculationPolicy(settings.model_copy(update={"warm_cache_plan": False}), engine.capabilities,
+                                   block_size=engine.block_size, count_tokens=counter.count)
+        tracker = policy.acceptance
         replay_acceptance(records, tasks, tracker)
         names = list(configs)
         for n, task in enumerate(tasks):
@@ -114,10 +117,11 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
             for name in order:
                 k = configs[name]
                 if k == POLICY:
-                    plan = plan_request(ctx, settings, engine_speculates=True, backend=engine.backend, tracker=tracker)
-                    plan = replace(base_plan, speculate=plan.speculate, num_speculative_tokens=plan.num_speculative_tokens)
+                    plan = policy.plan(ctx, lambda speculate: engine.prefix_cache(speculate))
+                    plan = replace(base_plan, speculate=plan.speculate, num_speculative_tokens=plan.num_speculative_tokens,
+                                   reason=plan.reason)
                 else:
-                    plan = replace(base_plan, speculate=k > 0, num_speculative_tokens=k)
+                    plan = with_fixed_k(base_plan, k)
                 gen = await engine.complete(ctx.prompt, plan, cache_salt=f"bench-{name}-{n}")
                 if k == POLICY and plan.speculate:
                     tracker.observe(task.language, gen.num_draft_tokens, gen.num_accepted_tokens)

@@ -238,11 +238,11 @@ def plot(rows: list[dict], path: Path) -> None:
 async def _generate(settings, tasks: list[Task], progress, extras: dict[str, dict],
                     speculative: bool = True, differing_only: bool = False) -> list[Record]:
     from completer.context.prompt import QWEN
-    from completer.engine.vllm_engine import Engine
+    from completer.engine import start_engine
     from completer.pipeline import Completer
     from completer.types import GenerationPlan
 
-    engine = await asyncio.to_thread(Engine.build, settings)
+    engine = await asyncio.to_thread(start_engine, settings)
     try:
         completer = Completer(engine, settings)
         rows = [(COMPLETER, completer, 0)] + ([(SPECULATIVE, completer, 5)] if speculative else [])

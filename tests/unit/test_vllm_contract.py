@@ -1,0 +1,50 @@
+"""The contract between completer and vLLM: every name the adapter touches exists in the installed vLLM.
+
+Needs no model and no engine; run it first against a new vLLM release."""
+
+import pytest
+
+from completer.engine import vllm_adapter
+from completer.engine.vllm_adapter import CONTRACT, Touch, contract_problems
+
+
+def test_the_installed_vllm_has_every_name_the_adapter_touches():
+    assert contract_problems() == []
+
+
+@pytest.mark.parametrize("module, owner, name, expected", [
+    ("vllm.v1.core.sched.scheduler", "Scheduler", "update_draft_token_ids", "Scheduler.update_draft_token_ids: missing"),
+    ("vllm.v1.worker.gpu_model_runner", "GPUModelRunner", "_input_fits_in_drafter",
+     "GPUModelRunner._input_fits_in_drafter: missing"),
+    ("vllm.v1.engine.async_llm", "AsyncLLM", "abort", "AsyncLLM.abort: missing"),
+])
+def test_a_renamed_method_is_reported(monkeypatch, module, owner, name, expected):
+    import importlib
+
+    cls = getattr(importlib.import_module(module), owner)
+    monkeypatch.setattr(cls, f"{name}_renamed", getattr(cls, name), raising=False)
+    for klass in cls.__mro__:  # renamed in the class and in the interface it implements
+        if name in vars(klass):
+            monkeypatch.delattr(klass, name)
+    assert any(expected in p for p in contract_problems())
+
+
+def test_a_renamed_parameter_and_attribute_are_reported():
+    problems = contract_problems((
+        Touch("vllm", "SamplingParams", params=("max_tokens", "max_new_tokens_renamed")),
+        Touch("vllm.v1.core.sched.scheduler", "Scheduler", attributes=("num_spec_tokens", "spec_tokens_renamed")),
+        Touch("vllm.v1.no_such_module"),
+    ))
+    assert problems == [
+        "vllm.SamplingParams: no parameter 'max_new_tokens_renamed'",
+        "vllm.v1.core.sched.scheduler.Scheduler: no attribute 'spec_tokens_renamed'",
+        "vllm.v1.no_such_module: missing (No module named 'vllm.v1.no_such_module')",
+    ]
+
+
+def test_the_contract_names_each_class_the_policy_classes_extend():
+    touched = {f"{t.module}.{t.name}" for t in CONTRACT}
+    assert "vllm.v1.core.sched.scheduler.Scheduler.schedule" in touched
+    assert "vllm.v1.worker.cpu_worker.CPUWorker.init_device" in touched
+    assert vllm_adapter.PolicyScheduler.__mro__[1].__name__ == "Scheduler"
+    assert vllm_adapter.PolicyCPUWorker.__mro__[1].__name__ == "CPUWorker"
