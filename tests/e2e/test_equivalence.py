@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from tests.e2e.helpers import complete_detail, open_doc, start_client, stats, wait_ready
+from tests.e2e.helpers import ALL_CORES, complete_detail, open_doc, start_client, stats, wait_ready
 
 pytestmark = pytest.mark.engine
 
@@ -37,7 +37,7 @@ async def collect(client, n: int = 12) -> list[list[int]]:
 
 # float32: a token then never depends on the shape of the step that computed it. In bf16,
 # verifying k+1 tokens at once rounds differently from one at a time and can flip a near-tie.
-SETTINGS = {"max_tokens": 48, "max_tokens_single_line": 48, "dtype": "float32"}
+SETTINGS = {"max_tokens": 48, "max_tokens_single_line": 48, "dtype": "float32", "cpu_threads_bind": ALL_CORES}
 SAMPLED = {"temperature": 0.8, "seed": 7}
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import ALL_CORES
+
 pytestmark = pytest.mark.engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,8 +17,8 @@ DATA = REPO / "tests" / "data" / "humaneval-infilling"
 
 @pytest.mark.timeout(600)
 def test_quality_benchmark_quick():
-    done = subprocess.run([sys.executable, "-m", "completer", "bench", "quality", "--quick", "--data", str(DATA)],
-                          capture_output=True, text=True, timeout=580, cwd=REPO)
+    done = subprocess.run([sys.executable, "-m", "completer", "bench", "quality", "--quick", "--data", str(DATA),
+                           "--cpu-threads-bind", ALL_CORES], capture_output=True, text=True, timeout=580, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("single-line", "multi-line", "random-span-light"):
         for row in ("plain FIM", "completer |", "completer, speculative k=5"):
