@@ -19,7 +19,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from completer import __version__
-from completer.config import Settings, needs_reload, parse_settings
+from completer.config import Settings, parse_settings, reload_causes
 from completer.context import languages
 from completer.documents import DocumentStore
 from completer.server.engine_host import EngineHost
@@ -59,13 +59,15 @@ class CompleterServer(LanguageServer):
         for w in warnings:
             log.warning(w)
             self.show(types.MessageType.Warning, f"completer: {w}")
-        reload = needs_reload(self.settings, new)
+        causes = reload_causes(self.settings, new)
         self.settings = new
+        # completer's own records; unset: the root logger's level (info, or debug with --verbose)
+        logging.getLogger("completer").setLevel(new.log_level.upper() if new.log_level else logging.NOTSET)
         self.service.shown.clear()  # suggestions made under the old settings
         if self.host.completer is not None:
             self.host.completer.settings = new
-        if reload and self.host.state != "idle":
-            log.info("engine settings changed; reloading the engine")
+        if causes and self.host.state != "idle":
+            log.info("engine settings changed (%s); reloading the engine", ", ".join(causes))
             self.host.start()
 
     def position_encoding(self) -> str:

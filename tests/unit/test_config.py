@@ -1,5 +1,7 @@
 import ast
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,53 @@ def test_vscode_advanced_categories_follow_the_sections_and_say_what_reloads():
         if key in CLIENT_ONLY:
             continue
         assert ("Changing it reloads the engine." in prop["description"]) is mark_of(owner[key]).reload, key
+
+
+# ---------------------------------------------------------------- the server applies them
+
+COMPLETER_PACKAGE = Path(__file__).resolve().parents[2] / "completer"
+
+
+def test_every_setting_is_read_somewhere():
+    # a setting that nothing reads is accepted from the editor and silently does nothing
+    sources = "\n".join(p.read_text() for p in COMPLETER_PACKAGE.rglob("*.py") if p.name != "config.py")
+    assert [name for name in Settings.model_fields if not re.search(rf"\.{name}\b", sources)] == []
+
+
+@pytest.fixture
+def server(monkeypatch):
+    from completer.server.app import CompleterServer
+
+    logger = logging.getLogger("completer")
+    level = logger.level
+    server = CompleterServer()
+    monkeypatch.setattr(server, "show", lambda kind, message: None)
+    yield server
+    logger.setLevel(level)
+
+
+@pytest.mark.parametrize("data,level", [
+    ({"log_level": "debug"}, logging.DEBUG),
+    ({"logLevel": "error"}, logging.ERROR),
+    ({"log_level": None}, logging.NOTSET),  # unset: the root logger's level, as the command line set it
+    ({"max_tokens": 64}, logging.WARNING),  # other settings keep the level
+])
+def test_log_level_sets_the_level_of_completers_own_logger(server, data, level):
+    server.apply_settings({"log_level": "warning"})
+    server.apply_settings(data)
+    assert logging.getLogger("completer").level == level
+
+
+@pytest.mark.parametrize("data,reloads", [
+    ({"max_num_batched_tokens": 256}, True),
+    ({"bypass_shares_prefix_cache": True}, True),
+    ({"speculative_config": {"num_speculative_tokens": 3}}, True),
+    ({"max_tokens": 64, "bypass_max_tokens": 10}, False),
+    ({"temperature": 0.5}, False),
+])
+def test_the_server_reloads_a_running_engine_when_the_settings_need_it(server, monkeypatch, data, reloads):
+    starts = []
+    monkeypatch.setattr(server.host, "start", lambda *a, **k: starts.append(1))
+    monkeypatch.setattr(server.host, "state", "ready")
+    server.apply_settings(data)
+    assert bool(starts) is reloads
