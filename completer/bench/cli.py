@@ -1,0 +1,200 @@
+"""`completer bench …` and `completer draft …`: the benchmarks' and the draft tools' commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from completer.config import Settings
+
+EXIT_BAD_INPUT = 2  # the command line's code for bad input (completer.cli)
+
+# ------------------------------------------------------------------ bench
+
+
+cpu_threads_bind_option = click.option(
+    "--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
+                               "of an otherwise idle 2-core machine (default: all cores but one).")
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (results as JSON, Markdown and PNG plots)."""
+
+
+@bench.command("latency")
+@click.option("-n", "--num-tasks", default=200, show_default=True, help="Tasks (half single-line, half long).")
+@click.option("--quick", is_flag=True, help="Six short tasks (fewer with -n): checks greedy identity only, not speed.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write latency.json/.md/.png.")
+@click.option("--no-ngram", is_flag=True, help="Skip the ngram engine.")
+@click.option("--seed", default=0, show_default=True)
+@cpu_threads_bind_option
+def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int,
+                  cpu_threads_bind: str | None) -> None:
+    """Target alone vs draft k=3/5/8 vs ngram vs completer's policy, side by side.
+
+    Finished tasks are kept in OUT/latency-checkpoint.jsonl: the same command resumes a stopped run."""
+    from completer.bench import latency
+    from completer.bench.report import markdown
+
+    tasks = min(num_tasks, 6) if quick else num_tasks
+    result = latency.run(tasks, None if quick else out, quick, seed, include_ngram=not no_ngram,
+                         cpu_threads_bind=cpu_threads_bind)
+    click.echo(markdown(result["rows"], latency.BASELINE))
+    differing = [r for r in result["records"] if r["identical"] is False]
+    if differing:
+        click.echo(f"completer: {len(differing)} outputs differ from the target alone: "
+                   + ", ".join(f"{r['config']} on {r['task']}" for r in differing[:10]), err=True)
+        sys.exit(1)
+    click.echo(f"all {sum(r['identical'] is not None for r in result['records'])} speculative outputs are "
+               "token-identical to the target alone")
+
+
+@bench.command("batch")
+@click.option("--reps", default=2, show_default=True, help="Groups per batch size (the same groups under every k).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write batch.json/.md/.png.")
+@click.option("--seed", default=0, show_default=True)
+@cpu_threads_bind_option
+def bench_batch(reps: int, out: Path, seed: int, cpu_threads_bind: str | None) -> None:
+    """Throughput of k = 0/2/5 with 1-4 long completions at once: what batch_k_limits should say."""
+    from completer.bench import batch
+
+    result = batch.run(reps, out, seed, cpu_threads_bind)
+    click.echo(batch.markdown(result["rows"]))
+    click.echo(f"suggested batch_k_limits: {result['suggested_batch_k_limits']}")
+
+
+@bench.command("quality")
+@click.option("-n", "--num-tasks", default=60, show_default=True, help="Tasks sampled from each HumanEval-infilling set.")
+@click.option("--quick", is_flag=True, help="Two tasks per set and short completions: checks that it works.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with HumanEval-*Infilling*.jsonl.gz (default: ../shared/data/humaneval-infilling).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write quality.json/.md/.png.")
+@click.option("--seed", default=0, show_default=True)
+@cpu_threads_bind_option
+@click.option("--spm", is_flag=True, help="Also score completer's context in suffix-prefix-middle order.")
+@click.option("--anchor", "anchors", multiple=True,
+              type=click.Choice(["auto", "cursor", "line", "block", "indentation"]),
+              help="Also score completer with this fim_middle_anchor (repeatable).")
+@click.option("--no-speculative", is_flag=True, help="Leave out the k=5 row (it only checks identity).")
+@click.option("--set", "sets", multiple=True,
+              type=click.Choice(["single-line", "multi-line", "random-span-light", "single-line-mid"]),
+              help="Only these HumanEval-infilling sets (repeatable; default: the first three). single-line-mid: "
+                   "single-line tasks with the cursor inside the line, after a space or an opening bracket.")
+@click.option("--differing-only", is_flag=True,
+              help="Run only the tasks where the rows' prompts differ (elsewhere every row gets the same answer).")
+def bench_quality(num_tasks: int, quick: bool, data_dir: Path | None, out: Path, seed: int,
+                  cpu_threads_bind: str | None, spm: bool, anchors: tuple[str, ...], no_speculative: bool,
+                  sets: tuple[str, ...], differing_only: bool) -> None:
+    """pass@1, exact match and edit similarity: plain FIM vs completer's context and post-processing."""
+    from completer.bench import quality
+    from completer.bench.workloads import default_data_dir
+
+    data_dir = data_dir or default_data_dir()
+    if data_dir is None:
+        click.echo("completer: no HumanEval-infilling data found; pass --data", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    result = quality.run(2 if quick else num_tasks, None if quick else out, data_dir, seed, quick=quick,
+                         cpu_threads_bind=cpu_threads_bind, spm=spm, anchors=anchors,
+                         speculative=not no_speculative, sets=sets or quality.DEFAULT_SETS,
+                         differing_only=differing_only)
+    identical = (result["identical"]["same"], result["identical"]["compared"])
+    click.echo(quality.markdown(result["rows"], identical, result))
+    if identical[0] != identical[1]:
+        click.echo(f"completer: {identical[1] - identical[0]} speculative completions differ from the target alone",
+                   err=True)
+        sys.exit(1)
+
+
+@bench.command("typing")
+@click.option("-n", "--sessions", "num_sessions", default=3, show_default=True,
+              help="Typing sessions (one function body each, from the standard library's modules).")
+@click.option("--cps", "chars_per_s", default=10.0, show_default=True, help="Typing pace, characters per second.")
+@click.option("--max-wait", "max_wait_s", default=60.0, show_default=True,
+              help="Most seconds the typist waits for a suggestion at a pause point (a line start, an opening bracket, where a value begins).")
+@click.option("--context-tokens", default=2000, show_default=True, help="The prompt's token budget.")
+@click.option("--mode", "only", multiple=True,
+              help="Run only the modes named so (or, if none is, whose name contains this); repeatable.")
+@click.option("--quick", is_flag=True, help="Twelve keystrokes of one session: checks that it works, not speed.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write typing.json/.md/.png.")
+@click.option("--rescore", is_flag=True, help="Recompute the report of the run recorded in --out (no engine).")
+def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
+                 only: tuple[str, ...], quick: bool, out: Path, rescore: bool) -> None:
+    """Replayed typing through the LSP server: no reuse vs prefix cache + type-ahead + stable cuts."""
+    from completer.bench import typing_bench
+
+    if rescore:
+        click.echo(typing_bench.markdown(typing_bench.rescore(out)))
+        return
+    result = typing_bench.run(num_sessions, chars_per_s, context_tokens, None if quick else out, quick=quick,
+                              max_wait_s=max_wait_s, only=only)
+    click.echo(typing_bench.markdown(result))
+    stale = sum(m["stale"] for m in result["modes"].values())
+    failed = sum(m["failed"] for m in result["modes"].values())
+    if stale or failed:
+        click.echo(f"completer: {stale} stale and {failed} failed answers", err=True)
+        sys.exit(1)
+
+
+@bench.command("overhead")
+@click.option("-n", "--keystrokes", default=300, show_default=True, help="Edits typed, one request after each.")
+@click.option("--lines", default=5000, show_default=True, help="Length of the file typed into.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write overhead.json/.md/.png.")
+def bench_overhead(keystrokes: int, lines: int, out: Path) -> None:
+    """Time of context building + post-processing per request while typing (no engine)."""
+    from completer.bench import overhead
+
+    result = overhead.run(keystrokes, lines, out)
+    click.echo(overhead.markdown(result))
+
+
+# ------------------------------------------------------------------ draft
+
+
+@click.group()
+def draft() -> None:
+    """Choose a draft model."""
+
+
+@draft.command("eval")
+@click.argument("code_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", default=None, help="Target model (default: the configured one).")
+@click.option("--draft", "drafts", multiple=True, help="Candidate draft; repeat for several.")
+@click.option("-n", "--num-cuts", default=20, show_default=True, help="Cursor positions sampled from CODE_DIR.")
+@click.option("-k", "--num-speculative-tokens", default=5, show_default=True, type=click.IntRange(1, 8))
+@click.option("--json", "as_json", is_flag=True)
+def draft_eval(code_dir: Path, target, drafts, num_cuts: int, num_speculative_tokens: int, as_json: bool) -> None:
+    """Acceptance and projected speedup of each candidate draft on the code in CODE_DIR.
+
+    \b
+    Example:
+      completer draft eval --draft qwen2.5-coder-0.5b-instruct --draft ./my-draft ~/src/project
+    """
+    from completer.bench.draft_eval import evaluate
+
+    settings = Settings()
+    target = target or settings.model
+    drafts = list(drafts) or [settings.speculative_config.model]
+    try:
+        results = evaluate(target, drafts, code_dir, num_cuts, num_speculative_tokens)
+    except ValueError as err:
+        click.echo(f"completer: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    click.echo(f"target {target}, k={num_speculative_tokens}, {results[0]['requests']} positions in {code_dir}")
+    click.echo("| draft | acceptance rate | mean acceptance length | draft cost | projected speedup |")
+    click.echo("|---|---:|---:|---:|---:|")
+    for r in sorted(results, key=lambda r: -r["projected_speedup"]):
+        rate = f"{r['acceptance_rate']:.1%}" if r["acceptance_rate"] is not None else "–"
+        click.echo(f"| {r['draft']} | {rate} | {r['mean_acceptance_length']:.2f} | {r['draft_cost']:.2f} "
+                   f"| {r['projected_speedup']:.2f}× |")
