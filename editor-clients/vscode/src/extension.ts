@@ -76,8 +76,8 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
       provideCompletionItem: () => undefined,
       // The built-in inline completion feature sends textDocument/inlineCompletion with the
       // token (so VS Code's cancellation becomes $/cancelRequest); here each item's command (the
-      // server's, carrying its id) also gets the text shown, the first item is remembered for a
-      // dismissal, and the status bar is refreshed.
+      // server's, carrying its id) also gets the text shown, the first item is remembered for
+      // completer.dismiss, and the status bar is refreshed.
       provideInlineCompletionItems: async (document, position, context, token, next) => {
         const result = await next(document, position, context, token);
         const items = Array.isArray(result) ? result : result?.items ?? [];
@@ -88,7 +88,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
           return suggestion;
         });
         if (!token.isCancellationRequested) {
-          if (suggestions.length > 0) shown = suggestions[0];
+          shown = suggestions[0]; // an empty answer leaves nothing of ours to dismiss
           void refreshStats();
         }
         return result;
