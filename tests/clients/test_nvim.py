@@ -196,6 +196,13 @@ def test_ghost_text_dismiss_accept_line_accept_and_stats(nvim):
     assert float(stats["last.latency_s"]) > 0
     assert int(stats["last.tokens"]) > 0
 
+    # Each report carried its suggestion's id: the server's per-request records say which
+    # suggestion was dismissed and which accepted (the one whose text is now in the buffer).
+    recent = nvim.exec_lua("return require('completer').stats(2000)")["recent"]
+    outcomes = {r["outcome"]: r for r in recent if r["outcome"] in ("accepted", "dismissed")}
+    assert sorted(outcomes) == ["accepted", "dismissed"], recent
+    assert outcomes["accepted"]["chars"] == len(text), outcomes["accepted"]
+
 
 # ------------------------------------------------------------------------------- screenshot
 
