@@ -1,12 +1,15 @@
-"""A protocol that answers every request, even one whose params do not match the LSP types."""
+"""The LSP protocol: answers every request, even one whose params do not match the LSP types, and
+leaves documents to the server's one DocumentStore."""
 
 from __future__ import annotations
 
 import logging
 
+from lsprotocol import types
 from lsprotocol.types import ResponseError
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,13 @@ def _describe(err: BaseException) -> str:
 
 
 class CompleterProtocol(LanguageServerProtocol):
-    """pygls drops a request whose params fail validation; the client would wait forever."""
+    """pygls drops a request whose params fail validation; the client would wait forever.
+
+    pygls' own didOpen/didChange/didClose handlers keep a copy of every document in its workspace
+    and then call the server's handlers; here they only call the server's handlers, which keep the
+    one copy (completer/documents/store.py). The workspace still holds the folders and the
+    negotiated position encoding.
+    """
 
     def structure_message(self, data):
         try:
@@ -47,3 +56,20 @@ class CompleterProtocol(LanguageServerProtocol):
             self._send_response(message.id, error=ResponseError(code=-32600, message="the server is shutting down"))
             return
         super().handle_message(message)
+
+    def _to_server(self, method: str, params):
+        """Hand a document notification to the server's handler (pygls' generator-handler form)."""
+        if (handler := self.fm.features.get(method)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        yield from self._to_server(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        yield from self._to_server(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        yield from self._to_server(types.TEXT_DOCUMENT_DID_CLOSE, params)
