@@ -125,7 +125,6 @@ async def test_even_a_lone_request_waits_for_a_newer_keystroke_before_the_engine
 
 @pytest.mark.parametrize("uri,line,character,message", [
     (FIB_URI, 500, 0, "outside the document"),
-    (FIB_URI, 3, 200, "past the end of line"),
     (FIB_URI, -1, 0, "line"),  # broken client: fails validation of the params
     ("file:///workspace/never-opened.py", 0, 0, "not open"),
 ])
@@ -138,6 +137,13 @@ async def test_bad_request_gets_an_error_and_server_keeps_serving(client, uri, l
     assert (await stats(client))["engine"] == "ready"
     result = await client.text_document_inline_completion_async(inline_params(FIB_URI, 5, 4))
     assert result.items
+
+
+async def test_a_character_past_the_line_end_means_the_line_end(client):
+    """LSP: a position's character past the end of its line is the line's end."""
+    at_end = await complete_detail(client, FIB_URI, 5, 4, raw=True)  # line 5 is four spaces
+    past = await complete_detail(client, FIB_URI, 5, 200, raw=True)
+    assert (past["prompt_tokens"], past["text"]) == (at_end["prompt_tokens"], at_end["text"])
 
 
 HEADER = "".join(f'def scale_{i}(values, factor={i}):\n    """Multiply every value by {i}."""\n'
