@@ -19,6 +19,7 @@ from completer.config import Settings
 from completer.context.builder import build_context
 from completer.context.prompt import QWEN
 from completer.context.tokens import CharEstimateCounter, HFTokenCounter
+from completer.documents.positions import offset_at
 from completer.documents.store import DocumentStore
 from completer.postprocess.pipeline import postprocess
 from completer.types import CompletionKind
@@ -79,7 +80,7 @@ def run(keystrokes: int, lines: int, out: Path | None) -> dict:
         store.change(uri, [_insert(line, col, ch)])
         t1 = time.perf_counter()
         line, col = (line + 1, 0) if ch == "\n" else (line, col + 1)
-        offset = len(doc.text) - len(doc.text.split("\n", line)[-1]) + col
+        offset = offset_at(doc.text, line, col)  # as the server does for a request
         tree = doc.tree_near(offset)
         full_parses += tree is doc.tree
         neighbours = [("helpers.py", d.windows()) for d in store.neighbours(uri)]
