@@ -220,6 +220,8 @@ async function main() {
     const message = await toast.first().innerText({ timeout: 15_000 });
     log(`stats: ${message.replace(/\n/g, " ")}`);
     if (!/suggestions: 1 accepted/.test(message)) throw new Error(`the server did not count the accept: ${message}`);
+    // ... with the suggestion's id: its per-request record is marked accepted, so a plan counts it
+    if (!/by plan: .*\b[1-9]\d*\/\d+/.test(message)) throw new Error(`the accept carried no known id: ${message}`);
     log(`status bar: ${await status.first().innerText()}`);
     log("PASS");
   } catch (err) {
