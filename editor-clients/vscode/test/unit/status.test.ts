@@ -56,7 +56,7 @@ test("suggestions accepted of those shown, by plan: the most shown first", () =>
   const byPlan = {
     short: { shown: 4, accepted: 1, dismissed: 2, accept_rate: 0.25 },
     long: { shown: 5, accepted: 3, dismissed: 1, accept_rate: 0.6 },
-    "warm cache": { shown: 4, accepted: 4, dismissed: 0, accept_rate: 1 },
+    warm_cache: { shown: 4, accepted: 4, dismissed: 0, accept_rate: 1 },
     "fixed k": { shown: 0, accepted: 0, dismissed: 0, accept_rate: null },
   };
   assert.equal(planFeedback(byPlan), "long 3/5 (60%), short 1/4 (25%), warm cache 4/4 (100%)");
