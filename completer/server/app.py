@@ -186,8 +186,11 @@ def on_accepted(ls: CompleterServer, params: Any) -> None:
 
 @server.feature(DISMISSED_NOTIFICATION)
 def on_dismissed(ls: CompleterServer, params: Any) -> None:
-    """{id, uri}: the record of that id is marked dismissed."""
+    """{id, uri}: the record of that id is marked dismissed, and type-ahead no longer offers it."""
     _feedback(ls, params, "dismissed")
+    uri = getattr(params, "uri", None)
+    if isinstance(uri, str):
+        ls.service.shown.forget(uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
