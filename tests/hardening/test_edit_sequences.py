@@ -138,3 +138,18 @@ def test_server_text_equals_the_oracle(server, ops):
     record("edit_sequences_run", 1)
     record("edit_steps_run", len(ops))
     record("edit_requests_answered", len(pending))
+
+
+@pytest.mark.parametrize("encoding,after_emoji", [("utf-8", 6), ("utf-16", 3), ("utf-32", 2)])
+def test_edits_count_columns_in_the_negotiated_encoding(encoding, after_emoji):
+    s = RawServer()
+    try:
+        caps = s.initialize(encodings=[encoding])["capabilities"]
+        assert caps["positionEncoding"] == encoding
+        s.open("file:///enc.py", "é😀x\n")
+        at = {"line": 0, "character": after_emoji}
+        s.notify("textDocument/didChange", {"textDocument": {"uri": "file:///enc.py", "version": 2},
+                                            "contentChanges": [{"range": {"start": at, "end": at}, "text": "!"}]})
+        assert s.document_text("file:///enc.py") == "é😀!x\n"
+    finally:
+        assert s.close() == 0
