@@ -226,7 +226,7 @@ async def _complete(settings: Settings, text: str, offset: int, language: str, a
 def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None, token_file: str | None) -> None:
     """Run the language server (stdio by default)."""
     from completer.server.app import run
-    from completer.server.transport import is_loopback
+    from completer.server.listeners import is_loopback
 
     token = Path(token_file).read_text().strip() if token_file else None
     if token_file and not token:

@@ -252,14 +252,14 @@ def run(*, tcp: bool = False, host: str = "127.0.0.1", port: int = 2087, token: 
 
 
 def _serve(tcp: bool, host: str, port: int, token: str | None = None) -> None:
-    from completer.server import transport
+    from completer.server import listeners
 
     if tcp:
-        transport.serve_tcp(server, host, port, token)
+        listeners.serve_tcp(server, host, port, token)
         return
     # The LSP stream gets a private copy of stdout; fd 1 goes to stderr so that nothing
     # else (vLLM's engine process, progress bars) can write into the protocol stream.
     lsp_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    transport.serve_stdio(server, sys.stdin.buffer, lsp_out)
+    listeners.serve_stdio(server, sys.stdin.buffer, lsp_out)

@@ -6,8 +6,9 @@ import os
 import pytest
 
 from completer.server.supervisor import LatestPerDocument, backoff_delay, restart_plan
+from completer.server.listeners import is_loopback
 from completer.server.transport import (INVALID_PARAMS, INVALID_REQUEST, content_length, envelope_problem,
-                                        is_loopback, strip_token, token_matches)
+                                        strip_token, token_matches)
 from completer.server.workspace_files import is_inside_workspace, read_workspace_file
 
 
