@@ -10,11 +10,10 @@ from pathlib import Path
 
 import click
 
-from completer import logs
+from completer import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_OK, logs
 from completer.bench.cli import bench, draft
 from completer.config import Settings, parse_settings
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_ENGINE = 0, 2, 3
 MAX_FILE_BYTES = 4 << 20  # larger files are refused: the model would see only a window anyway
 
 

@@ -60,10 +60,10 @@ class Completer:
         documents for cross-file snippets; ``k`` fixes the speculation (0: the target
         alone), for benchmarks. Raises EngineError when the engine fails the request.
         """
+        request_id = request_id or new_request_id()
         ctx = self.context(text, offset, language, tree=tree, neighbours=neighbours, path=path, repo=repo)
         if ctx.kind is CompletionKind.EMPTY:
-            return Completion(text="", kind=ctx.kind)
-        request_id = request_id or new_request_id()
+            return Completion(text="", kind=ctx.kind, request_id=request_id)  # the engine is not asked
         plan = self.policy.plan(ctx, lambda speculate: self.engine.prefix_cache(speculate, cache_salt), k=k)
         plan = replace(plan, stop=plan.stop + self.fim.stop, stop_token_ids=self.stop_token_ids)
         streamed = Streamed(Generation(text=""), ctx)

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 from completer.types import Completion
 
-OUTCOMES = ("empty", "shown", "accepted", "accepted_partially", "dismissed")
+OUTCOMES = ("empty", "not_shown", "shown", "accepted", "accepted_partially", "dismissed")
+NO_PLAN = "no_plan"  # the position asks for nothing: the engine was not asked
 
 
 @dataclass
@@ -29,7 +30,7 @@ class RequestRecord:
     source: str = "model"  # or "type_ahead"
     speculate: bool = False
     k: int = 0  # draft tokens per step the request ran with (0: bypassed)
-    reason: str = ""  # why the plan is what it is (policy.reasons)
+    reason: str = ""  # why the plan is what it is (policy.speculation.REASONS), or type_ahead / NO_PLAN
     tokens: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -40,19 +41,24 @@ class RequestRecord:
     chars: int = 0  # length of the suggestion shown
     outcome: str = "shown"  # one of OUTCOMES
 
+    @property
+    def ran_in_engine(self) -> bool:
+        return self.source == "model" and self.reason != NO_PLAN
+
     @classmethod
-    def of(cls, request_id: str, completion: Completion) -> "RequestRecord":
+    def of(cls, request_id: str, completion: Completion, shown: bool = True) -> "RequestRecord":
+        """The record of ``completion``; ``shown=False`` for answers made for a comparison, not an editor."""
         gen, plan = completion.generation, completion.plan
         speculate = bool(plan and plan.speculate)
         return cls(
             id=request_id, kind=completion.kind.value, source=completion.source, speculate=speculate,
             k=plan.num_speculative_tokens if plan and speculate else 0,
-            reason=plan.reason if plan else completion.source,
+            reason=plan.reason if plan else ("type_ahead" if completion.source == "type_ahead" else NO_PLAN),
             tokens=len(gen.token_ids) if gen else 0, prompt_tokens=gen.prompt_tokens if gen else 0,
             cached_tokens=gen.cached_tokens if gen else 0, draft_tokens=gen.num_draft_tokens if gen else 0,
             accepted_tokens=gen.num_accepted_tokens if gen else 0, latency_s=gen.latency_s if gen else 0.0,
             first_token_s=gen.first_token_s if gen else None, chars=len(completion.text),
-            outcome="shown" if completion.text else "empty")
+            outcome=("shown" if shown else "not_shown") if completion.text else "empty")
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -81,24 +87,25 @@ class RequestLog:
         self.records[record.id] = record
         while len(self.records) > self.keep:
             self.records.popitem(last=False)
-        if record.source == "model":
+        if record.ran_in_engine:
             self.totals["requests_speculated" if record.speculate else "requests_bypassed"] += 1
             self._interval.append(record)
             del self._interval[:-10_000]  # nobody logged for a long time: keep memory bounded
 
-    def feedback(self, request_id: str | None, outcome: str, chars: int = 0) -> RequestRecord | None:
-        """The editor accepted or dismissed a suggestion; returns its record when it is still known."""
+    def feedback(self, request_id: str | None, outcome: str, chars: int | None = None) -> RequestRecord | None:
+        """The editor accepted or dismissed a suggestion; returns its record when it is still known.
+        ``chars``: the accepted text's length, when the editor sent it (else the whole suggestion's)."""
         self.totals[outcome] += 1
-        if outcome.startswith("accepted"):
-            self.totals["accepted_chars"] += chars
         record = self.records.get(request_id) if request_id else None
+        if outcome.startswith("accepted"):
+            self.totals["accepted_chars"] += chars if chars is not None else (record.chars if record else 0)
         if record is not None:
             record.outcome = outcome
         return record
 
     def last(self) -> dict | None:
         """The newest model answer's figures, for status bars."""
-        record = next((r for r in reversed(self.records.values()) if r.source == "model"), None)
+        record = next((r for r in reversed(self.records.values()) if r.ran_in_engine), None)
         if record is None:
             return None
         return {"id": record.id, "latency_s": round(record.latency_s, 4), "tokens": record.tokens,
@@ -109,7 +116,7 @@ class RequestLog:
         """Per plan reason: suggestions shown, accepted, dismissed, and the share of shown ones accepted."""
         table: dict[str, Counter] = {}
         for record in self.records.values():
-            if record.outcome != "empty":
+            if record.outcome not in ("empty", "not_shown"):
                 row = table.setdefault(record.reason, Counter())
                 row["shown"] += 1
                 row[record.outcome] += record.outcome != "shown"

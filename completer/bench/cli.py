@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
+from completer import EXIT_BAD_INPUT
 from completer.config import Settings
-
-EXIT_BAD_INPUT = 2  # the command line's code for bad input (completer.cli)
 
 # ------------------------------------------------------------------ bench
 

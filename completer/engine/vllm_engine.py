@@ -152,7 +152,7 @@ class VllmEngine:
                 f"on {backend}: set speculation_policy to 'engine' to run vLLM's own speculation")
         args = engine_args(settings, target_dir, method, draft_dir, memory)
         if per_request:
-            args.update(vllm_adapter.per_request_args(backend, settings.batch_k_limits,
+            args.update(vllm_adapter.per_request_args(speculation_with_sampling(backend), settings.batch_k_limits,
                                                       settings.bypass_shares_prefix_cache))
         progress("loading the models into vLLM", None)
         stats = EngineStats()

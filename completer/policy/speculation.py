@@ -90,7 +90,7 @@ class SpeculationPolicy:
         """The plan for one request; ``k`` fixes the draft tokens (0: the target alone), for benchmarks."""
         s = self.settings
         max_tokens, expected, stop = expected_tokens(ctx, s)
-        reason = speculation_reason(s, self.caps, expected)
+        reason = by_length = speculation_reason(s, self.caps, expected)
         if k is not None:
             reason = FIXED_K
         elif reason == SHORT and self._warmer(ctx, False, max_tokens, prefix_cache):
@@ -102,7 +102,7 @@ class SpeculationPolicy:
         if reason == FIXED_K:
             speculate = k > 0
         elif reason == WARM_CACHE:
-            speculate = expected <= s.bypass_max_tokens  # the other plan than the length's
+            speculate = by_length == SHORT  # the other plan than the length's
         else:
             speculate = reason in (LONG, ENGINE_K)
         if reason != FIXED_K:

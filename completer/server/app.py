@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from lsprotocol import types
@@ -22,6 +23,7 @@ from completer import __version__
 from completer.config import Settings, parse_settings, reload_causes
 from completer.context import languages
 from completer.documents import DocumentStore
+from completer.documents.store import uri_key
 from completer.server.engine_host import EngineHost
 from completer.server.protocol import CompleterProtocol
 from completer.server.requests import CompletionService
@@ -172,8 +174,9 @@ async def on_complete(ls: CompleterServer, params: Any) -> dict:
 
 def _feedback(ls: CompleterServer, params: Any, outcome: str) -> None:
     request_id = getattr(params, "id", None)
+    text = getattr(params, "text", None)
     record = ls.service.records.feedback(request_id if isinstance(request_id, str) else None, outcome,
-                                         len(getattr(params, "text", "") or ""))
+                                         len(text) if isinstance(text, str) else None)
     log.info("suggestion %s %s%s", request_id or "(no id)", outcome.replace("_", " "),
              "" if record is not None or not request_id else " (no longer in the record)")
 
@@ -184,13 +187,21 @@ def on_accepted(ls: CompleterServer, params: Any) -> None:
     _feedback(ls, params, "accepted_partially" if getattr(params, "partial", False) else "accepted")
 
 
+@server.command(ACCEPTED_COMMAND)
+def on_accepted_command(ls: CompleterServer, *arguments: Any) -> None:
+    """`workspace/executeCommand` of an item's command, from clients that run it on the server:
+    arguments [{id, uri}], the same as `completer/accepted` without the text."""
+    first = arguments[0] if arguments and isinstance(arguments[0], dict) else {}
+    _feedback(ls, SimpleNamespace(**{k: v for k, v in first.items() if k in ("id", "uri")}), "accepted")
+
+
 @server.feature(DISMISSED_NOTIFICATION)
 def on_dismissed(ls: CompleterServer, params: Any) -> None:
     """{id, uri}: the record of that id is marked dismissed, and type-ahead no longer offers it."""
     _feedback(ls, params, "dismissed")
     uri = getattr(params, "uri", None)
     if isinstance(uri, str):
-        ls.service.shown.forget(uri)
+        ls.service.shown.forget(uri_key(uri))
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -208,8 +219,9 @@ def on_did_change(ls: CompleterServer, params: types.DidChangeTextDocumentParams
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def on_did_close(ls: CompleterServer, params: types.DidCloseTextDocumentParams) -> None:
-    ls.service.latest.cancel(params.text_document.uri)  # nothing left to complete
-    ls.service.shown.forget(params.text_document.uri)
+    uri = uri_key(params.text_document.uri)
+    ls.service.latest.cancel(uri)  # nothing left to complete
+    ls.service.shown.forget(uri)
     ls.documents.close(params.text_document.uri)
 
 

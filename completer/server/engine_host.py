@@ -2,7 +2,7 @@
 restart with backoff after a failure, notice a dead engine process, reload on engine settings.
 
 States: idle → loading → ready | failed → restarting → loading … Requests made while the engine
-is not ready get an empty answer at once (the request service asks `ready`).
+is not ready get an empty answer at once (the request service asks ``ready``).
 """
 
 from __future__ import annotations

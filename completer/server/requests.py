@@ -14,6 +14,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from completer.documents import display_path
+from completer.documents.store import uri_key
 from completer.documents.positions import PositionError, offset_at
 from completer.records import RequestLog, RequestRecord
 from completer.server.supervisor import LatestPerDocument
@@ -44,6 +45,7 @@ class CompletionService:
         A newer request for the same document cancels this one (the client gets RequestCancelled).
         Raises JsonRpcInvalidParams for a document that is not open or a position outside it.
         """
+        uri = uri_key(uri)
         task = asyncio.current_task()
         self.latest.claim(uri, task)
         try:
@@ -51,9 +53,9 @@ class CompletionService:
         finally:
             self.latest.release(uri, task)
         if result is not None and result.request_id:
-            record = RequestRecord.of(result.request_id, result)
+            record = RequestRecord.of(result.request_id, result, shown=stop_early)
             self.records.add(record)
-            if record.source == "model":
+            if record.ran_in_engine:
                 log.info(record.log_line())
         return result
 
@@ -80,7 +82,7 @@ class CompletionService:
                                   source="type_ahead", version=version,
                                   request_id=f"ta-{next(self._type_ahead_ids)}")
         completer = server.host.completer
-        if completer is None:
+        if not server.host.ready:
             log.info("completion requested while the engine is %s; answering empty", server.host.state)
             return None
         if settings.keystroke_hold_ms and stop_early:
@@ -97,7 +99,7 @@ class CompletionService:
         except asyncio.CancelledError:
             raise
         except Exception as err:
-            log.error("completion failed: %s", err)
+            log.error("completion at %s:%d:%d failed: %s", uri, position.line, position.character, err)
             engine = server.host.engine
             if engine is not None and engine.dead:
                 server.host.died()

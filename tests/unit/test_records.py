@@ -60,3 +60,17 @@ def test_history_is_bounded_and_type_ahead_is_not_a_model_request():
     assert len(log.records) == 100 and len(log.as_dict()["recent"]) == 20
     assert log.as_dict()["requests_bypassed"] == 500
     assert log.last()["id"] == "r499"
+
+
+def test_an_accept_without_text_counts_the_whole_suggestion_and_raw_answers_are_not_shown():
+    log = RequestLog()
+    log.add(record("a", text="abcd"))
+    log.feedback("a", "accepted")  # a client that ran the item's command sends no text
+    assert log.as_dict()["accepted_chars"] == 4
+    raw = RequestRecord.of("r", Completion(text="x", kind=CompletionKind.SINGLE_LINE, request_id="r"), shown=False)
+    log.add(raw)
+    assert raw.outcome == "not_shown" and set(log.by_plan()) == {"short"}
+    empty = RequestRecord.of("e", Completion(text="", kind=CompletionKind.EMPTY, request_id="e"))
+    log.add(empty)
+    assert (empty.reason, empty.ran_in_engine) == ("no_plan", False)
+    assert log.as_dict()["requests_bypassed"] == 1 and log.last()["id"] == "a"

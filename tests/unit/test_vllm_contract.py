@@ -2,10 +2,12 @@
 
 Needs no model and no engine; run it first against a new vLLM release."""
 
+import dataclasses
+
 import pytest
 
 from completer.engine import vllm_adapter
-from completer.engine.vllm_adapter import CONTRACT, Touch, contract_problems
+from completer.engine.vllm_adapter import CONTRACT, Touch, _extensible, contract_problems
 
 
 def test_the_installed_vllm_has_every_name_the_adapter_touches():
@@ -15,7 +17,7 @@ def test_the_installed_vllm_has_every_name_the_adapter_touches():
 @pytest.mark.parametrize("module, owner, name, expected", [
     ("vllm.v1.core.sched.scheduler", "Scheduler", "update_draft_token_ids", "Scheduler.update_draft_token_ids: missing"),
     ("vllm.v1.worker.gpu_model_runner", "GPUModelRunner", "_input_fits_in_drafter",
-     "GPUModelRunner._input_fits_in_drafter: missing"),
+     "CPUModelRunner._input_fits_in_drafter: missing"),  # the CPU runner inherits it
     ("vllm.v1.engine.async_llm", "AsyncLLM", "abort", "AsyncLLM.abort: missing"),
 ])
 def test_a_renamed_method_is_reported(monkeypatch, module, owner, name, expected):
@@ -33,11 +35,15 @@ def test_a_renamed_parameter_and_attribute_are_reported():
     problems = contract_problems((
         Touch("vllm", "SamplingParams", params=("max_tokens", "max_new_tokens_renamed")),
         Touch("vllm.v1.core.sched.scheduler", "Scheduler", attributes=("num_spec_tokens", "spec_tokens_renamed")),
+        # a name that is only the start of a real one (num_spec_tokens, dynamic_sd_lookup) is not there
+        Touch("vllm.v1.core.sched.scheduler", "Scheduler", attributes=("num_spec_tok", "dynamic_sd")),
         Touch("vllm.v1.no_such_module"),
     ))
     assert problems == [
         "vllm.SamplingParams: no parameter 'max_new_tokens_renamed'",
         "vllm.v1.core.sched.scheduler.Scheduler: no attribute 'spec_tokens_renamed'",
+        "vllm.v1.core.sched.scheduler.Scheduler: no attribute 'num_spec_tok'",
+        "vllm.v1.core.sched.scheduler.Scheduler: no attribute 'dynamic_sd'",
         "vllm.v1.no_such_module: missing (No module named 'vllm.v1.no_such_module')",
     ]
 
@@ -48,3 +54,21 @@ def test_the_contract_names_each_class_the_policy_classes_extend():
     assert "vllm.v1.worker.cpu_worker.CPUWorker.init_device" in touched
     assert vllm_adapter.PolicyScheduler.__mro__[1].__name__ == "Scheduler"
     assert vllm_adapter.PolicyCPUWorker.__mro__[1].__name__ == "CPUWorker"
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    x: int = 0
+
+
+class Slotted:
+    __slots__ = ("x",)
+
+
+class Plain:
+    pass
+
+
+@pytest.mark.parametrize("cls, extensible", [(Frozen, False), (Slotted, False), (Plain, True)])
+def test_a_class_that_takes_no_new_attributes_is_told_apart(cls, extensible):
+    assert _extensible(cls) is extensible
