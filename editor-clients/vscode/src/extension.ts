@@ -12,7 +12,7 @@ import {
 } from "vscode-languageclient/node";
 import { resolvePython } from "./python";
 import { serverSettings } from "./settings";
-import { ACCEPTED_COMMAND, acceptedCommand, acceptedParams, dismissedParams, Suggestion, suggestionId }
+import { ACCEPTED_COMMAND, acceptedCommand, acceptedParams, dismissedParams, ShownSuggestions, suggestionId }
   from "./feedback";
 import { isLoading, Stats, statusText, statusTooltip } from "./status";
 
@@ -28,7 +28,7 @@ let status: vscode.StatusBarItem;
 let lastStats: Stats | undefined;
 let poll: NodeJS.Timeout | undefined;
 let pollUntil = 0; // keep polling until then even if the engine says ready (it may be about to reload)
-let shown: Suggestion | undefined; // the newest suggestion given to VS Code, until accepted or dismissed
+const shown = new ShownSuggestions(); // ours on screen, per document, for completer.dismiss
 
 function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration("completer");
@@ -79,6 +79,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
       // server's, carrying its id) also gets the text shown, the first item is remembered for
       // completer.dismiss, and the status bar is refreshed.
       provideInlineCompletionItems: async (document, position, context, token, next) => {
+        const version = document.version; // the answer is for this version, even if it changes meanwhile
         const result = await next(document, position, context, token);
         const items = Array.isArray(result) ? result : result?.items ?? [];
         const suggestions = items.map((item) => {
@@ -88,7 +89,8 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
           return suggestion;
         });
         if (!token.isCancellationRequested) {
-          shown = suggestions[0]; // an empty answer leaves nothing of ours to dismiss
+          // an empty answer leaves nothing of ours to dismiss
+          shown.show(document.uri.toString(), version, position, suggestions[0]);
           void refreshStats();
         }
         return result;
@@ -124,20 +126,32 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand(ACCEPTED_COMMAND, async (arg: unknown) => {
       const params = acceptedParams(arg);
       if (!params) return;
-      shown = undefined;
+      shown.forget(params.uri);
       await client?.sendNotification(ACCEPTED_NOTIFICATION, params);
       await refreshStats();
     }),
     // Bound to Escape while a suggestion is visible: VS Code's API has no event for a dismissal.
+    // Escape may hide another provider's suggestion, or ours after the user moved on: only ours, at
+    // the version and cursor it still stands at, is reported.
     vscode.commands.registerCommand(DISMISS_COMMAND, async () => {
-      const suggestion = shown;
-      shown = undefined;
+      const editor = vscode.window.activeTextEditor;
+      const suggestion = editor
+        && shown.dismiss(editor.document.uri.toString(), editor.document.version, editor.selections);
       await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
-      if (suggestion && suggestion.uri === vscode.window.activeTextEditor?.document.uri.toString()) {
+      if (suggestion) {
         await client?.sendNotification(DISMISSED_NOTIFICATION, dismissedParams(suggestion));
         await refreshStats();
       }
     }),
+    vscode.workspace.onDidChangeTextDocument((event) =>
+      shown.changed(event.document.uri.toString(), event.document.version, event.contentChanges)),
+    vscode.window.onDidChangeTextEditorSelection((event) => {
+      // a second editor of the same document moves its cursor when this one types
+      if (event.textEditor !== vscode.window.activeTextEditor) return;
+      shown.selected(event.textEditor.document.uri.toString(), event.selections);
+    }),
+    vscode.window.onDidChangeActiveTextEditor(() => shown.clear()),
+    vscode.workspace.onDidCloseTextDocument((document) => shown.forget(document.uri.toString())),
     vscode.commands.registerCommand("completer.showStats", async () => {
       const stats = await refreshStats();
       output.appendLine(`completer/stats ${JSON.stringify(stats ?? null, null, 2)}`);

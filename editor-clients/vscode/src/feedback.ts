@@ -1,5 +1,6 @@
 // Pure: what completer/accepted and completer/dismissed carry, from the command the server puts on
-// each inline completion item (no `vscode` import).
+// each inline completion item, and which of our suggestions is still on screen when Escape is
+// pressed (no `vscode` import).
 
 /**
  * The command the server puts on each item, `arguments: [{id, uri}]`, and that VS Code runs after
@@ -66,4 +67,110 @@ export function acceptedParams(arg: unknown): AcceptedParams | undefined {
 /** `completer/dismissed`'s params for the suggestion on screen. */
 export function dismissedParams(suggestion: Suggestion): DismissedParams {
   return suggestion.id === undefined ? { uri: suggestion.uri } : { id: suggestion.id, uri: suggestion.uri };
+}
+
+/** A place in a document as VS Code counts it: zero-based line and UTF-16 character. */
+export interface Place {
+  line: number;
+  character: number;
+}
+
+/** One edit of a document change, as VS Code's TextDocumentContentChangeEvent gives it. */
+export interface ContentChange {
+  range: { start: Place; end: Place };
+  text: string;
+}
+
+/** One selection of an editor, as VS Code's Selection gives it. */
+export interface SelectionLike {
+  anchor: Place;
+  active: Place;
+}
+
+function samePlace(a: Place, b: Place): boolean {
+  return a.line === b.line && a.character === b.character;
+}
+
+/** The place after `text` inserted at `place` (text with line breaks moves to a later line). */
+export function placeAfter(place: Place, text: string): Place {
+  const lines = text.split("\n");
+  const last = lines[lines.length - 1];
+  return lines.length === 1
+    ? { line: place.line, character: place.character + last.length }
+    : { line: place.line + lines.length - 1, character: last.length };
+}
+
+/** The cursor of an editor with one empty selection; undefined for a range or several cursors. */
+export function cursorOf(selections: readonly SelectionLike[]): Place | undefined {
+  if (selections.length !== 1 || !samePlace(selections[0].anchor, selections[0].active)) return undefined;
+  return selections[0].active;
+}
+
+/** Our suggestion on screen in one document: where (version, cursor) and what of it is still ahead. */
+interface OnScreen {
+  suggestion: Suggestion;
+  version: number;
+  cursor: Place;
+  ahead: string; // the text not typed yet; the ghost text VS Code shows
+}
+
+/**
+ * The suggestion of ours on screen, per document uri, so that Escape reports only that one: an
+ * entry lives while its document stays at the version and cursor it was shown at, or moves on by
+ * the user typing what it says (VS Code keeps showing the rest); any other edit, a cursor or
+ * selection elsewhere, another active editor, an accept or a dismiss forgets it.
+ */
+export class ShownSuggestions {
+  private readonly byUri = new Map<string, OnScreen>();
+
+  /** Our answer for `uri` at `version` and `cursor`: its first suggestion, or none (forgets). */
+  show(uri: string, version: number, cursor: Place, suggestion: Suggestion | undefined): void {
+    if (suggestion === undefined || suggestion.text === "") this.byUri.delete(uri);
+    else this.byUri.set(uri, { suggestion, version, cursor, ahead: suggestion.text });
+  }
+
+  /** The document `uri` is now at `version` after `changes`: typing the text ahead keeps it. */
+  changed(uri: string, version: number, changes: readonly ContentChange[]): void {
+    const entry = this.byUri.get(uri);
+    if (!entry || version === entry.version) return; // no entry, or no edit (a save, a dirty flag)
+    const [change] = changes;
+    const typedAhead = changes.length === 1 && change.text !== "" && entry.ahead.startsWith(change.text)
+      && samePlace(change.range.start, entry.cursor) && samePlace(change.range.end, entry.cursor);
+    if (!typedAhead || change.text === entry.ahead) {
+      this.byUri.delete(uri); // another edit, or the whole suggestion typed: nothing left on screen
+      return;
+    }
+    entry.version = version;
+    entry.cursor = placeAfter(entry.cursor, change.text);
+    entry.ahead = entry.ahead.slice(change.text.length);
+  }
+
+  /** The selections of the active editor of `uri` changed: only its cursor, unmoved, keeps it. */
+  selected(uri: string, selections: readonly SelectionLike[]): void {
+    const entry = this.byUri.get(uri);
+    const cursor = cursorOf(selections);
+    if (entry && !(cursor && samePlace(cursor, entry.cursor))) this.byUri.delete(uri);
+  }
+
+  /** Forgets the suggestion of `uri` (accepted, or its document closed). */
+  forget(uri: string): void {
+    this.byUri.delete(uri);
+  }
+
+  /** Forgets every suggestion (the active editor changed). */
+  clear(): void {
+    this.byUri.clear();
+  }
+
+  /**
+   * Escape in the editor of `uri`, at `version` with `selections`: the suggestion to report as
+   * dismissed, undefined when ours on screen there is unknown or stale. Forgets it either way.
+   */
+  dismiss(uri: string, version: number, selections: readonly SelectionLike[]): Suggestion | undefined {
+    const entry = this.byUri.get(uri);
+    this.byUri.delete(uri);
+    const cursor = cursorOf(selections);
+    if (!entry || version !== entry.version || !cursor || !samePlace(cursor, entry.cursor)) return undefined;
+    return entry.suggestion;
+  }
 }
