@@ -94,10 +94,17 @@ async def test_a_ready_engine_that_died_is_restarted(monkeypatch):
     assert (host.engine, host.restarts, host.failures, starts.calls) == (starts.engines[1], 1, 0, 2)
 
 
-async def test_died_before_the_engine_is_ready_does_nothing(monkeypatch):
+@pytest.mark.parametrize("reloading", [False, True])
+async def test_died_while_no_engine_is_ready_does_nothing(monkeypatch, reloading):
     host, starts, _ = hosting(monkeypatch, failures=0)
+    if reloading:
+        host.start()
+        await until(lambda: host.state == "ready")
+        host.start()  # the old engine goes: its requests fail meanwhile
     host.died()
-    assert (host.state, host.failures, starts.calls) == ("idle", 0, 0)
+    assert (host.state, host.failures, host.restarts) == ("loading" if reloading else "idle", 0, 0)
+    await until(lambda: host.state == ("ready" if reloading else "idle"))
+    assert starts.calls == 2 * reloading
 
 
 async def test_the_watchdog_notices_a_dead_engine(monkeypatch):

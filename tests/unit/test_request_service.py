@@ -82,9 +82,9 @@ async def test_a_failing_request_gives_none_and_a_dead_engine_is_restarted(monke
 
 async def test_no_engine_ready_gives_none_at_once():
     engine = FakeEngine()
-    server = serving(engine)
-    server.host.completer, server.host.state = None, "loading"
-    assert await server.service.complete(URI, LINE_END) is None
+    server = serving(engine, keystroke_hold_ms=5000)  # at once: without the hold
+    server.host.engine, server.host.completer, server.host.state = None, None, "loading"
+    assert await asyncio.wait_for(server.service.complete(URI, LINE_END), timeout=1) is None
     assert engine.requests == []
 
 
