@@ -12,8 +12,9 @@ import {
 } from "vscode-languageclient/node";
 import { resolvePython } from "./python";
 import { serverSettings } from "./settings";
-import { ACCEPTED_COMMAND, acceptedCommand, acceptedParams, dismissedParams, ShownSuggestions, suggestionId }
-  from "./feedback";
+import {
+  acceptedCommand, acceptedParams, dismissedParams, EDITOR_ACCEPTED_COMMAND, ShownSuggestions, suggestionId,
+} from "./feedback";
 import { isLoading, Stats, statusText, statusTooltip } from "./status";
 
 const STATS_REQUEST = "completer/stats";
@@ -76,8 +77,8 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
       provideCompletionItem: () => undefined,
       // The built-in inline completion feature sends textDocument/inlineCompletion with the
       // token (so VS Code's cancellation becomes $/cancelRequest); here each item's command (the
-      // server's, carrying its id) also gets the text shown, the first item is remembered for
-      // completer.dismiss, and the status bar is refreshed.
+      // server's, carrying its id) becomes the extension's, with the text shown added, the first
+      // item is remembered for completer.dismiss, and the status bar is refreshed.
       provideInlineCompletionItems: async (document, position, context, token, next) => {
         const version = document.version; // the answer is for this version, even if it changes meanwhile
         const result = await next(document, position, context, token);
@@ -123,7 +124,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(output, status, { dispose: () => poll && clearInterval(poll) });
 
   context.subscriptions.push(
-    vscode.commands.registerCommand(ACCEPTED_COMMAND, async (arg: unknown) => {
+    vscode.commands.registerCommand(EDITOR_ACCEPTED_COMMAND, async (arg: unknown) => {
       const params = acceptedParams(arg);
       if (!params) return;
       shown.forget(params.uri);

@@ -3,10 +3,17 @@
 // pressed (no `vscode` import).
 
 /**
- * The command the server puts on each item, `arguments: [{id, uri}]`, and that VS Code runs after
- * inserting it. The server has no executeCommandProvider: the extension registers the command.
+ * The command the server puts on each item, `arguments: [{id, uri}]`. The server also offers it
+ * as a workspace command (for clients that run an item's command on the server), so the language
+ * client registers it; the items VS Code gets carry EDITOR_ACCEPTED_COMMAND instead.
  */
 export const ACCEPTED_COMMAND = "completer.accepted";
+
+/**
+ * The extension's own command on each item, `arguments: [{id, uri, text}]`, that VS Code runs
+ * after inserting it: it sends completer/accepted with the text shown.
+ */
+export const EDITOR_ACCEPTED_COMMAND = "completer.editorAccepted";
 
 export interface CommandLike {
   title: string;
@@ -43,11 +50,11 @@ export function suggestionId(command: CommandLike | undefined): string | undefin
   return typeof id === "string" ? id : undefined;
 }
 
-/** The item's command: the server's, with the text shown added, so the notification can carry it. */
+/** The item's command: the extension's, with the server's id and the text shown, for the notification. */
 export function acceptedCommand(suggestion: Suggestion): CommandLike {
   const arg: Suggestion = { uri: suggestion.uri, text: suggestion.text };
   if (suggestion.id !== undefined) arg.id = suggestion.id;
-  return { title: "completer: accepted", command: ACCEPTED_COMMAND, arguments: [arg] };
+  return { title: "completer: accepted", command: EDITOR_ACCEPTED_COMMAND, arguments: [arg] };
 }
 
 /**

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 import {
-  ACCEPTED_COMMAND, acceptedCommand, acceptedParams, ContentChange, cursorOf, dismissedParams, Place, placeAfter,
-  SelectionLike, ShownSuggestions, Suggestion, suggestionId,
+  ACCEPTED_COMMAND, acceptedCommand, acceptedParams, ContentChange, cursorOf, dismissedParams, EDITOR_ACCEPTED_COMMAND,
+  Place, placeAfter, SelectionLike, ShownSuggestions, Suggestion, suggestionId,
 } from "../../src/feedback";
 
 const URI = "file:///work/fib.py";
@@ -25,9 +25,11 @@ test("the id comes from the server's command on the item", () => {
   }
 });
 
-test("the item's command keeps the server's id and adds the text shown", () => {
+test("the item's command is the extension's: the server's id and the text shown", () => {
+  // the language client registers the server's command (executeCommandProvider): one name, one owner
+  assert.notEqual(EDITOR_ACCEPTED_COMMAND, ACCEPTED_COMMAND);
   assert.deepEqual(acceptedCommand({ id: "cmpl-3f9c", uri: URI, text: "return n" }), {
-    title: "completer: accepted", command: ACCEPTED_COMMAND,
+    title: "completer: accepted", command: EDITOR_ACCEPTED_COMMAND,
     arguments: [{ id: "cmpl-3f9c", uri: URI, text: "return n" }],
   });
   assert.deepEqual(acceptedCommand({ id: undefined, uri: URI, text: "x" }).arguments, [{ uri: URI, text: "x" }]);
