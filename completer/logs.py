@@ -140,6 +140,8 @@ def configure(verbose: bool, command: str | None = None, log_path: str | Path | 
     os.environ["VLLM_CONFIGURE_LOGGING"] = "1"  # vLLM refuses a config file with it off
     os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config.resolve())
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # transformers' own bars while a GGUF file is converted: completer shows its own for that step
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     _redirect_stderr_fd(path)
     _log_file = path
     return path

@@ -117,6 +117,16 @@ def test_quiet_sends_everything_but_own_warnings_to_the_log_file(tmp_path):
     assert config["handlers"]["file"]["filename"] == str(path.resolve())
 
 
+def test_quiet_turns_transformers_progress_bars_off(tmp_path):
+    program = ("import os, sys; from completer import logs; logs.configure(False, 'models'); "
+               "print(os.environ.get('HF_HUB_DISABLE_PROGRESS_BARS'), os.environ.get('VLLM_LOGGING_CONFIG_PATH'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "VLLM_LOGGING_CONFIG_PATH")}
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60,
+                          env={**env, "COMPLETER_CACHE": str(tmp_path)})
+    bars, config = done.stdout.split()
+    assert bars == "1" and Path(config).is_file(), done.stderr
+
+
 def test_serve_keeps_its_info_records_on_stderr(tmp_path):
     _, stderr, path = run_program(tmp_path, False, "serve")
     assert "own info" in stderr and "library warning" not in stderr
