@@ -73,7 +73,7 @@ def other_plan_pays(costs: StepCosts, *, planned_speculate: bool, prompt_tokens:
     A long request planned to speculate right after a one-line (bypassed) one finds its prompt
     only in the bypass's cache, and a one-line request right after a speculating block request
     only in the speculating one. Only where the other plan's cache holds at least a block more
-    of the prompt: with both caches equally warm (or cold) the planner's choice stands.
+    of the prompt: with both caches equally warm (or cold) the policy's choice stands.
     """
     planned, other = ((cached_if_speculating, cached_if_bypassed) if planned_speculate
                       else (cached_if_bypassed, cached_if_speculating))

@@ -59,7 +59,7 @@ def test_expected_seconds_charges_the_draft_for_the_prompt_it_reads():
 
 @pytest.mark.parametrize("costs, cached_if_speculating, cached_if_bypassed, bypass", [
     (CPU, 0, 1400, True),       # typing on after a one-line answer: re-reading 1,400 tokens costs 25 s
-    (CPU, 1400, 1400, False),   # both caches as warm: the planner's choice stands
+    (CPU, 1400, 1400, False),   # both caches as warm: the policy's choice stands
     (CPU, 0, 0, False),         # both cold: likewise
     (CPU, 0, 100, False),       # less than a block apart
     (CPU, 1400, 0, False),      # the speculating cache is the warmer one
