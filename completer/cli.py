@@ -34,7 +34,8 @@ class TqdmProgress:
             return
         if self._bar is None or label != self._label:
             self._close()
-            self._bar = tqdm(total=100, desc=message, unit="%", file=sys.stderr, leave=False)
+            # disable=False: drawn even where TQDM_DISABLE turns other libraries' bars off (completer.logs)
+            self._bar = tqdm(total=100, desc=message, unit="%", file=sys.stderr, leave=False, disable=False)
             self._label = label
         pct = int(fraction * 100)
         if pct != self._bar.n:  # one redraw per percent, not per chunk

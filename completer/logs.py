@@ -142,6 +142,8 @@ def configure(verbose: bool, command: str | None = None, log_path: str | Path | 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     # transformers' own bars while a GGUF file is converted: completer shows its own for that step
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if command == "models":  # transformers' GGUF reader draws a plain tqdm bar of its own as well
+        os.environ.setdefault("TQDM_DISABLE", "1")
     _redirect_stderr_fd(path)
     _log_file = path
     return path

@@ -119,12 +119,28 @@ def test_quiet_sends_everything_but_own_warnings_to_the_log_file(tmp_path):
 
 def test_quiet_turns_transformers_progress_bars_off(tmp_path):
     program = ("import os, sys; from completer import logs; logs.configure(False, 'models'); "
-               "print(os.environ.get('HF_HUB_DISABLE_PROGRESS_BARS'), os.environ.get('VLLM_LOGGING_CONFIG_PATH'))")
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "VLLM_LOGGING_CONFIG_PATH")}
+               "print(os.environ.get('HF_HUB_DISABLE_PROGRESS_BARS'), os.environ.get('TQDM_DISABLE'), "
+               "os.environ.get('VLLM_LOGGING_CONFIG_PATH'))")
+    names = ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE", "VLLM_LOGGING_CONFIG_PATH")
+    env = {k: v for k, v in os.environ.items() if k not in names}
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60,
                           env={**env, "COMPLETER_CACHE": str(tmp_path)})
-    bars, config = done.stdout.split()
-    assert bars == "1" and Path(config).is_file(), done.stderr
+    hub_bars, tqdm_bars, config = done.stdout.split()
+    assert hub_bars == "1" and tqdm_bars == "1" and Path(config).is_file(), done.stderr
+
+
+def test_completer_progress_is_drawn_where_other_bars_are_off(monkeypatch):
+    import io
+
+    from completer.cli import TqdmProgress
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    progress = TqdmProgress()
+    progress("dequantizing model.gguf", 0.5)
+    progress("dequantizing model.gguf", 1.0)
+    assert "dequantizing model.gguf" in err.getvalue()
 
 
 def test_serve_keeps_its_info_records_on_stderr(tmp_path):
