@@ -29,6 +29,7 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 KEEP_LOGS = 20  # default log files kept in the logs folder; older ones are removed
 VLLM_CONFIG_SUFFIX = ".vllm-logging.json"
+OWN_STDERR = "completer-stderr"  # the stderr handler that shows completer's own records only
 
 _log_file: Path | None = None
 _terminal_fd: int | None = None
@@ -155,7 +156,19 @@ def _add_stderr_handler(root: logging.Logger, level: int, own_only: bool) -> Non
     handler.setLevel(level)
     if own_only:
         handler.addFilter(OwnRecords())
+        handler.set_name(OWN_STDERR)
     root.addHandler(handler)
+
+
+def set_own_level(level: str | None) -> None:
+    """The editor's ``log_level``: completer's own records from ``level`` up, in the log file and on
+    stderr (None: what the command line chose)."""
+    logging.getLogger("completer").setLevel(level.upper() if level else logging.NOTSET)
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == OWN_STDERR:
+            if not hasattr(handler, "default_level"):
+                handler.default_level = handler.level
+            handler.setLevel(level.upper() if level else handler.default_level)
 
 
 def _writes_to_fd2(stream) -> bool:

@@ -19,7 +19,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from completer import __version__
+from completer import __version__, logs
 from completer.config import Settings, parse_settings, reload_causes
 from completer.context import languages
 from completer.documents import DocumentStore
@@ -64,7 +64,7 @@ class CompleterServer(LanguageServer):
         causes = reload_causes(self.settings, new)
         self.settings = new
         # completer's own records; unset: the root logger's level (info, or debug with --verbose)
-        logging.getLogger("completer").setLevel(new.log_level.upper() if new.log_level else logging.NOTSET)
+        logs.set_own_level(new.log_level)
         self.service.shown.clear()  # suggestions made under the old settings
         if self.host.completer is not None:
             self.host.completer.settings = new
@@ -269,9 +269,10 @@ def _serve(tcp: bool, host: str, port: int, token: str | None = None) -> None:
     if tcp:
         listeners.serve_tcp(server, host, port, token)
         return
-    # The LSP stream gets a private copy of stdout; fd 1 goes to stderr so that nothing
-    # else (vLLM's engine process, progress bars) can write into the protocol stream.
+    # The LSP stream gets a private copy of stdout; fd 1 goes where fd 2 goes (the log file, or the
+    # terminal with --verbose: logs.py) so that nothing else (vLLM's engine processes, progress bars)
+    # can write into the protocol stream.
     lsp_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    os.dup2(2, sys.stdout.fileno())
     sys.stdout = sys.stderr
     listeners.serve_stdio(server, sys.stdin.buffer, lsp_out)

@@ -33,6 +33,11 @@ def encode(obj) -> bytes:
 class RawServer:
     def __init__(self, *, env: dict | None = None, args: tuple = (), cwd: Path = ROOT):
         self.log = tempfile.NamedTemporaryFile(prefix="completer-test-", suffix=".log", delete=False)
+        # everything the server and its engine log (vLLM's records included), not only its stderr
+        fd, self.full_log = tempfile.mkstemp(prefix="completer-test-", suffix=".full.log")
+        os.close(fd)
+        if "--log-file" not in args:
+            args = (*args, "--log-file", self.full_log)
         self.proc = subprocess.Popen([*SERVER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, cwd=cwd, env={**os.environ, **(env or {})})
         self._ids = itertools.count(1)
@@ -170,8 +175,9 @@ class RawServer:
         return self.proc.poll() is None
 
     def log_text(self) -> str:
+        """The server's stderr and its log file together."""
         self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")
+        return Path(self.log.name).read_text(errors="replace") + Path(self.full_log).read_text(errors="replace")
 
     def close(self, timeout: float = 60) -> int:
         try:
@@ -190,3 +196,4 @@ class RawServer:
                     pass
             self.log.close()
             os.unlink(self.log.name)
+            os.unlink(self.full_log)

@@ -155,3 +155,27 @@ def test_verbose_leaves_everything_on_stderr(tmp_path):
     for line in ("own warning", "own info", "library warning", "native write to fd 2", "child stderr"):
         assert line in stderr, stderr
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("level, on_stderr, not_on_stderr", [
+    ("debug", ("own debug", "own info"), ()),
+    ("warning", (), ("own debug", "own info")),
+    (None, ("own info",), ("own debug",)),  # unset: serve's own default (INFO)
+])
+def test_the_editors_log_level_reaches_stderr(tmp_path, level, on_stderr, not_on_stderr):
+    program = textwrap.dedent(f"""
+        import logging
+        from completer import logs
+        logs.configure(False, "serve")
+        logs.set_own_level({level!r})
+        logging.getLogger("completer.server").debug("own debug")
+        logging.getLogger("completer.server").info("own info")
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_LOGGING")}
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60,
+                          env={**env, "COMPLETER_CACHE": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    for line in on_stderr:
+        assert line in done.stderr, done.stderr
+    for line in not_on_stderr:
+        assert line not in done.stderr, done.stderr
