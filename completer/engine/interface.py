@@ -59,7 +59,10 @@ class Engine(Protocol):
                  cache_salt: str | None = None) -> AsyncIterator[Generation]:
         """Stream one request (``request_id``: new_request_id() when None), yielding the growing
         Generation. Cancelling or closing the stream aborts the request inside the engine.
-        Raises EngineError when the request fails in the engine."""
+
+        ``prompt`` is a context.prompt.Prompt (its special pieces become special tokens) or a plain
+        str; all other text is read as text, even where it spells a special token. Raises
+        EngineError when the request fails in the engine."""
 
     async def complete(self, prompt: str, plan: GenerationPlan, *, request_id: str | None = None,
                        cache_salt: str | None = None) -> Generation:

@@ -79,6 +79,7 @@ CONTRACT = (
                                                           "spec_decode_metrics")),
     Touch("vllm.v1.metrics.stats", "RequestSpecDecodeMetrics", attributes=("num_draft_tokens", "histogram")),
     Touch("vllm.inputs", "TextPrompt", attributes=("prompt", "cache_salt")),
+    Touch("vllm.inputs", "TokensPrompt", attributes=("prompt_token_ids", "cache_salt")),
     Touch("vllm.config", "VllmConfig", attributes=("cache_config", "additional_config", "scheduler_config")),
     Touch("vllm.config", "SchedulerConfig", attributes=("max_num_seqs",)),
     Touch("vllm.v1.metrics.loggers", "StatLoggerBase.record",
@@ -182,6 +183,15 @@ def per_request_args(speculation_with_sampling: bool, batch_k_limits: dict[int, 
             "additional_config": {ADDITIONAL_CONFIG_K_LIMITS: {str(b): k for b, k in batch_k_limits.items()},
                                   ADDITIONAL_CONFIG_DRAFT_PREFILL: draft_prefill,
                                   ADDITIONAL_CONFIG_SAMPLING: speculation_with_sampling}}
+
+
+def engine_prompt(text: str, token_ids: list[int] | None, cache_salt: str) -> str | dict:
+    """What AsyncLLM.generate reads: a TokensPrompt when the ids are given (vLLM does not tokenize
+    them again), else the text (a TextPrompt when it has a cache salt)."""
+    salt = {"cache_salt": cache_salt} if cache_salt else {}
+    if token_ids is not None:
+        return {"prompt_token_ids": token_ids, **salt}
+    return {"prompt": text, **salt} if salt else text
 
 
 def sampling_params(plan, per_request: bool) -> Any:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import AsyncIterator
 
 from completer.config import Settings
+from completer.context.tokens import HFTokenCounter
 from completer.engine import models, vllm_adapter
 from completer.engine.environment import detect_backend, prepare_environment
 from completer.engine.interface import Capabilities, EngineError, new_request_id
@@ -95,8 +96,9 @@ class VllmEngine:
     """Owns one vLLM AsyncLLM. Build it with ``VllmEngine.build(settings)`` (blocking)."""
 
     def __init__(self, llm, settings: Settings, target_dir: str, draft_dir: str | None, caps: Capabilities,
-                 memory: MemoryPlan, stats: EngineStats):
+                 memory: MemoryPlan, stats: EngineStats, encoder: HFTokenCounter | None = None):
         self._llm = llm
+        self._encoder = encoder  # the target's tokenizer: prompts go to vLLM as token ids
         self.settings = settings
         self.target_dir = target_dir
         self.draft_dir = draft_dir
@@ -164,7 +166,7 @@ class VllmEngine:
                             num_speculative_tokens=settings.speculative_config.num_speculative_tokens if method else 0,
                             per_request_speculation=per_request,
                             speculation_with_sampling=speculation_with_sampling(backend))
-        return cls(llm, settings, target_dir, draft_dir, caps, memory, stats)
+        return cls(llm, settings, target_dir, draft_dir, caps, memory, stats, prompt_encoder(target_dir))
 
     async def generate(self, prompt: str, plan: GenerationPlan, *, request_id: str | None = None,
                        cache_salt: str | None = None) -> AsyncIterator[Generation]:
@@ -174,7 +176,11 @@ class VllmEngine:
             raise EngineError("plan asks for speculation but the engine has no draft model")
         params = vllm_adapter.sampling_params(plan, self.capabilities.per_request_speculation)
         salt = self.prefix_cache(plan.speculate, cache_salt)
-        engine_prompt: str | dict = {"prompt": prompt, "cache_salt": salt} if salt else prompt
+        try:
+            token_ids = self._encoder.encode(prompt) if self._encoder is not None else None
+        except ValueError as err:  # a format whose special tokens the model lacks
+            raise EngineError(f"cannot encode the prompt: {err}") from err
+        engine_prompt = vllm_adapter.engine_prompt(prompt, token_ids, salt)
         stats = self._stats
         started = time.perf_counter()
         result = Generation(text="")
@@ -243,6 +249,16 @@ class VllmEngine:
             log.warning("engine shutdown: %s", err)
         self._llm = None
         gc.collect()
+
+
+def prompt_encoder(target_dir: str) -> HFTokenCounter | None:
+    """The target's tokenizer for prompts (None, with a warning, when its folder has no tokenizer.json:
+    vLLM then reads prompts as text, and document text that spells a special token becomes one)."""
+    try:
+        return HFTokenCounter(target_dir)
+    except Exception as err:
+        log.warning("no tokenizer.json in %s (%s): prompts go to vLLM as text", target_dir, err)
+        return None
 
 
 def engine_args(settings: Settings, target_dir: str, method: str | None, draft_dir: str | None,
