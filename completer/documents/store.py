@@ -12,13 +12,15 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 from tree_sitter import Point, Tree
 
 from completer.context import languages, window
 from completer.context.snippets import windows
 from completer.documents.positions import PositionError, offset_at
+from completer.documents.uris import uri_key, uri_path
+
+__all__ = ["Document", "DocumentStore", "display_path", "uri_key", "uri_path"]
 
 
 def byte_point(text: str, index: int) -> tuple[int, Point]:
@@ -138,8 +140,9 @@ class Document:
 
 
 def display_path(uri: str, root: str | None = None) -> str:
-    """A document's path as the model should read it: relative to the workspace root when inside it."""
-    path = uri.removeprefix("file://")
+    """A document's path as the model should read it (decoded): relative to the workspace root
+    (a path, as pygls gives it) when inside it."""
+    path = uri_path(uri)
     if root:
         root = root.rstrip("/") + "/"
         if path.startswith(root):
@@ -147,15 +150,10 @@ def display_path(uri: str, root: str | None = None) -> str:
     return path.lstrip("/")
 
 
-def uri_key(uri: str) -> str:
-    """The one spelling a URI is stored under: percent-escapes decoded, as editors differ in them."""
-    return unquote(uri)
-
-
 class DocumentStore:
     """The open documents, plus a few recently edited ones that were closed (for cross-file context).
 
-    Documents are found by URI whatever its percent-escapes (``uri_key``).
+    Documents are found by URI whatever its spelling (uris.uri_key).
     """
 
     def __init__(self, keep_closed: int = 8) -> None:
