@@ -1,0 +1,296 @@
+"""`completer bench quality --set repo`: holes cut in pinned public repositories, plain FIM vs completer.
+
+The holes (repo_tasks) are read out of the repositories' files at their pinned commits
+(repo_sources); each file is checked against the sha256 recorded with its holes. Rows,
+in one engine, the target alone (k = 0):
+
+- plain FIM: QWEN's FIM prompt of the prefix and suffix cut at line boundaries, nearest
+  the cursor, to the token budget completer uses; the model's raw text to its stop tokens;
+- completer: ``Completer.complete`` on the document with the hole removed;
+- completer, speculative k=5 (only on request): the same with the draft.
+
+Scores: exact match and edit similarity (quality.exact_match / edit_similarity), an exact
+match "as inserted" (leading newlines and the first line's indentation count), time to
+answer, and for block holes the empty answers and the answers with fewer lines than the
+removed block. The code read from the repositories and the answers stay out of the
+reports; the answers are kept beside the cache (TEXTS_FILE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from completer.bench.quality import COMPLETER, PLAIN, SPECULATIVE, edit_similarity, exact_match
+from completer.bench.repo_sources import task_texts
+from completer.bench.repo_tasks import BLOCK_KINDS, KINDS, SINGLE_LINE, RepoTask, cut, load_tasks, select
+
+DEFAULT_COUNTS = {SINGLE_LINE: 6, "block-indent": 5, "block-col0": 5}
+TEXTS_FILE = Path("~/.cache/completer/bench/quality-repo-texts.json")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A task made concrete: the document with its hole, and the expected text (never written to reports)."""
+
+    task: RepoTask
+    document: str
+    cursor: int
+    expected: str
+
+
+@dataclass
+class RepoRecord:
+    task: str
+    repo: str
+    language: str
+    kind: str
+    row: str
+    exact: bool
+    exact_as_inserted: bool
+    edit_similarity: float
+    empty: bool
+    answer_lines: int
+    expected_lines: int
+    tokens: int
+    latency_s: float
+
+
+def line_count(text: str) -> int:
+    """Lines of ``text`` once the empty lines around it are dropped (0 for blank text)."""
+    body = text.strip("\n")
+    return 0 if not body.strip() else body.count("\n") + 1
+
+
+def exact_as_inserted(completion: str, expected: str) -> bool:
+    """Equal as the editor would insert it: leading newlines and indentation count, trailing spaces do not."""
+    def norm(text: str) -> str:
+        return "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
+
+    return norm(completion) == norm(expected)
+
+
+def score(case: Case, row: str, completion: str, tokens: int, latency_s: float) -> RepoRecord:
+    t = case.task
+    return RepoRecord(t.id, t.repo, t.language, t.kind, row, exact_match(completion, case.expected),
+                      exact_as_inserted(completion, case.expected), edit_similarity(completion, case.expected),
+                      not completion.strip(), line_count(completion), line_count(case.expected), tokens,
+                      round(latency_s, 3))
+
+
+def cases(tasks: list[RepoTask], texts: dict[tuple[str, str, str], str]) -> list[Case]:
+    out = []
+    for t in tasks:
+        document, cursor, expected = cut(texts[(t.repo, t.commit, t.path)], t)
+        out.append(Case(t, document, cursor, expected))
+    return out
+
+
+def _share(records: list[RepoRecord], attr: str) -> float | None:
+    return sum(getattr(r, attr) for r in records) / len(records) if records else None
+
+
+def group_row(records: list[RepoRecord]) -> dict:
+    """n, exact match, exact as inserted, edit similarity, latency, and for blocks empty and shorter answers."""
+    blocks = [r for r in records if r.kind in BLOCK_KINDS]
+    return {"n": len(records), "exact_match": _share(records, "exact"),
+            "exact_as_inserted": _share(records, "exact_as_inserted"),
+            "edit_similarity": _share(records, "edit_similarity"),
+            "mean_latency_s": _share(records, "latency_s"),
+            "median_latency_s": statistics.median(r.latency_s for r in records) if records else None,
+            "empty_answers": sum(r.empty for r in blocks) if blocks else None,
+            "shorter_answers": sum(r.answer_lines < r.expected_lines for r in blocks) if blocks else None}
+
+
+def summarize(records: list[RepoRecord]) -> tuple[list[dict], dict]:
+    """(table rows by language × kind × row, then by kind over all languages; summary per row)."""
+    rows_names = list(dict.fromkeys(r.row for r in records))
+    languages = list(dict.fromkeys(r.language for r in records))
+    table = []
+    for language in languages + ["all"]:
+        for kind in KINDS:
+            for row in rows_names:
+                recs = [r for r in records if r.row == row and r.kind == kind and language in ("all", r.language)]
+                if recs:
+                    table.append({"language": language, "kind": kind, "row": row, **group_row(recs)})
+    summary = {}
+    for row in rows_names:
+        recs = [r for r in records if r.row == row]
+        single = group_row([r for r in recs if r.kind == SINGLE_LINE])
+        block = group_row([r for r in recs if r.kind in BLOCK_KINDS])
+        summary[row] = {
+            "single_line_tasks": single["n"], "single_line_exact_match": single["exact_match"],
+            "single_line_edit_similarity": single["edit_similarity"],
+            "block_tasks": block["n"], "block_exact_match": block["exact_match"],
+            "block_exact_as_inserted": block["exact_as_inserted"], "block_edit_similarity": block["edit_similarity"],
+            "empty_block_answers": block["empty_answers"], "short_block_answers": block["shorter_answers"],
+            **{f"{kind.replace('-', '_')}_exact_match": group_row([r for r in recs if r.kind == kind])["exact_match"]
+               for kind in BLOCK_KINDS},
+            "mean_latency_s": group_row(recs)["mean_latency_s"], "median_latency_s": group_row(recs)["median_latency_s"],
+        }
+    return table, summary
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def markdown(table: list[dict], meta: dict) -> str:
+    lines = ["| language | kind | row | n | exact match | exact as inserted | edit similarity | mean s | median s "
+             "| empty | shorter |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in table:
+        blank = lambda v: "–" if v is None else str(v)  # noqa: E731
+        lines.append(f"| {r['language']} | {r['kind']} | {r['row']} | {r['n']} | {_pct(r['exact_match'])} "
+                     f"| {_pct(r['exact_as_inserted'])} | {r['edit_similarity']:.3f} | {r['mean_latency_s']:.2f} "
+                     f"| {r['median_latency_s']:.2f} | {blank(r['empty_answers'])} | {blank(r['shorter_answers'])} |")
+    repos = ", ".join(f"{r['repo']}@{r['commit'][:10]} ({r['language']})" for r in meta["repos"])
+    commit = meta.get("completer_commit") or "unknown"
+    if meta.get("completer_changes"):
+        commit += " plus uncommitted changes to " + ", ".join(meta["completer_changes"])
+    return ("# Quality on real repositories: plain FIM vs completer\n\n"
+            f"Command: `{meta['command']}`; completer at {commit}.\n\n"
+            f"Machine: {meta['machine']}; {meta['vllm']}; target {meta['target']} (greedy, target alone); "
+            f"{meta['tasks']} holes ({', '.join(f'{v} {k}' for k, v in meta['counts'].items())} per language) from "
+            f"{repos}; context budget {meta['context_tokens']} tokens for both rows; max {meta['max_tokens']} tokens; "
+            f"wall time {meta['wall_s']} s.\n\n"
+            "Exact match ignores the whitespace around the answer; *exact as inserted* counts leading newlines and the "
+            "first line's indentation. *Empty*: block holes answered with nothing; *shorter*: block answers with fewer "
+            "lines than the removed block. Latency is the time to the whole answer.\n\n"
+            + "\n".join(lines) + "\n\n![exact match by kind](quality-repo.png)\n")
+
+
+def plot(table: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in table if r["language"] == "all"]
+    names = list(dict.fromkeys(r["row"] for r in rows))
+    kinds = [k for k in KINDS if any(r["kind"] == k for r in rows)]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    width = 0.8 / max(len(names), 1)
+    for ax, key, label in ((axes[0], "exact_match", "exact match (%)"), (axes[1], "edit_similarity", "edit similarity")):
+        scale = 100 if key == "exact_match" else 1
+        for i, name in enumerate(names):
+            values = [next((r[key] for r in rows if r["kind"] == k and r["row"] == name), 0.0) * scale for k in kinds]
+            bars = ax.bar([x + i * width for x in range(len(kinds))], values, width, label=name)
+            ax.bar_label(bars, fmt="%.0f" if scale == 100 else "%.2f", fontsize=7)
+        ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(kinds))], kinds)
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Holes in five public repositories, Qwen2.5-Coder-1.5B")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plain_prompt(completer, document: str, cursor: int) -> str:
+    """The plain FIM prompt: prefix and suffix cut at line boundaries to completer's own token budget."""
+    from completer.context.builder import count_by_lines, cut_lines, cut_suffix
+
+    s, counter = completer.settings, completer.counter
+    prefix = cut_lines(document[:cursor], int(s.context_tokens * s.prefix_share), counter)
+    suffix = cut_suffix(document[cursor:], max(s.context_tokens - count_by_lines(prefix, counter), 0), counter)
+    return completer.fim.render(prefix, suffix)
+
+
+async def _generate(settings, items: list[Case], progress, speculative: bool) -> tuple[list[RepoRecord], list[dict]]:
+    from completer.engine import start_engine
+    from completer.pipeline import Completer
+    from completer.types import GenerationPlan
+
+    engine = await asyncio.to_thread(start_engine, settings)
+    try:
+        completer = Completer(engine, settings)
+        rows = [(COMPLETER, 0)] + ([(SPECULATIVE, 5)] if speculative else [])
+        records, texts = [], []
+        for n, case in enumerate(items):
+            plan = GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=completer.stop_token_ids,
+                                  speculate=False, num_speculative_tokens=0)
+            started = time.perf_counter()
+            gen = await engine.complete(plain_prompt(completer, case.document, case.cursor), plan,
+                                        cache_salt=f"plain-{n}")
+            records.append(score(case, PLAIN, gen.text, len(gen.token_ids), time.perf_counter() - started))
+            answers = {PLAIN: gen.text}
+            progress(1)
+            for row, k in rows:
+                started = time.perf_counter()
+                result = await completer.complete(case.document, case.cursor, case.task.language, k=k,
+                                                  path=case.task.path, cache_salt=f"{row}-{n}")
+                gen = result.generation
+                records.append(score(case, row, result.text, len(gen.token_ids) if gen else 0,
+                                     time.perf_counter() - started))
+                answers[row] = result.text
+                progress(1)
+            texts.append({"task": case.task.id, "expected": case.expected, "answers": answers})
+        return records, texts
+    finally:
+        engine.shutdown()
+
+
+def completer_commit() -> tuple[str | None, list[str]]:
+    """(HEAD of completer's own checkout, its files under completer/ with uncommitted changes)."""
+    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return None, []
+    status = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "completer"],
+                            capture_output=True, text=True)
+    return head.stdout.strip(), [line[3:] for line in status.stdout.splitlines()]
+
+
+def prepare(tasks_file: Path, repos_dir: Path, counts: dict[str, int]) -> tuple[list[dict], list[Case]]:
+    """(pinned repositories, cases) for the run. Raises ValueError (task file) or SourceError (repositories)."""
+    from completer.bench.repo_sources import SourceError, missing, missing_message
+
+    repos, tasks = load_tasks(tasks_file)
+    tasks = select(tasks, counts)
+    used = [r for r in repos if any(t.repo == r["repo"] for t in tasks)]
+    absent = missing(repos_dir, used)
+    if absent:
+        raise SourceError(missing_message(repos_dir, absent))
+    return used, cases(tasks, task_texts(repos_dir, tasks))
+
+
+def run(tasks_file: Path, repos_dir: Path, counts: dict[str, int], out: Path | None, quick: bool = False,
+        cpu_threads_bind: str | None = None, speculative: bool = False) -> dict:
+    """Score the holes of ``tasks_file`` (the first ``counts[kind]`` per language and kind).
+
+    Writes OUT/quality-repo.{json,md,png} when ``out`` is given; returns the JSON's dict.
+    Raises ValueError or SourceError before the engine starts when the tasks cannot be read.
+    """
+    from tqdm import tqdm
+
+    from completer.bench.latency import machine_description, vllm_version
+    from completer.config import Settings
+
+    repos, items = prepare(tasks_file, repos_dir, counts)
+    settings = Settings(speculation_policy="per_request", cpu_threads_bind=cpu_threads_bind,
+                        **({"max_tokens": 48} if quick else {}))
+    started = time.time()
+    with tqdm(total=len(items) * (2 + speculative), desc="bench quality repo", unit="req") as bar:
+        records, texts = asyncio.run(_generate(settings, items, bar.update, speculative))
+    table, summary = summarize(records)
+    commit, changes = completer_commit()
+    meta = {"command": "completer " + " ".join(sys.argv[1:]), "machine": machine_description(),
+            "vllm": vllm_version(), "target": settings.model, "completer_commit": commit,
+            "completer_changes": changes, "repos": repos, "counts": counts, "tasks": len(items),
+            "max_tokens": settings.max_tokens, "context_tokens": settings.context_tokens,
+            "cpu_threads_bind": cpu_threads_bind, "wall_s": round(time.time() - started, 1)}
+    result = {**meta, "summary": summary, "rows": table, "records": [asdict(r) for r in records]}
+    kept = TEXTS_FILE.expanduser()
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(texts, indent=1))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "quality-repo.json").write_text(json.dumps(result, indent=1))
+        (out / "quality-repo.md").write_text(markdown(table, meta))
+        plot(table, out / "quality-repo.png")
+    return result
