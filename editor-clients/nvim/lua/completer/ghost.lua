@@ -49,7 +49,7 @@ local function render(bufnr)
   if not g then
     return
   end
-  local lines = vim.split(g.text, '\n', { plain = true })
+  local lines = text_util.lines(g.text)
   local virt_lines = {}
   for i = 2, #lines do
     virt_lines[#virt_lines + 1] = { { expand_tabs(bufnr, lines[i]), config.hl_group } }
@@ -106,6 +106,7 @@ local function suggestion_at_cursor(bufnr, client, result, row, col)
       text = text.value -- a snippet string: shown and inserted as plain text
     end
     if type(text) == 'string' and text ~= '' then
+      text = text_util.normalize_newlines(text) -- a CRLF file's suggestion: lines without ^M
       if not item.range then
         return text, item
       end
@@ -240,7 +241,7 @@ function M.accept(bufnr, partial)
   end
   local take = partial and text_util.first_line(g.text) or g.text
   local rest = g.text:sub(#take + 1)
-  local lines = vim.split(take, '\n', { plain = true })
+  local lines = text_util.lines(take)
   api.nvim_buf_set_text(bufnr, g.row, g.col, g.row, g.col, lines)
   local row = g.row + #lines - 1
   local col = (#lines == 1 and g.col or 0) + #lines[#lines]

@@ -22,9 +22,9 @@ end
 
 --- Apply (part of) an accepted item the way Neovim's default handler does, then report it.
 local function apply(bufnr, item, partial)
-  local text = item_text(item)
+  local text = text_util.normalize_newlines(item_text(item)) -- a CRLF file's suggestion: no ^M
   local take = partial and text_util.first_line(text) or text
-  local lines = vim.split(take, '\n', { plain = true })
+  local lines = text_util.lines(take)
   local row, col, end_row, end_col
   if item.range then
     row, col = item.range.start.row, item.range.start.col
