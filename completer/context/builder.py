@@ -127,7 +127,7 @@ def snippet_query(full_prefix: str, full_suffix: str, step: int) -> str:
 
 # a line that ends in an opening bracket (with the punctuation and the space before it): the model
 # writes the bracket joined to the word after it ("(width" is one token), so it is held back
-OPENING = re.compile(r" ?[^\w\s]*[(\[{]$")
+OPENING = re.compile(r" ?[^\w\s]*[(\[{]\Z")  # \Z: "$" would also match before a final line break
 
 
 def anchor_for(line_so_far: str, anchor: str) -> str:
@@ -170,13 +170,13 @@ def middle_split(full_prefix: str, prefix: str, anchor: str, step: int) -> int:
 def held_back(middle_start: str) -> str:
     """The end of the typed middle left for the model to write again.
 
-    The tokenizer joins a space to the word after it (``"    if"`` is ``"   "`` + ``" if"``) and
-    an opening bracket to the word after it (``"(width"``), so a middle that ends in either asks
+    The tokenizer joins a space or a tab to the word after it (``"    if"`` is ``"   "`` + ``" if"``,
+    ``"\t\tif"`` is ``"\t"`` + ``"\tif"``) and an opening bracket to the word after it (``"(width"``), so a middle that ends in either asks
     for a token the model never saw begin there. It gets the middle without that end and writes
     it; the pipeline drops it again (see without_held_back).
     """
-    if middle_start.endswith(" "):
-        return " "
+    if middle_start.endswith((" ", "\t")):
+        return middle_start[-1]
     opening = OPENING.search(middle_start)
     return opening.group() if opening else ""
 

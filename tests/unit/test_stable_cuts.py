@@ -170,7 +170,8 @@ def test_block_anchor_keeps_the_prompt_before_the_middle_still_while_typing():
 @pytest.mark.parametrize("line_so_far, middle_start, held", [
     ("", "l4\nl5\n", ""),  # at the line's start: the block's lines start the middle
     ("    ", "l4\nl5\n   ", " "),  # indentation: its last space is left to the model (" if" is one token)
-    ("\t", "l4\nl5\n\t", ""),
+    ("\t", "l4\nl5\n", "\t"),  # a tab too: the model writes "\tif"
+    ("\t\t", "l4\nl5\n\t", "\t"),
     ("x = ", "l4\nl5\nx =", " "),  # a value begins: the middle ends on a whole token, the space is the model's
     ("w = f(", "l4\nl5\nw = f", "("),  # an opening bracket: the model writes "(arg"
     ("s % (", "l4\nl5\ns %", " ("),  # the space before the bracket is the bracket's token
@@ -196,6 +197,9 @@ def test_auto_anchor_uses_the_block_where_the_middle_ends_on_a_whole_token(line_
     ("w = f(", ".g(x)", ""),  # it continued other code than the typed bracket: no answer
     ("w = f(", "", ""),
     ("s % (", " (a, b)", "a, b)"),
+    ("\t\t", "\tfmt.Println(x)", "fmt.Println(x)"),  # the tab written back: dropped
+    ("func f() {\n", "\tx := 1", "\tx := 1"),  # a bracket on the line above is not held back
+    ("if x {\n\t", "\treturn", "return"),
 ])
 def test_held_back_end_of_the_middle(middle_start, text, expected):
     assert without_held_back(text, held_back(middle_start)) == expected
