@@ -60,6 +60,26 @@ def cut_before_suffix_repeat(text: str, suffix: str, line_prefix: str | None = N
     return text
 
 
+def cut_before_suffix_lines(text: str, suffix: str, lookahead: int = 12) -> str:
+    """Across lines: stop where the completion writes two consecutive lines of the code after the
+    cursor again, each at its own indentation (the next ``elif`` branch and its body, say).
+
+    Looks at the first ``lookahead`` lines of code of the suffix; a pair of lines counts when
+    one of them has at least 4 characters of code (two closing braces repeat legitimately).
+    The completion's first line starts mid-line and is not compared.
+    """
+    code = [line.rstrip() for line in _lines(suffix) if line.strip()][:lookahead + 1]
+    pairs = {(a, b) for a, b in zip(code, code[1:]) if max(len(a.strip()), len(b.strip())) >= 4}
+    if not pairs:
+        return text
+    lines = text.split("\n")
+    numbered = [(i, line.rstrip()) for i, line in enumerate(lines) if line.strip()]
+    for (i, line), (_, following) in zip(numbered, numbered[1:]):
+        if i > 0 and (line, following) in pairs:
+            return "\n".join(lines[:i]).rstrip()
+    return text
+
+
 def trim_suffix_overlap(text: str, suffix: str, min_chars: int = 8) -> str:
     """Across lines: drop the end of ``text`` that the suffix starts with (at least ``min_chars`` of code)."""
     head = suffix.lstrip("\n")

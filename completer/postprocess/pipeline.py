@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from completer.postprocess.overlap import cut_before_suffix_repeat, trim_line_suffix_overlap, trim_suffix_overlap
+import functools
+
+from completer.postprocess.body import function_body_floor
+from completer.postprocess.indentation import drop_leading_blank_lines, indent_unit, reindent, width_of
+from completer.postprocess.overlap import (cut_before_suffix_lines, cut_before_suffix_repeat, trim_line_suffix_overlap,
+                                           trim_suffix_overlap)
 from completer.postprocess.truncate import (cut_at_block_end, cut_at_closing_bracket, cut_repeated_lines,
                                             cut_single_line, cut_to_parseable, end_before_next_line, inserted_above,
                                             parse_window, scope_floor)
@@ -10,9 +15,26 @@ from completer.types import CompletionKind, Context
 
 
 def block_floor(ctx: Context) -> int | None:
-    """How far a completion may dedent before it has left its block: to the body of its function or class."""
-    window_prefix, _ = parse_window(ctx.full_prefix or ctx.prefix, "")
-    return scope_floor(window_prefix)
+    """How far a completion may dedent before it has left its block: to the body of the function
+    around the cursor, else to the body of the top-level statement it is in."""
+    return _block_floor(ctx.full_prefix or ctx.prefix, ctx.full_suffix or ctx.suffix, ctx.language)
+
+
+@functools.lru_cache(maxsize=8)  # asked at every streamed token of one request
+def _block_floor(prefix: str, suffix: str, language: str) -> int | None:
+    window_prefix, window_suffix = parse_window(prefix, suffix)
+    floor = function_body_floor(window_prefix, window_suffix, language, width_of(_unit(prefix, suffix)) or 4)
+    return floor if floor is not None else scope_floor(window_prefix)
+
+
+def document_unit(ctx: Context) -> str:
+    """The document's indentation unit (see indentation.indent_unit); the cut prompt's when the whole text is not known."""
+    return _unit(ctx.full_prefix or ctx.prefix, ctx.full_suffix or ctx.suffix)
+
+
+@functools.lru_cache(maxsize=8)
+def _unit(prefix: str, suffix: str) -> str:
+    return indent_unit(prefix[-200_000:] + suffix[:200_000])
 
 
 def postprocess(text: str, ctx: Context) -> str:
@@ -25,10 +47,13 @@ def postprocess(text: str, ctx: Context) -> str:
         return text.rstrip() if not ctx.line_suffix.strip() else text
     suffix = ctx.full_suffix or ctx.suffix
     raw = text
+    text = drop_leading_blank_lines(text, ctx.line_prefix, ctx.line_suffix)
+    text = reindent(text, document_unit(ctx), first_line_too=not ctx.line_prefix)
     text = cut_repeated_lines(text)
     text = cut_at_block_end(text, ctx.line_prefix, block_floor(ctx))
     text = cut_at_closing_bracket(text, suffix, ctx.language)
     text = cut_before_suffix_repeat(text, suffix, ctx.line_prefix)
+    text = cut_before_suffix_lines(text, suffix)
     text = trim_suffix_overlap(text, suffix)
     text = end_before_next_line(text, raw, ctx.line_prefix, ctx.line_suffix)
     tail = "\n" + ctx.line_prefix if inserted_above(ctx.line_prefix, ctx.line_suffix) else ""
@@ -43,6 +68,6 @@ def block_finished(text: str, ctx: Context) -> bool:
     suffix = ctx.full_suffix or ctx.suffix
     if len(cut_at_block_end(text, ctx.line_prefix, block_floor(ctx))) < len(body.rstrip()):
         return True
-    if len(cut_repeated_lines(text)) < len(body):
+    if len(cut_repeated_lines(text)) < len(body) or len(cut_before_suffix_lines(text, suffix)) < len(body):
         return True
     return len(cut_before_suffix_repeat(text, suffix, ctx.line_prefix)) < len(body)
