@@ -10,7 +10,10 @@ from completer.types import CompletionKind
 _BLOCK_OPENERS = (":", "{", "=>", "(", "[", "->")
 _WORD_CHAR = re.compile(r"\w")
 # syntax nodes inside which a completion should stay on its line
-_SINGLE_LINE_NODES = ("comment", "string", "string_content", "template_string", "raw_string_literal")
+_SINGLE_LINE_NODES = ("comment", "block_comment", "string", "string_content", "template_string", "raw_string_literal",
+                      "interpreted_string_literal", "string_literal", "text_block")
+# a line of a comment or string that holds nothing yet but the comment's own marks (" * ", "// ", "# ")
+_DECORATION = re.compile(r"\s*(?:\*|//+|#+|--)?\s*")
 
 
 def classify(line_prefix: str, line_suffix: str, tree=None, byte_offset: int | None = None) -> CompletionKind:
@@ -18,12 +21,18 @@ def classify(line_prefix: str, line_suffix: str, tree=None, byte_offset: int | N
     else single-line.
 
     ``tree`` (a tree-sitter Tree) refines the decision: inside comments and strings
-    a completion stays on its line.
+    a completion stays on its line, except on an empty line of one that spans lines (a doc
+    comment's example, a template), which asks for lines as code does.
     """
     if line_suffix[:1] and _WORD_CHAR.match(line_suffix[:1]) and line_prefix[-1:] and _WORD_CHAR.match(line_prefix[-1:]):
         return CompletionKind.EMPTY  # the cursor sits inside a word
-    if tree is not None and byte_offset is not None and _inside_single_line_node(tree, byte_offset):
-        return CompletionKind.SINGLE_LINE
+    if tree is not None and byte_offset is not None:
+        node = _enclosing_text_node(tree, byte_offset)
+        if node is not None:
+            # people write code in doc comments and templates too: an empty line there asks for lines
+            spans_lines = node.start_point.row != node.end_point.row
+            empty = not line_suffix.strip() and _DECORATION.fullmatch(line_prefix)
+            return CompletionKind.MULTI_LINE if spans_lines and empty else CompletionKind.SINGLE_LINE
     if line_suffix.strip():
         # before a line's code (its indentation at most): whole lines are inserted above it
         return CompletionKind.MULTI_LINE if not line_prefix.strip() else CompletionKind.SINGLE_LINE
@@ -33,14 +42,20 @@ def classify(line_prefix: str, line_suffix: str, tree=None, byte_offset: int | N
     return CompletionKind.SINGLE_LINE
 
 
-def _inside_single_line_node(tree, byte_offset: int) -> bool:
+def _enclosing_text_node(tree, byte_offset: int):
+    """The comment or string the cursor is inside (None: in code)."""
     node = tree.root_node.descendant_for_byte_range(max(byte_offset - 1, 0), byte_offset)
     while node is not None:
         if node.type in _SINGLE_LINE_NODES and node.start_byte < byte_offset:
             # at the very end of a line comment the cursor is past it
-            return node.end_byte > byte_offset or node.type == "comment"
+            inside = node.end_byte > byte_offset or node.type == "comment"
+            return node if inside else None
         node = node.parent
-    return False
+    return None
+
+
+def _inside_single_line_node(tree, byte_offset: int) -> bool:
+    return _enclosing_text_node(tree, byte_offset) is not None
 
 
 def may_grow(kind: CompletionKind, line_suffix: str, tree=None, byte_offset: int | None = None) -> bool:

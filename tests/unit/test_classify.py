@@ -27,6 +27,24 @@ def test_inside_a_comment_stays_on_one_line():
     assert classify(line_prefix, "", tree, offset) is K.SINGLE_LINE
 
 
+@pytest.mark.parametrize("language, text, expected", [
+    ("typescript", "/**\n * Example:\n * const c = f();\n * ‸\n */\nfunction f() {}\n", K.MULTI_LINE),  # JSDoc
+    ("typescript", "/**\n * Example: ‸\n */\nfunction f() {}\n", K.SINGLE_LINE),  # after text on the line
+    ("go", "package p\n\nconst t = `\n<ul>\n  ‸\n</ul>\n`\n", K.MULTI_LINE),  # a raw-string template
+    ("python", 'def f():\n    """Doc.\n\n    Example:\n        ‸\n    """\n', K.MULTI_LINE),  # a docstring
+    ("python", "x = 1  # ‸\n", K.SINGLE_LINE),  # a line comment
+    ("go", 'package p\n\nvar s = "a ‸"\n', K.SINGLE_LINE),  # a one-line string
+    ("rust", "/// Example:\n/// ‸\nfn f() {}\n", K.SINGLE_LINE),  # line comments are one line each
+])
+def test_empty_lines_of_multi_line_comments_and_strings_ask_for_lines(language, text, expected):
+    at = text.index("‸")
+    text = text.replace("‸", "")
+    line_prefix = text[:at].rpartition("\n")[2]
+    line_suffix = text[at:].partition("\n")[0]
+    tree = languages.parser(language).parse(text.encode())
+    assert classify(line_prefix, line_suffix, tree, len(text[:at].encode())) is expected
+
+
 @pytest.mark.parametrize("line_prefix, line_suffix, grows", [
     ("    for op in o", "", True),  # end of a line of code
     ('    """', "", True),
