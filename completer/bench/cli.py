@@ -81,7 +81,7 @@ def bench_batch(reps: int, out: Path, seed: int, cpu_threads_bind: str | None) -
 @bench.command("quality")
 @click.option("-n", "--num-tasks", type=click.IntRange(1), default=None,
               help="Tasks sampled from each HumanEval-infilling set (default 60); with --set repo, holes of each "
-                   "kind per language (default 5 single-line, 4 block-indent, 4 block-col0).")
+                   "kind per language (default 6 single-line, 5 block-indent, 5 block-col0).")
 @click.option("--quick", is_flag=True, help="Two tasks per set (one per kind and language for --set repo) and short "
                                             "completions: checks that it works.")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
