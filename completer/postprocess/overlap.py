@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from completer.postprocess.truncate import _CLOSERS, _code_chars
 
 
@@ -60,16 +62,18 @@ def cut_before_suffix_repeat(text: str, suffix: str, line_prefix: str | None = N
     return text
 
 
-def cut_before_suffix_lines(text: str, suffix: str, lookahead: int = 12) -> str:
-    """Across lines: stop where the completion writes two consecutive lines of the code after the
-    cursor again, each at its own indentation (the next ``elif`` branch and its body, say).
+def cut_before_suffix_lines(text: str, suffix: str) -> str:
+    """Across lines: stop where the completion writes the first two lines of code after the cursor
+    again, each at its own indentation (the next ``elif`` branch and its body; a closing brace and
+    the statement after it, which cut_before_suffix_repeat leaves alone).
 
-    Looks at the first ``lookahead`` lines of code of the suffix; a pair of lines counts when
-    one of them has at least 4 characters of code (two closing braces repeat legitimately).
-    The completion's first line starts mid-line and is not compared.
+    Only the suffix's first two lines count: code further down may legitimately look like what
+    the completion writes (two similar functions in a row). One of the two must have at least 4
+    characters of code (two closing braces repeat legitimately). The completion's first line
+    starts mid-line and is not compared.
     """
-    code = [line.rstrip() for line in _lines(suffix) if line.strip()][:lookahead + 1]
-    pairs = {(a, b) for a, b in zip(code, code[1:]) if max(len(a.strip()), len(b.strip())) >= 4}
+    code = [line.rstrip() for line in itertools.islice((line for line in _lines(suffix) if line.strip()), 2)]
+    pairs = {tuple(code)} if len(code) == 2 and max(len(line.strip()) for line in code) >= 4 else set()
     if not pairs:
         return text
     lines = text.split("\n")

@@ -34,7 +34,10 @@ def document_unit(ctx: Context) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _unit(prefix: str, suffix: str) -> str:
-    return indent_unit(prefix[-200_000:] + suffix[:200_000])
+    # the code around the cursor first: a Go file can hold a template indented with spaces
+    # (the cursor's line counts as a line of code: its indentation is the editor's)
+    window_prefix, window_suffix = parse_window(prefix, suffix)
+    return indent_unit(window_prefix + "x" + window_suffix) or indent_unit(prefix[-200_000:] + suffix[:200_000])
 
 
 def postprocess(text: str, ctx: Context) -> str:
@@ -70,4 +73,7 @@ def block_finished(text: str, ctx: Context) -> bool:
         return True
     if len(cut_repeated_lines(text)) < len(body) or len(cut_before_suffix_lines(text, suffix)) < len(body):
         return True
+    closed = cut_at_closing_bracket(text, suffix, ctx.language)
+    if len(closed) < len(body) and "\n" in text[len(closed):]:
+        return True  # a bracket opened before the cursor closed, and its line ended
     return len(cut_before_suffix_repeat(text, suffix, ctx.line_prefix)) < len(body)

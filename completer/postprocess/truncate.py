@@ -79,7 +79,8 @@ def _code_chars(text: str, language: str):
 def cut_at_closing_bracket(text: str, suffix: str, language: str) -> str:
     """Stop where the completion closes a bracket opened before the cursor: the enclosing block ends.
 
-    The closer is dropped when the suffix already starts with it, else kept as the last character.
+    The closer is dropped when the suffix already starts with it; else the closer's line is kept
+    to its end (``item);`` after ``push(``: the statement goes on to its ``;``).
     """
     stack: list[str] = []
     for i, ch in _code_chars(text, language):
@@ -92,7 +93,8 @@ def cut_at_closing_bracket(text: str, suffix: str, language: str) -> str:
                 continue
             if suffix.lstrip().startswith(ch):
                 return text[:i].rstrip()
-            return text[: i + 1]
+            line_end = text.find("\n", i)
+            return text if line_end < 0 else text[:line_end].rstrip()
     return text
 
 

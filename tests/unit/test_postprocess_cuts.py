@@ -25,6 +25,9 @@ def test_cut_repeated_lines(text, expected):
     ("f(a)\nreturn [x]", "", "python", "f(a)\nreturn [x]"),  # balanced
     ("s = '}'\nt = 1", "}", "javascript", "s = '}'\nt = 1"),  # inside a string
     ("x = 1  # )\ny", ")", "python", "x = 1  # )\ny"),  # inside a comment
+    ("item);\n            }\n            x", "\n", "rust", "item);"),  # the closer's line goes on to its end
+    ("a, b);  // done\nnext();", "\n", "java", "a, b);  // done"),
+    ("a, b)", "", "go", "a, b)"),
 ])
 def test_cut_at_closing_bracket(text, suffix, language, expected):
     assert cut_at_closing_bracket(text, suffix, language) == expected

@@ -42,6 +42,8 @@ GRADE = '''def grade(score):
         return "F"
 '''
 FIB = "package main\n\nfunc fib(n int) int {\n\tif n < 2 {\n\t\treturn n\n\t}\n\t‸\n}\n"
+TEMPLATE = ("package p\n\nconst script = `\nfoo() {\n    bar\n    baz\n    qux\n}\n`\n\n"
+            "func f(x bool) {\n\t‸\n}\n")
 PUSH = "package stack\n\ntype Stack struct {\n\titems []int\n}\n\nfunc (s *Stack) Push(v int) {\n‸\n}\n"
 
 CASES = [
@@ -64,6 +66,9 @@ CASES = [
      'return "B"\n    elif score >= 75:\n        return "C+"'),
     # 6. a tab-indented file gets tabs on every inserted line
     ("6 tabs", "go", FIB, "a := fib(n-1)\n    b := fib(n-2)\n    return a + b", "a := fib(n-1)\n\tb := fib(n-2)\n\treturn a + b"),
+    ("6 tabs beside a template indented with spaces", "go", TEMPLATE, "if x {\n\t\treturn\n\t}", "if x {\n\t\treturn\n\t}"),
+    # a bracket opened before the cursor closes: its statement goes on to the end of its line
+    ("closing bracket", "rust", "fn f() {\n    let a = g(‸\n}\n", "x, y);\n    let b = 2;", "x, y);"),
     ("6 spaces", "python", GRADE, 'if score >= 85:\n\t\t\treturn "B+"\n\t\treturn "B"',
      'if score >= 85:\n            return "B+"\n        return "B"'),
 ]
@@ -83,6 +88,7 @@ def test_shown_answer(name, language, document, model, shown):
     ("a\n  }\n}", "\n  }\n}\n", "a\n  }\n}"),  # closing braces repeat legitimately
     ("a\n\n    b = 1\n\n    c = 2", "\n    b = 1\n\n    c = 2\n", "a"),  # blank lines between do not hide it
     ("    b = 1\n    c = 2", "\n    b = 1\n    c = 2\n", "    b = 1\n    c = 2"),  # the first line starts mid-line
+    ("a\n\t}\n\treturn nil", "\n}\n\nfunc g() {\n\tif x {\n\t}\n\treturn nil\n}\n", "a\n\t}\n\treturn nil"),  # further down: kept
 ])
 def test_cut_before_suffix_lines(text, suffix, expected):
     assert cut_before_suffix_lines(text, suffix) == expected
