@@ -16,9 +16,10 @@ FUNCTION_NODES = frozenset({
 
 
 def function_body_floor(prefix: str, suffix: str, language: str, unit_width: int = 4) -> int | None:
-    """Width of the indentation of the innermost function body around the cursor (the end of
-    ``prefix``), read from the syntax tree of ``prefix + suffix``; a completion that dedents below
-    it has left the function (into the next method, or the next function).
+    """Width of the indentation of the body of the outermost function around the cursor (the end
+    of ``prefix``), read from the syntax tree of ``prefix + suffix``; a completion that dedents below
+    it has left the function (into the next method, or the next function). The outermost: from a
+    nested helper function the code may go on in the function that holds it; a class is no function.
 
     Where the cursor's line is blank the code just before it decides (a cursor at column 0 under
     ``def push(self, item):`` is in push's body), unless an empty line separates the cursor
@@ -35,8 +36,12 @@ def function_body_floor(prefix: str, suffix: str, language: str, unit_width: int
     data = (prefix + suffix).encode("utf-8")
     at = len(prefix[:code_end].encode("utf-8"))
     node = parser.parse(data).root_node.descendant_for_byte_range(at - 1, at)
-    while node is not None and node.type not in FUNCTION_NODES:
+    outermost = None
+    while node is not None:
+        if node.type in FUNCTION_NODES:
+            outermost = node
         node = node.parent
+    node = outermost
     body = node.child_by_field_name("body") if node is not None else None
     if body is None:
         return None

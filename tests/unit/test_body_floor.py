@@ -11,7 +11,8 @@ CASES = [
     ("python", "def f():\n    for a in b:\n        ‸\n    return c\n", 4),  # the function's body, not the loop's
     ("python", "def a():\n    return 1\n\n‸\n\ndef b():\n    pass\n", None),  # between functions
     ("python", "x = 1\n‸\ny = 2\n", None),  # not in a function
-    ("python", "def f():\n    def g():\n        ‸\n    return g\n", 8),  # the innermost function
+    ("python", "def f():\n    def g():\n        ‸\n    return g\n", 4),  # may go on in the function holding g
+    ("python", "class A:\n    def f(self):\n        def g():\n            ‸\n", 8),  # a method: never the class body
     ("go", "package p\n\nfunc (s *S) Push(v int) {\n‸\n}\n", 4),
     ("go", "package p\n\nfunc f() {\n\tif x {\n\t\t‸\n\t}\n}\n", 4),
     ("typescript", "class Q {\n  enqueue(item: T): void {\n‸\n  }\n\n  dequeue() {\n    return 1;\n  }\n}\n", 4),
