@@ -23,12 +23,19 @@ def block_floor(ctx: Context) -> int | None:
 @functools.lru_cache(maxsize=8)  # asked at every streamed token of one request
 def _block_floor(prefix: str, suffix: str, language: str) -> int | None:
     window_prefix, window_suffix = parse_window(prefix, suffix)
-    floor = function_body_floor(window_prefix, window_suffix, language, width_of(_unit(prefix, suffix)) or 4)
+    unit = FORMATTED_UNIT.get(language) or _unit(prefix, suffix)
+    floor = function_body_floor(window_prefix, window_suffix, language, width_of(unit) or 4)
     return floor if floor is not None else scope_floor(window_prefix)
+
+
+# languages whose formatter fixes the indentation (gofmt: tabs), whatever else the file holds
+FORMATTED_UNIT = {"go": "\t"}
 
 
 def document_unit(ctx: Context) -> str:
     """The document's indentation unit (see indentation.indent_unit); the cut prompt's when the whole text is not known."""
+    if ctx.language in FORMATTED_UNIT:
+        return FORMATTED_UNIT[ctx.language]
     return _unit(ctx.full_prefix or ctx.prefix, ctx.full_suffix or ctx.suffix)
 
 

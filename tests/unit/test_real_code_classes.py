@@ -67,6 +67,8 @@ CASES = [
     # 6. a tab-indented file gets tabs on every inserted line
     ("6 tabs", "go", FIB, "a := fib(n-1)\n    b := fib(n-2)\n    return a + b", "a := fib(n-1)\n\tb := fib(n-2)\n\treturn a + b"),
     ("6 tabs beside a template indented with spaces", "go", TEMPLATE, "if x {\n\t\treturn\n\t}", "if x {\n\t\treturn\n\t}"),
+    ("6 go is tabs whatever its templates hold", "go", "package p\n\nconst s = `\n" + "    x\n" * 20 + "`\n\nfunc f() error {\n‸\n}\n",
+     "\tx := 1\n\treturn nil", "\tx := 1\n\treturn nil"),
     # a bracket opened before the cursor closes: its statement goes on to the end of its line
     ("closing bracket", "rust", "fn f() {\n    let a = g(‸\n}\n", "x, y);\n    let b = 2;", "x, y);"),
     ("6 spaces", "python", GRADE, 'if score >= 85:\n\t\t\treturn "B+"\n\t\treturn "B"',
