@@ -7,7 +7,10 @@ in one engine, the target alone (k = 0):
 - plain FIM: QWEN's FIM prompt of the prefix and suffix cut at line boundaries, nearest
   the cursor, to the token budget completer uses; the model's raw text to its stop tokens;
 - completer: ``Completer.complete`` on the document with the hole removed;
-- completer, speculative k=5 (only on request): the same with the draft.
+- completer, speculative k=5 (only on request): the same with the draft;
+- completer's cuts on the removed text (no model): the removed text followed by the file's own
+  code, through completer's streaming stop and post-processing (oracle_answer). What this row
+  misses, the post-processing lost; the rest of the completer row's misses are the model's.
 
 Scores: exact match and edit similarity (quality.exact_match / edit_similarity), an exact
 match "as inserted" (leading newlines and the first line's indentation count), time to
@@ -203,6 +206,26 @@ def plain_prompt(completer, document: str, cursor: int) -> str:
     return completer.fim.render(prefix, suffix)
 
 
+ORACLE = "completer's cuts on the removed text"
+
+
+def oracle_answer(completer, case: Case, follow_chars: int = 400) -> str:
+    """What completer shows when the model writes exactly the removed text and then goes on with the
+    file's own following code (``follow_chars`` of it), streamed as the pipeline streams: a miss
+    here is the post-processing's fault, not the model's."""
+    from completer.context.builder import without_held_back
+    from completer.postprocess.pipeline import block_finished, postprocess
+    from completer.types import CompletionKind
+
+    ctx = completer.context(case.document, case.cursor, case.task.language, path=case.task.path)
+    text = without_held_back(ctx.held_back + case.expected + case.document[case.cursor:][:follow_chars],
+                             ctx.held_back)
+    if ctx.kind is CompletionKind.MULTI_LINE:
+        ends = (i + 1 for i, ch in enumerate(text) if ch == "\n")
+        text = text[:next((end for end in ends if block_finished(text[:end], ctx)), len(text))]
+    return postprocess(text, ctx)
+
+
 async def _generate(settings, items: list[Case], progress, speculative: bool) -> tuple[list[RepoRecord], list[dict]]:
     from completer.engine import start_engine
     from completer.pipeline import Completer
@@ -232,6 +255,7 @@ async def _generate(settings, items: list[Case], progress, speculative: bool) ->
                 answers[row] = result.text
                 progress(1)
             texts.append({"task": case.task.id, "expected": case.expected, "answers": answers})
+        records += [score(case, ORACLE, oracle_answer(completer, case), 0, 0.0) for case in items]
         return records, texts
     finally:
         engine.shutdown()

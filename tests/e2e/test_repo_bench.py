@@ -71,10 +71,13 @@ def test_repo_benchmark_quick(tmp_path):
         for row in ("plain FIM", "completer"):
             assert f"| {language} | {kind} | {row} | 1 |" in done.stdout, done.stdout
     summary = json.loads(done.stdout[done.stdout.index("\n{") + 1:done.stdout.rindex("}") + 1])
-    assert set(summary) == {"plain FIM", "completer"}
-    for row in summary.values():
+    oracle = "completer's cuts on the removed text"
+    assert set(summary) == {"plain FIM", "completer", oracle}
+    for name, row in summary.items():
         assert row["single_line_tasks"] == 1 and row["block_tasks"] == 2
-        assert 0.0 <= row["block_edit_similarity"] <= 1.0 and row["mean_latency_s"] > 0
+        assert 0.0 <= row["block_edit_similarity"] <= 1.0 and (row["mean_latency_s"] > 0) is (name != oracle)
+    # the removed text itself, followed by the file's own code, comes out of the cuts whole
+    assert summary[oracle]["block_exact_match"] == 1.0 and summary[oracle]["single_line_exact_match"] == 1.0
 
 
 def test_a_wrong_checkout_is_refused(tmp_path):

@@ -332,3 +332,23 @@ def test_plain_prompt_is_cut_at_lines_to_the_budget():
     counter = CharEstimateCounter()
     assert counter.count(prefix) <= 75 and counter.count(prefix) + counter.count(suffix) <= 100 + 10
     assert len(prefix) > 100 and len(suffix) > 20  # nearest the cursor, as much as the budget holds
+
+
+STACK_WITH_HOLE = ("class Stack:\n    def push(self, item):\n", "\n\n    def pop(self):\n        return self.items.pop()\n")
+
+
+@pytest.mark.parametrize("kind, before, expected, after", [
+    # the removed body, then the file's own next method: the cuts keep exactly the body
+    (BLOCK_COL0, STACK_WITH_HOLE[0], "        self.items.append(item)\n        self.size += 1", STACK_WITH_HOLE[1]),
+    (BLOCK_INDENT, STACK_WITH_HOLE[0] + "        ", "self.items.append(item)", STACK_WITH_HOLE[1]),
+    (SINGLE_LINE, "def f(xs):\n    return sum(", "xs)", "\n"),
+])
+def test_oracle_answer_is_the_removed_text_when_the_cuts_are_right(kind, before, expected, after):
+    from completer.config import Settings
+    from completer.pipeline import Completer
+    from tests.unit.fake_engine import FakeEngine
+
+    completer = Completer(FakeEngine(""), Settings())
+    task = RepoTask("o/r", "c" * 40, "a.py", "python", kind, len(before), len(before), len(before), "")
+    case = repo_bench.Case(task, before + after, len(before), expected)
+    assert repo_bench.oracle_answer(completer, case) == expected
