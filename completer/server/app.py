@@ -118,7 +118,8 @@ async def on_inline_completion(ls: CompleterServer, params: types.InlineCompleti
     result = await ls.service.complete(uri, params.position)
     if result is None or not result.text:
         return types.InlineCompletionList(items=[])
-    at = types.Range(start=params.position, end=params.position)
+    position = ls.service.clamped(uri, params.position)
+    at = types.Range(start=position, end=position)
     return types.InlineCompletionList(items=[types.InlineCompletionItem(
         insert_text=result.text, range=at, command=accepted_command(result.request_id, uri))])
 
@@ -130,7 +131,8 @@ async def on_completion(ls: CompleterServer, params: types.CompletionParams):
     if result is None or not result.text:
         return types.CompletionList(is_incomplete=True, items=[])
     text = result.text
-    at = types.Range(start=params.position, end=params.position)
+    position = ls.service.clamped(uri, params.position)
+    at = types.Range(start=position, end=position)
     label = text.strip().split("\n", 1)[0][:80] or text[:80]
     item = types.CompletionItem(
         label=label,

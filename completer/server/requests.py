@@ -15,7 +15,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from completer.documents import display_path
 from completer.documents.store import uri_key
-from completer.documents.positions import PositionError, offset_at
+from completer.documents.positions import PositionError, offset_at, position_at
 from completer.records import RequestLog, RequestRecord
 from completer.server.supervisor import LatestPerDocument
 from completer.server.typeahead import ShownSuggestions
@@ -108,6 +108,18 @@ class CompletionService:
         if stop_early:
             self.shown.remember(uri, prefix, suffix, result.text, result.kind.value)
         return result
+
+    def clamped(self, uri: str, position: types.Position) -> types.Position:
+        """``position`` as it lies in the document: a character past its line's end is the line's end
+        (the LSP rule), so the answer's range names a place that exists. Unchanged if it cannot be read."""
+        doc = self.server.documents.get(uri_key(uri))
+        encoding = self.server.position_encoding()
+        try:
+            line, character = position_at(doc.text, offset_at(doc.text, position.line, position.character, encoding),
+                                          encoding)
+        except (AttributeError, PositionError):
+            return position
+        return types.Position(line=line, character=character)
 
     def as_dict(self) -> dict:
         """The request part of `completer/stats`."""

@@ -159,6 +159,9 @@ async def test_a_completion_past_the_line_end_is_the_one_at_the_line_end(vscode)
     at_end = await complete_detail(vscode, uri, 1, 11, raw=True)
     past_end = await complete_detail(vscode, uri, 1, 500, raw=True)
     assert at_end["raw_text"] and past_end["raw_text"] == at_end["raw_text"]
+    # and the suggestion names the place it goes: the line's end, not the position asked for
+    result = await vscode.text_document_inline_completion_async(inline_params(uri, 1, 500))
+    assert result.items and result.items[0].range.start == types.Position(line=1, character=11), result
     close(vscode, uri)
 
 
