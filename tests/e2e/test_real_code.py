@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.helpers import inline_params, open_doc
+from tests.unit.test_real_code_classes import GRADE
 
 pytestmark = pytest.mark.engine
 
@@ -44,16 +45,7 @@ export function createClient(options: { baseUrl: string }) {
     "raw_string": ("go", "package page\n\nconst listTemplate = `\n<ul>\n{{range .Items}}\n  ‸\n{{end}}\n</ul>\n`\n"),
     "tab_block": ("go", "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tnames := []string{\"a\", \"b\", \"c\"}\n"
                         "\tfor i, name := range names {\n\t\t‸\n\t}\n}\n"),
-    "elif": ("python", '''def grade(score):
-    if score >= 90:
-        return "A"
-    elif score >= 80:
-        ‸
-    elif score >= 70:
-        return "C"
-    else:
-        return "F"
-'''),
+    "elif": ("python", GRADE),
     "tab_python": ("python", "def area(w, h):\n\tif w < 0 or h < 0:\n\t\traise ValueError(\"negative\")\n\t‸\n"),
 }
 
