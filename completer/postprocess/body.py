@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from completer.context import languages
-from completer.postprocess.indentation import width_of
+from completer.postprocess.truncate import indent_of
 
 # nodes whose ``body`` field holds a function's statements, in the grammars completer loads
 FUNCTION_NODES = frozenset({
@@ -45,18 +45,13 @@ def function_body_floor(prefix: str, suffix: str, language: str, unit_width: int
     body = node.child_by_field_name("body") if node is not None else None
     if body is None:
         return None
-    lines = data.split(b"\n")
-    header = _indent_width(lines[node.start_point.row])
+    lines = (prefix + suffix).split("\n")  # tree-sitter's rows are these lines
+    header = indent_of(lines[node.start_point.row])
     statements = [child for child in body.named_children if child.start_point.row > node.start_point.row]
-    floor = _indent_width(lines[statements[0].start_point.row]) if statements else header + unit_width
+    floor = indent_of(lines[statements[0].start_point.row]) if statements else header + unit_width
     if floor <= header:
         return None  # a one-line function (`f = lambda: x`, `{ return x; }`): no body to stay in
     return None if _between_functions(prefix, suffix, floor) else floor
-
-
-def _indent_width(line: bytes) -> int:
-    text = line.decode("utf-8", errors="replace")
-    return width_of(text[: len(text) - len(text.lstrip(" \t"))])
 
 
 def _between_functions(prefix: str, suffix: str, floor: int) -> bool:
@@ -67,5 +62,4 @@ def _between_functions(prefix: str, suffix: str, floor: int) -> bool:
     following = next((line for line in suffix.split("\n")[1:] if line.strip()), None)
     if following is None:
         return False
-    lead = following[: len(following) - len(following.lstrip(" \t"))]
-    return width_of(lead) < floor and not following.strip().startswith(("}", ")", "]"))
+    return indent_of(following) < floor and not following.strip().startswith(("}", ")", "]"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from completer.postprocess.truncate import indent_of
+
 TAB_WIDTH = 4  # how many columns a tab counts for (truncate.indent_of counts the same)
 _LEADING = re.compile(r"[ \t]*")
 
@@ -40,11 +42,6 @@ def indent_unit(text: str, max_lines: int = 2000) -> str:
     return " " * step
 
 
-def width_of(indentation: str) -> int:
-    """Columns of leading whitespace, a tab counted as TAB_WIDTH."""
-    return sum(TAB_WIDTH if ch == "\t" else 1 for ch in indentation)
-
-
 def in_unit(width: int, unit: str) -> str:
     """Indentation ``width`` columns wide written in the file's ``unit`` (tabs, then spaces for a remainder)."""
     if unit == "\t":
@@ -68,7 +65,7 @@ def reindent(text: str, unit: str, first_line_too: bool = False) -> str:
         if not lead or not lines[i].strip():
             continue
         if unit == "\t":
-            fixed = in_unit(width_of(lead), unit)
+            fixed = in_unit(indent_of(lead), unit)
         else:
             fixed = lead.replace("\t", unit)
         lines[i] = fixed + lines[i][len(lead):]
@@ -88,6 +85,6 @@ def drop_leading_blank_lines(text: str, line_prefix: str, line_suffix: str) -> s
     if not rest:
         return text
     lead = _LEADING.match(rest[0]).group()
-    extra = max(width_of(lead) - width_of(line_prefix), 0)
+    extra = max(indent_of(lead) - indent_of(line_prefix), 0)
     rest[0] = in_unit(extra, "\t" if "\t" in lead else " ") + rest[0][len(lead):]
     return "\n".join(rest)

@@ -72,14 +72,13 @@ def cut_before_suffix_lines(text: str, suffix: str) -> str:
     characters of code (two closing braces repeat legitimately). The completion's first line
     starts mid-line and is not compared.
     """
-    code = [line.rstrip() for line in itertools.islice((line for line in _lines(suffix) if line.strip()), 2)]
-    pairs = {tuple(code)} if len(code) == 2 and max(len(line.strip()) for line in code) >= 4 else set()
-    if not pairs:
+    first_two = tuple(line.rstrip() for line in itertools.islice((line for line in _lines(suffix) if line.strip()), 2))
+    if len(first_two) < 2 or max(len(line.strip()) for line in first_two) < 4:
         return text
     lines = text.split("\n")
     numbered = [(i, line.rstrip()) for i, line in enumerate(lines) if line.strip()]
     for (i, line), (_, following) in zip(numbered, numbered[1:]):
-        if i > 0 and (line, following) in pairs:
+        if i > 0 and (line, following) == first_two:
             return "\n".join(lines[:i]).rstrip()
     return text
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 
 from completer.postprocess.body import function_body_floor
-from completer.postprocess.indentation import drop_leading_blank_lines, indent_unit, reindent, width_of
+from completer.postprocess.indentation import drop_leading_blank_lines, indent_unit, reindent
 from completer.postprocess.overlap import (cut_before_suffix_lines, cut_before_suffix_repeat, trim_line_suffix_overlap,
                                            trim_suffix_overlap)
 from completer.postprocess.truncate import (cut_at_block_end, cut_at_closing_bracket, cut_repeated_lines,
                                             cut_single_line, cut_to_parseable, end_before_next_line, inserted_above,
-                                            parse_window, scope_floor)
+                                            indent_of, parse_window, scope_floor)
 from completer.types import CompletionKind, Context
 
 
@@ -23,8 +23,8 @@ def block_floor(ctx: Context) -> int | None:
 @functools.lru_cache(maxsize=8)  # asked at every streamed token of one request
 def _block_floor(prefix: str, suffix: str, language: str) -> int | None:
     window_prefix, window_suffix = parse_window(prefix, suffix)
-    unit = FORMATTED_UNIT.get(language) or _unit(prefix, suffix)
-    floor = function_body_floor(window_prefix, window_suffix, language, width_of(unit) or 4)
+    unit_width = indent_of(_unit(prefix, suffix, language)) or 4
+    floor = function_body_floor(window_prefix, window_suffix, language, unit_width)
     return floor if floor is not None else scope_floor(window_prefix)
 
 
@@ -33,14 +33,15 @@ FORMATTED_UNIT = {"go": "\t"}
 
 
 def document_unit(ctx: Context) -> str:
-    """The document's indentation unit (see indentation.indent_unit); the cut prompt's when the whole text is not known."""
-    if ctx.language in FORMATTED_UNIT:
-        return FORMATTED_UNIT[ctx.language]
-    return _unit(ctx.full_prefix or ctx.prefix, ctx.full_suffix or ctx.suffix)
+    """The document's indentation unit (see indentation.indent_unit; FORMATTED_UNIT first), read around
+    the cursor first; the cut prompt's when the whole text is not known."""
+    return _unit(ctx.full_prefix or ctx.prefix, ctx.full_suffix or ctx.suffix, ctx.language)
 
 
 @functools.lru_cache(maxsize=8)
-def _unit(prefix: str, suffix: str) -> str:
+def _unit(prefix: str, suffix: str, language: str) -> str:
+    if language in FORMATTED_UNIT:
+        return FORMATTED_UNIT[language]
     # the code around the cursor first: a Go file can hold a template indented with spaces
     # (the cursor's line counts as a line of code: its indentation is the editor's)
     window_prefix, window_suffix = parse_window(prefix, suffix)

@@ -1,6 +1,7 @@
 import pytest
 
-from completer.postprocess.indentation import drop_leading_blank_lines, in_unit, indent_unit, reindent, width_of
+from completer.postprocess.indentation import drop_leading_blank_lines, in_unit, indent_unit, reindent
+from completer.postprocess.truncate import indent_of
 
 
 @pytest.mark.parametrize("text, unit", [
@@ -16,8 +17,8 @@ def test_indent_unit(text, unit):
 
 
 @pytest.mark.parametrize("lead, width", [("", 0), ("    ", 4), ("\t", 4), ("\t\t  ", 10)])
-def test_width_of(lead, width):
-    assert width_of(lead) == width
+def test_indent_of(lead, width):
+    assert indent_of(lead) == width
 
 
 @pytest.mark.parametrize("width, unit, lead", [(8, "\t", "\t\t"), (6, "\t", "\t  "), (8, "  ", " " * 8), (0, "\t", "")])
