@@ -129,6 +129,7 @@ def summarize(records: list[RepoRecord]) -> tuple[list[dict], dict]:
         recs = [r for r in records if r.row == row]
         single = group_row([r for r in recs if r.kind == SINGLE_LINE])
         block = group_row([r for r in recs if r.kind in BLOCK_KINDS])
+        whole = group_row(recs)
         summary[row] = {
             "single_line_tasks": single["n"], "single_line_exact_match": single["exact_match"],
             "single_line_edit_similarity": single["edit_similarity"],
@@ -137,7 +138,7 @@ def summarize(records: list[RepoRecord]) -> tuple[list[dict], dict]:
             "empty_block_answers": block["empty_answers"], "short_block_answers": block["shorter_answers"],
             **{f"{kind.replace('-', '_')}_exact_match": group_row([r for r in recs if r.kind == kind])["exact_match"]
                for kind in BLOCK_KINDS},
-            "mean_latency_s": group_row(recs)["mean_latency_s"], "median_latency_s": group_row(recs)["median_latency_s"],
+            "mean_latency_s": whole["mean_latency_s"], "median_latency_s": whole["median_latency_s"],
         }
     return table, summary
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from completer.bench.repo_tasks import RepoTask, sha256
 
-DEFAULT_REPOS_DIR = Path("~/.cache/completer/repos")
 
 
 @dataclass(frozen=True)
