@@ -80,12 +80,15 @@ def receive(batch: Path) -> None:
     print(f"receive {batch}: {moved} new; {counts(manifest)}{todo}")
 
 
+def missing_chunks(missing: list[dict], shown: int = 5) -> None:
+    if missing:
+        names = " ".join(c["file"] for c in missing[:shown]) + (f" (+{len(missing) - shown} more)" if len(missing) > shown else "")
+        fail(EXIT_MISSING, f"missing chunks: {len(missing)} from batches {sorted({c['batch'] for c in missing})}: {names}")
+
+
 def assemble(payload: dict) -> Path:
     """The payload's bytes in one file, chunks checked first; a single chunk is used where it lies."""
-    missing = [c["file"] for c in payload["chunks"] if not have(c)]
-    if missing:
-        fail(EXIT_MISSING, f"missing chunks (batches {sorted({c['batch'] for c in payload['chunks'] if not have(c)})}): "
-             + " ".join(missing))
+    missing_chunks([c for c in payload["chunks"] if not have(c)])
     for c in payload["chunks"]:
         if sha256_file(CHUNKS / c["file"]) != c["sha256"]:
             fail(EXIT_SHA, f"sha mismatch: chunk {c['file']}")
@@ -118,16 +121,15 @@ def setup() -> None:
     done = json.loads(done_path.read_text()) if done_path.exists() else {}
     base = [p for p in manifest["payloads"] if p["group"] == "base"]
     missing = [c for p in base for c in p["chunks"] if not have(c) and done.get(p["file"]) != p["sha256"]]
-    if missing:
-        fail(EXIT_MISSING, f"missing chunks (batches {sorted({c['batch'] for c in missing})}): "
-             + " ".join(c["file"] for c in missing))
+    missing_chunks(missing)
     todo = [p for p in base if done.get(p["file"]) != p["sha256"]]
     wheels = [(p, assemble(p)) for p in todo if p["install"]["kind"] == "wheel"]
     if wheels:
         cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                "--no-cache-dir", "--upgrade", "--target", str(ROOT / "site")]
         cmd += os.environ.get("COMPLETER_GPU_PIP_ARGS", "").split()  # cross-install flags for a dry rehearsal
-        if subprocess.run(cmd + [str(w) for _, w in wheels]).returncode:
+        env = {**os.environ, "PIP_ROOT_USER_ACTION": "ignore"}  # the machines run as root, no venv
+        if subprocess.run(cmd + [str(w) for _, w in wheels], env=env).returncode:
             fail(EXIT_INSTALL, f"install failed: pip install --target {ROOT / 'site'} of {len(wheels)} wheels")
         done.update({p["file"]: p["sha256"] for p, _ in wheels})
     for p in todo:
