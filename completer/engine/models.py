@@ -286,7 +286,7 @@ def read_info(path: str) -> ModelInfo:
     head_dim = cfg.get("head_dim") or cfg.get("hidden_size", 0) // max(heads, 1)
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors")) or sum(
         p.stat().st_size for p in folder.glob("*.bin")
-    )
+    ) or parameter_bytes(cfg)
     return ModelInfo(
         path=str(folder),
         vocab_size=int(cfg.get("vocab_size", 0)),
@@ -296,6 +296,20 @@ def read_info(path: str) -> ModelInfo:
         num_kv_heads=int(cfg.get("num_key_value_heads", heads)),
         head_dim=int(head_dim),
     )
+
+
+def parameter_bytes(cfg: dict, bytes_per_parameter: int = 2) -> int:
+    """The weights' size a decoder-only config implies (for a folder without weight files: random
+    weights, or planning before a download). Counts embeddings, the output head unless tied, and per
+    layer the attention projections and a gated MLP; norms and biases are negligible."""
+    hidden, vocab = int(cfg.get("hidden_size", 0)), int(cfg.get("vocab_size", 0))
+    heads = int(cfg.get("num_attention_heads", 1))
+    head_dim = int(cfg.get("head_dim") or hidden // max(heads, 1))
+    kv = int(cfg.get("num_key_value_heads", heads)) * head_dim
+    attention = hidden * heads * head_dim * 2 + hidden * kv * 2  # q, o; k, v
+    mlp = 3 * hidden * int(cfg.get("intermediate_size", 0))
+    embeddings = vocab * hidden * (1 if cfg.get("tie_word_embeddings", False) else 2)
+    return (embeddings + int(cfg.get("num_hidden_layers", 0)) * (attention + mlp)) * bytes_per_parameter
 
 
 def _tokenizer_vocab(folder: Path) -> int | None:

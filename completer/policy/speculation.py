@@ -32,6 +32,14 @@ REASONS = (NO_DRAFT, SAMPLED, ENGINE_K, SHORT, LONG, WARM_CACHE, FIXED_K)
 
 CountTokens = Callable[[str], int]
 
+# What one draft token costs relative to a target step before this machine has measured it
+# (StepCosts.draft_cost replaces it after a few requests):
+# - draft_model: 0.31, the 0.5B draft against the 1.5B target on a 2-core CPU (docs/benchmarks/latency.md);
+# - eagle3: 0.15, from the H200 with the 1.5B shape at k = 5: 1.75x at acceptance length 3, 2.25x at 4,
+#   (length / speedup - 1) / k = 0.14 and 0.16 (docs/benchmarks/gpu/README.md);
+# - ngram, ngram_gpu: prompt lookup costs next to nothing; verifying k more tokens does not.
+PRIOR_DRAFT_COST = {"draft_model": 0.31, "eagle3": 0.15, "ngram": 0.05, "ngram_gpu": 0.05}
+
 
 def expected_tokens(ctx: Context, settings: Settings) -> tuple[int, int, tuple[str, ...]]:
     """(max_tokens, tokens the answer is expected to need, stop strings) for the request's kind."""
@@ -53,15 +61,17 @@ def speculation_reason(settings: Settings, caps: Capabilities, expected: int) ->
     return LONG if expected > settings.bypass_max_tokens else SHORT
 
 
-def choose_k(settings: Settings, caps: Capabilities, alpha: float | None) -> int:
-    """k for a speculating request: the best k for the live acceptance ``alpha``, never above the
-    engine's (vLLM sized its buffers for it); the engine's k without adaptive_k or per-request plans."""
+def choose_k(settings: Settings, caps: Capabilities, alpha: float | None, draft_cost: float) -> int:
+    """k for a speculating request: the best k for the live acceptance ``alpha`` at ``draft_cost``,
+    never above the engine's (vLLM sized its buffers for it); the engine's k without adaptive_k or
+    per-request plans, or where the engine runs fast only with every request at its k."""
     k = settings.speculative_config.num_speculative_tokens
     if caps.num_speculative_tokens:
         k = min(k, caps.num_speculative_tokens)
-    if settings.speculation_policy == "engine" or not settings.adaptive_k or alpha is None:
+    if (settings.speculation_policy == "engine" or not settings.adaptive_k or alpha is None
+            or caps.engine_k_only):
         return k
-    return min(best_k(alpha, settings.draft_cost_ratio), k)
+    return min(best_k(alpha, draft_cost), k)
 
 
 def at_line_start(ctx: Context) -> bool:
@@ -113,7 +123,15 @@ class SpeculationPolicy:
 
     def k_for(self, language: str) -> int:
         """The k a speculating request in ``language`` gets now."""
-        return choose_k(self.settings, self.caps, self.acceptance.alpha(language))
+        return choose_k(self.settings, self.caps, self.acceptance.alpha(language), self.draft_cost())
+
+    def draft_cost(self) -> float:
+        """One draft token's cost relative to a target step: as set, else as measured here, else the prior."""
+        if self.settings.draft_cost_ratio is not None:
+            return self.settings.draft_cost_ratio
+        if self.step_costs.draft_cost is not None:
+            return self.step_costs.draft_cost
+        return PRIOR_DRAFT_COST.get(self.caps.speculation_method or "", PRIOR_DRAFT_COST["draft_model"])
 
     def remember(self, ctx: Context, plan: GenerationPlan, generation: Generation, cache: str) -> None:
         """After a request, finished or cancelled: what prefix cache ``cache`` now holds, and the step costs."""
@@ -124,6 +142,10 @@ class SpeculationPolicy:
             self.step_costs.observe(read_tokens=generation.prompt_tokens - generation.cached_tokens,
                                     first_token_s=generation.first_token_s, new_tokens=len(generation.token_ids),
                                     latency_s=generation.latency_s)
+        elif generation.num_verify_steps:
+            self.step_costs.observe_speculated(first_token_s=generation.first_token_s, latency_s=generation.latency_s,
+                                               verify_steps=generation.num_verify_steps,
+                                               k=plan.num_speculative_tokens)
 
     def observe_acceptance(self, language: str, plan: GenerationPlan, generation: Generation) -> None:
         """After a request that ran to its end: the drafts it accepted move the language's acceptance."""
@@ -145,10 +167,11 @@ class SpeculationPolicy:
         speculating = self.count_tokens(ctx.prompt[:speculating_chars]) if speculating_chars else 0
         bypassed = self.count_tokens(ctx.prompt[:bypassed_chars]) if bypassed_chars else 0
         alpha = self.acceptance.alpha(ctx.language)
-        speedup = expected_speedup(alpha, self.k_for(ctx.language), s.draft_cost_ratio)
+        draft_cost = self.draft_cost()
+        speedup = expected_speedup(alpha, self.k_for(ctx.language), draft_cost)
         return other_plan_pays(self.step_costs, planned_speculate=planned_speculate, prompt_tokens=ctx.prompt_tokens,
                                cached_if_speculating=speculating, cached_if_bypassed=bypassed,
-                               new_tokens=max_tokens, speedup=speedup, draft_cost=s.draft_cost_ratio,
+                               new_tokens=max_tokens, speedup=speedup, draft_cost=draft_cost,
                                block_tokens=self.block_size)
 
 

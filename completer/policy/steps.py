@@ -1,8 +1,8 @@
 """The policy's per-step rules, applied inside vLLM's scheduler (engine/vllm_adapter.py) at each step.
 
 Each request carries its planned k (0 = bypass) in ``SamplingParams.extra_args[PLAN_KEY]``; a
-step drafts the largest k of its requests, capped for big batches. The scheduler trims each
-request's drafts to its own k afterwards, so a bypassed request never sees a draft token.
+step drafts the largest k of its requests, capped for big batches. Each request keeps at most its
+own k of a step's drafts (``drafts_kept``), so a bypassed request never sees a draft token.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ def request_k(extra_args: dict | None, temperature: float, engine_k: int, specul
     if not speculation_allowed(temperature, speculation_with_sampling):
         return 0
     return planned_k(extra_args, engine_k)
+
+
+def drafts_kept(request_k: int, drafted_k: int) -> int:
+    """Drafts a request keeps from a step that drafted ``drafted_k`` tokens: its own k at most, and
+    none after a step that skipped the drafter (whose runner reports K zeros per request)."""
+    return max(0, min(request_k, drafted_k))
 
 
 def step_k(planned: list[int], batch_size: int, batch_k_limits: dict[int, int] | None = None) -> int:

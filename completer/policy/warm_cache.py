@@ -31,10 +31,12 @@ class RecentPrompts:
 
 @dataclass
 class StepCosts:
-    """Seconds per prompt token read and per token decoded by the target alone (moving averages)."""
+    """Seconds per prompt token read and per token decoded by the target alone, and what one draft
+    token adds to a step relative to it (moving averages of this machine's own requests)."""
 
     prefill_s: float | None = None
     decode_s: float | None = None
+    draft_cost: float | None = None
     weight: float = 0.3
     min_prompt_tokens: int = 128  # fewer read tokens: the first token's decode step dominates
     min_new_tokens: int = 3
@@ -47,6 +49,15 @@ class StepCosts:
             self.prefill_s = self._average(self.prefill_s, first_token_s / read_tokens)
         if new_tokens >= self.min_new_tokens and latency_s > first_token_s:
             self.decode_s = self._average(self.decode_s, (latency_s - first_token_s) / (new_tokens - 1))
+
+    def observe_speculated(self, *, first_token_s: float | None, latency_s: float, verify_steps: int, k: int) -> None:
+        """One speculated request: its steps after the first token each verified ``k`` drafts.
+        A step costs one target step plus k draft tokens: (step / decode_s - 1) / k, kept in [0, 2]."""
+        if first_token_s is None or self.decode_s is None or k < 1 or verify_steps < self.min_new_tokens:
+            return
+        step_s = (latency_s - first_token_s) / verify_steps
+        sample = min(max((step_s / self.decode_s - 1) / k, 0.0), 2.0)
+        self.draft_cost = self._average(self.draft_cost, sample)
 
     def _average(self, old: float | None, sample: float) -> float:
         return sample if old is None else (1 - self.weight) * old + self.weight * sample

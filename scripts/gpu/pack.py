@@ -265,6 +265,15 @@ def model_payload() -> tuple[Path, dict]:
                   "install": {"kind": "gguf", "dest": f"cache/gguf/{entry.filename}"}}
 
 
+def tokenizer_files() -> list[Path]:
+    """The target's tokenizer files from its converted folder (`completer models fetch` writes it)."""
+    sys.path.insert(0, str(REPO))
+    from completer.engine import models
+
+    folder = Path(models.resolve(models.DEFAULT_TARGET))
+    return [folder / name for name in ("tokenizer.json", "tokenizer_config.json")]
+
+
 def chunk_payload(source: Path, record: dict, limit: int) -> list[dict]:
     """Cut into equal chunks of at most ``limit`` bytes; names, offsets and sha256s."""
     size = source.stat().st_size
@@ -338,6 +347,8 @@ def main() -> None:
         sources.append((vdir / rec["file"], rec, "base"))
     for w in dependency_wheels():
         sources.append((w, {"file": w.name, "install": {"kind": "wheel"}}, "base"))
+    for path in tokenizer_files():  # shape models with random weights need the real tokenizer only
+        sources.append((path, {"file": path.name, "install": {"kind": "file", "dest": f"tokenizer/{path.name}"}}, "base"))
     if args.with_model:
         path, rec = model_payload()
         sources.append((path, rec, "model"))

@@ -13,7 +13,7 @@ from completer.config import (RELOAD_RULES, SECTIONS, Settings, SpeculativeConfi
 
 def test_defaults_follow_vllm_names():
     s = Settings()
-    assert s.speculative_config.method == "draft_model"
+    assert s.speculative_config.method == "auto"
     assert s.speculative_config.num_speculative_tokens == 5
     assert s.temperature == 0.0 and s.trust_remote_code is False
 

