@@ -29,6 +29,7 @@ from completer.config import Settings, SpeculativeConfig
 from completer.context.builder import build_context
 from completer.context.prompt import QWEN
 from completer.context.tokens import HFTokenCounter
+from completer.engine.models import cache_dir
 from completer.policy.speculation import SpeculationPolicy
 from completer.types import CompletionKind, GenerationPlan
 
@@ -188,7 +189,7 @@ def run(shapes: list[str], engines: list[str] | None, out: Path, tokenizer_dir: 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "gpu-latency-records.jsonl"
     done = {(r.shape, r.engine) for r in load_records(path)}
-    folders = shape_folders(models_dir or out / "shape-models", tokenizer_dir)
+    folders = shape_folders(models_dir or cache_dir() / "shape-models", tokenizer_dir)
     prompts = build_prompts(tokenizer_dir, n, seed)
     batch8 = {c: [[p for p in prompts if p.length_class == c][:8]] for c in (SHORT, LONG)}
     specs = [s for s in engine_specs() if engines is None or s.name in engines]

@@ -92,9 +92,9 @@ def check_exact(model: str | None) -> bool:
     from completer.config import Settings, SpeculativeConfig
     from completer.engine import models
 
-    tokenizer = Path(model) if model else Path(models.resolve(models.DEFAULT_TARGET))
+    tokenizer = Path(model or os.environ.get("COMPLETER_TOKENIZER") or models.resolve(models.DEFAULT_TARGET))
     items = build_prompts(tokenizer, 16, seed=1)[:8]
-    folders = shape_folders(OUT / "shape-models", tokenizer)
+    folders = shape_folders(models.cache_dir() / "shape-models", tokenizer)
     f32 = dict(dtype="float32", max_num_seqs=8, batch_k_limits={}, warm_cache_plan=False)
     ok = True
 

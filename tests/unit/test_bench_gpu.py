@@ -64,3 +64,37 @@ def test_summary_speedups_are_against_the_target_alone_of_the_same_batch_and_cla
     assert figures["1.5b_b1_long"]["policy_vs_best"] == pytest.approx(0.15 / 0.16, abs=1e-3)
     # bypass rows are the policy's own machinery, not a fixed configuration a user would pick
     assert figures["1.5b_b1_short"]["best_fixed"] == g.BASELINE
+
+
+def test_a_whole_run_records_every_engine_once_and_writes_the_report(tmp_path, monkeypatch):
+    """The benchmark's flow with a scripted engine in place of vLLM (no GPU here): each engine's rows
+    at batch 1 and 8, records appended per engine, a rerun skips what is recorded."""
+    from completer.context.tokens import CharEstimateCounter
+    from completer.engine import vllm_engine
+    from completer.engine.interface import Capabilities
+    from tests.unit.fake_engine import FakeEngine
+
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    built = []
+
+    def build(settings, progress=None, extra_engine_args=None):
+        method = settings.speculative_config.method
+        caps = Capabilities("cuda", None if method == "none" else method, 5,
+                            per_request_speculation=settings.speculation_policy == "per_request",
+                            speculation_with_sampling=True, engine_k_only=method == "eagle3")
+        built.append((method, extra_engine_args))
+        return FakeEngine("y" * 200, capabilities=caps, block_size=16)
+
+    monkeypatch.setattr(vllm_engine.VllmEngine, "build", staticmethod(build))
+    monkeypatch.setattr(g, "HFTokenCounter", lambda path: CharEstimateCounter())
+    (tok / "tokenizer.json").write_text("{}")
+    result = g.run(["1.5b"], ["target", "eagle3"], tmp_path / "out", tok, n=4, models_dir=tmp_path / "m")
+    assert [m for m, _ in built] == ["none", "eagle3"]
+    assert built[1][1]["load_format"] == "dummy" and built[1][1]["speculative_config"]["synthetic_acceptance_length"] == 4.0
+    configs = {(r["batch"], r["class"], r["config"]) for r in result["rows"]}
+    assert (1, "long", g.POLICY) in configs and (8, "short", g.BASELINE) in configs
+    assert {"1.5b_b1_long", "1.5b_b8_short"} <= set(result["summary"])
+    assert (tmp_path / "out" / "gpu-latency.md").is_file() and (tmp_path / "out" / "gpu-latency.png").is_file()
+    g.run(["1.5b"], ["target", "eagle3"], tmp_path / "out", tok, n=4, models_dir=tmp_path / "m")
+    assert len(built) == 2  # both engines were recorded: nothing ran again
