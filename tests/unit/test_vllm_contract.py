@@ -2,6 +2,7 @@
 
 Needs no model and no engine; run it first against a new vLLM release."""
 
+import abc
 import dataclasses
 
 import pytest
@@ -78,6 +79,10 @@ class Plain:
     pass
 
 
-@pytest.mark.parametrize("cls, extensible", [(Frozen, False), (Slotted, False), (Plain, True)])
+class FromABC(abc.ABC):  # abc.ABC has empty __slots__; its subclass still has a __dict__
+    pass
+
+
+@pytest.mark.parametrize("cls, extensible", [(Frozen, False), (Slotted, False), (Plain, True), (FromABC, True)])
 def test_a_class_that_takes_no_new_attributes_is_told_apart(cls, extensible):
     assert _extensible(cls) is extensible
