@@ -31,6 +31,7 @@ ADDITIONAL_CONFIG_K_LIMITS = "completer_batch_k_limits"
 ADDITIONAL_CONFIG_DRAFT_PREFILL = "completer_draft_prefill"
 ADDITIONAL_CONFIG_SAMPLING = "completer_speculation_with_sampling"
 ADDITIONAL_CONFIG_BYPASS_GRAPHS = "completer_bypass_graphs"
+ADDITIONAL_CONFIG_SKIP_SPECULATOR = "completer_skip_speculator"
 SKIP_DRAFT = "completer_skip_draft"  # set on a SchedulerOutput whose step needs no drafter
 
 
@@ -206,9 +207,11 @@ def _policy_gpu_worker_class():
         def init_device(self):
             super().init_device()
             runner = self.model_runner
+            extra = self.vllm_config.additional_config or {}
             if self.use_v2_model_runner:
-                skip_speculator_when_planned(runner)
-                if (self.vllm_config.additional_config or {}).get(ADDITIONAL_CONFIG_BYPASS_GRAPHS, True):
+                if extra.get(ADDITIONAL_CONFIG_SKIP_SPECULATOR, True):
+                    skip_speculator_when_planned(runner)
+                if extra.get(ADDITIONAL_CONFIG_BYPASS_GRAPHS, False):
                     initialize_kv_cache = runner.initialize_kv_cache
 
                     def initialize_kv_cache_and_graphs(*args, **kwargs):
