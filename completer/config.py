@@ -117,10 +117,12 @@ class Settings(BaseModel):
     speculation_policy: Literal["per_request", "engine"] = setting("per_request", section="speculation", reload=True)
     """`per_request`: each request gets its own k, short ones none (inside one engine);
     `engine`: vLLM's stock behaviour, the same k for every request."""
-    batch_k_limits: dict[int, int] = setting(section="speculation", reload=True, default_factory=lambda: {4: 0})
-    """When at least N requests run at once, k is capped at the value (0 stops speculation).
-    Default from `completer bench batch` on a 2-core CPU: drafting gained 10-12 % with 2-3 long
-    completions at once and lost 6-9 % with 4 (docs/benchmarks/batch.md)."""
+    batch_k_limits: dict[int, int] | None = setting(None, section="speculation", reload=True)
+    """When at least N requests run at once, k is capped at the value (0 stops speculation). Unset, per
+    backend (engine/methods.py): on a CPU {4: 0}, from `completer bench batch` on 2 cores (drafting
+    gained 10-12 % with 2-3 long completions at once and lost 6-9 % with 4, docs/benchmarks/batch.md);
+    on a GPU none (EAGLE-3 at k = 5 gained 1.7-2.0x on 8 long completions at once on an H200,
+    docs/benchmarks/gpu/gpu-latency.md)."""
     bypass_shares_prefix_cache: bool = setting(False, section="speculation", reload=True)
     """Requests that skip speculation still run the draft model over their prompt (about 0.3 of the
     target's prefill), so that speculating requests can reuse their cached blocks. Off, they keep a

@@ -50,3 +50,12 @@ def resolve_method(configured: str, backend: str, supported: tuple[str, ...], he
                           f"speculative_config.model; {head_folder or 'that model'} is not one "
                           "(or use method 'auto')")
     return configured
+
+
+# batch_k_limits when unset, by backend (config.py says where each comes from)
+DEFAULT_BATCH_K_LIMITS = {"cpu": {4: 0}, "cuda": {}}
+
+
+def batch_k_limits(configured: dict[int, int] | None, backend: str) -> dict[int, int]:
+    """The batch caps an engine applies: as set, else the backend's measured default."""
+    return dict(DEFAULT_BATCH_K_LIMITS[backend] if configured is None else configured)

