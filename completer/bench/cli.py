@@ -36,7 +36,7 @@ def bench() -> None:
 
 @bench.command("latency")
 @click.option("-n", "--num-tasks", type=click.IntRange(1), default=None,
-              help="Tasks, half single-line, half long (default: 200; 12 with --gpu).")
+              help="Tasks, half single-line, half long (default: 200; 16 with --gpu).")
 @click.option("--quick", is_flag=True, help="Six short tasks (fewer with -n): checks greedy identity only, not speed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write latency.json/.md/.png.")
@@ -62,7 +62,7 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
     from completer.bench.report import markdown
 
     if gpu:
-        _bench_latency_gpu(out, shapes, engines, tokenizer_dir, num_tasks or 12, seed)
+        _bench_latency_gpu(out, shapes, engines, tokenizer_dir, num_tasks or 16, seed)
         return
     num_tasks = num_tasks or 200
     tasks = min(num_tasks, 6) if quick else num_tasks

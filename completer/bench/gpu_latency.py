@@ -8,7 +8,8 @@ the latency benchmark's tasks. Lengths are fixed (min_tokens = max_tokens, no st
 completions 24 tokens, long ones 128.
 
 Each engine starts once per target shape; its rows run interleaved, request by request (batch 1),
-then batch by batch (batch 8: eight requests of one class at once, the same eight for every row).
+then batch by batch (up to BATCH requests of one class at once, the same ones for every row; a
+record's ``batch`` is how many ran together).
 Finished engines are appended to OUT/gpu-latency-records.jsonl, so a rerun (or a call for another
 shape) skips them and the report covers every engine recorded.
 """
@@ -37,6 +38,7 @@ BASELINE = "target alone"
 POLICY = "completer policy"
 LENGTHS = {SHORT: 24, LONG: 128}
 K = 5
+BATCH = 8  # requests of one class at once (fewer if the tasks hold fewer of that class)
 # acceptance: EAGLE-3 at the mean acceptance lengths the issue sets (3.0 and 4.0 at k = 5); the
 # 0.5B draft at the real pair's per-position rate on long completions (docs/benchmarks/latency.md:
 # acceptance length 3.33 at k = 3 and 4.47 at k = 5, both what a rate of 0.88 per position gives)
@@ -75,6 +77,9 @@ def engine_specs(eagle3_length: float = EAGLE3_LENGTH) -> list[EngineSpec]:
                    synthetic_length(eagle3_length), {"completer_bypass_graphs": False}),
         EngineSpec("eagle3-full-bypass", "eagle3", True, {"eagle3 engine, bypass (full graphs for query length 1)": 0},
                    synthetic_length(eagle3_length), {"completer_bypass_graphs": True}),
+        EngineSpec("eagle3-piecewise-fallbacks", "eagle3", True,
+                   {"eagle3 engine, bypass (piecewise fallbacks)": 0, "eagle3 k=5 (piecewise fallbacks)": K},
+                   synthetic_length(eagle3_length), {"completer_piecewise_fallbacks": True}),
         EngineSpec("eagle3-propose-always", "eagle3", True, {"eagle3 engine, bypass (head runs anyway)": 0},
                    synthetic_length(eagle3_length), {"completer_skip_speculator": False}),
         EngineSpec("draft", "draft_model", True, {"draft k=3": 3, "draft k=5": K}, synthetic_rates(DRAFT_RATE, K)),
@@ -111,7 +116,7 @@ def fixed_plan(length_class: str, k: int) -> GenerationPlan:
     return GenerationPlan(max_tokens=n, min_tokens=n, speculate=k > 0, num_speculative_tokens=k)
 
 
-async def _run_engine(spec: EngineSpec, shape: str, folders: dict, prompts: list[Item], batch8: dict,
+async def _run_engine(spec: EngineSpec, shape: str, folders: dict, prompts: list[Item], batches: dict,
                       progress) -> list[GpuRecord]:
     from completer.engine.vllm_engine import VllmEngine
 
@@ -144,10 +149,10 @@ async def _run_engine(spec: EngineSpec, shape: str, folders: dict, prompts: list
             for row in rows[n % len(rows):] + rows[: n % len(rows)]:
                 records.append(await one(row, item, 1, f"{row}-{n}"))  # own salt: every prefill is cold
                 progress(1)
-        for length_class, groups in batch8.items():
+        for length_class, groups in batches.items():
             for g, group in enumerate(groups):
                 for row in rows:
-                    records += await asyncio.gather(*(one(row, item, 8, f"{row}-b{g}-{i}")
+                    records += await asyncio.gather(*(one(row, item, len(group), f"{row}-b{g}-{i}")
                                                       for i, item in enumerate(group)))
                     progress(1)
     finally:
@@ -187,7 +192,7 @@ def load_records(path: Path) -> list[GpuRecord]:
     return records
 
 
-def run(shapes: list[str], engines: list[str] | None, out: Path, tokenizer_dir: Path, n: int = 12,
+def run(shapes: list[str], engines: list[str] | None, out: Path, tokenizer_dir: Path, n: int = 16,
         seed: int = 0, models_dir: Path | None = None) -> dict:
     """Run each missing (shape, engine) and write the report over every recorded one."""
     from tqdm import tqdm
@@ -197,14 +202,14 @@ def run(shapes: list[str], engines: list[str] | None, out: Path, tokenizer_dir: 
     done = {(r.shape, r.engine) for r in load_records(path)}
     folders = shape_folders(models_dir or cache_dir() / "shape-models", tokenizer_dir)
     prompts = build_prompts(tokenizer_dir, n, seed)
-    batch8 = {c: [[p for p in prompts if p.length_class == c][:8]] for c in (SHORT, LONG)}
+    batches = {c: [[p for p in prompts if p.length_class == c][:BATCH]] for c in (SHORT, LONG)}
     specs = [s for s in engine_specs() if engines is None or s.name in engines]
     todo = [(shape, s) for shape in shapes for s in specs if (shape, s.name) not in done]
     started = time.time()
     with tqdm(total=sum(len(prompts) * len(s.rows) + 2 * len(s.rows) for _, s in todo), desc="bench gpu",
               unit="req") as bar:
         for shape, spec in todo:
-            records = asyncio.run(_run_engine(spec, shape, folders, prompts, batch8, bar.update))
+            records = asyncio.run(_run_engine(spec, shape, folders, prompts, batches, bar.update))
             with path.open("a") as f:
                 f.writelines(json.dumps(asdict(r)) + "\n" for r in records)
     return write_report(load_records(path), out, time.time() - started)

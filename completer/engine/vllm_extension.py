@@ -32,6 +32,7 @@ ADDITIONAL_CONFIG_DRAFT_PREFILL = "completer_draft_prefill"
 ADDITIONAL_CONFIG_SAMPLING = "completer_speculation_with_sampling"
 ADDITIONAL_CONFIG_BYPASS_GRAPHS = "completer_bypass_graphs"
 ADDITIONAL_CONFIG_SKIP_SPECULATOR = "completer_skip_speculator"
+ADDITIONAL_CONFIG_PIECEWISE_FALLBACKS = "completer_piecewise_fallbacks"
 SKIP_DRAFT = "completer_skip_draft"  # set on a SchedulerOutput whose step needs no drafter
 
 
@@ -185,6 +186,36 @@ def capture_bypass_decode_graphs(runner) -> None:
         spec.num_speculative_tokens_per_batch_size = None
 
 
+def with_piecewise_fallbacks(candidates: dict, mixed: list) -> dict:
+    """Model Runner V2's CUDA-graph candidates (``{(num_tokens, loras): [descriptor, ...]}``, tried in
+    order) with a mixed-mode (piecewise) descriptor appended wherever a list has none.
+
+    With speculation, vLLM 0.26 files the full graphs for uniform steps of K + 1 tokens a request
+    under token counts that are multiples of K + 1 (6, 12, 18 ... for K = 5). The counts up to such
+    a key get only that full graph, which fits a uniform step only: any other step of 5-6 or
+    9-12 tokens (five or six bypassed requests, one drafting request beside a few bypassed) finds
+    no graph and runs eagerly, measured at ~13 ms a step on an H200 against ~2.5 with graphs. The
+    fallback is the smallest captured mixed-mode descriptor that holds as many tokens; it adds no
+    capture, only a choice vLLM's own dispatcher makes for every other count."""
+    repaired = {}
+    for (num_tokens, loras), descs in candidates.items():
+        fallback = None
+        if all(d.uniform_token_count is not None for d in descs):
+            fitting = [d for d in mixed if d.num_tokens >= num_tokens and d.num_active_loras == loras]
+            fallback = min(fitting, key=lambda d: d.num_tokens, default=None)
+        repaired[(num_tokens, loras)] = [*descs, fallback] if fallback is not None else descs
+    return repaired
+
+
+def add_piecewise_fallbacks(runner) -> None:
+    """``with_piecewise_fallbacks`` on the runner's graph manager, once its candidates exist."""
+    manager = runner.cudagraph_manager
+    if manager is None or not manager.cudagraph_mode:
+        return
+    mixed = manager._capture_descs.get(manager.cudagraph_mode.mixed_mode(), [])
+    manager._candidates = with_piecewise_fallbacks(manager._candidates, mixed)
+
+
 def _policy_cpu_worker_class():
     from vllm.v1.worker.cpu_worker import CPUWorker
 
@@ -211,12 +242,17 @@ def _policy_gpu_worker_class():
             if self.use_v2_model_runner:
                 if extra.get(ADDITIONAL_CONFIG_SKIP_SPECULATOR, True):
                     skip_speculator_when_planned(runner)
-                if extra.get(ADDITIONAL_CONFIG_BYPASS_GRAPHS, False):
+                # both off until measured on a GPU (docs/benchmarks/gpu/README.md)
+                after_graph_manager = [f for key, f in ((ADDITIONAL_CONFIG_BYPASS_GRAPHS, capture_bypass_decode_graphs),
+                                                        (ADDITIONAL_CONFIG_PIECEWISE_FALLBACKS, add_piecewise_fallbacks))
+                                       if extra.get(key, False)]
+                if after_graph_manager:
                     initialize_kv_cache = runner.initialize_kv_cache
 
                     def initialize_kv_cache_and_graphs(*args, **kwargs):
                         initialize_kv_cache(*args, **kwargs)
-                        capture_bypass_decode_graphs(runner)
+                        for change in after_graph_manager:
+                            change(runner)
 
                     runner.initialize_kv_cache = initialize_kv_cache_and_graphs
             elif runner.speculative_config is not None:

@@ -108,3 +108,28 @@ def test_batch_caps_as_set_else_the_backends_measured_default(configured, backen
     from completer.engine.methods import batch_k_limits
 
     assert batch_k_limits(configured, backend) == expected
+
+
+def test_piecewise_fallbacks_fill_the_token_counts_only_a_full_uniform_graph_covers():
+    from dataclasses import dataclass
+
+    from completer.engine.vllm_extension import with_piecewise_fallbacks
+
+    @dataclass(frozen=True)
+    class Desc:  # the fields of vLLM's BatchExecutionDescriptor that the repair reads
+        mode: str
+        num_tokens: int
+        uniform_token_count: int | None = None
+        num_active_loras: int = 0
+
+    full6, full12 = Desc("FULL", 6, 6), Desc("FULL", 12, 6)
+    pw4, pw8, pw16 = Desc("PIECEWISE", 4), Desc("PIECEWISE", 8), Desc("PIECEWISE", 16)
+    # as vLLM 0.26 files them for capture sizes 1, 2, 4, 8, 16 and K + 1 = 6
+    candidates = {(4, 0): [pw4], (5, 0): [full6], (6, 0): [full6], (7, 0): [pw8], (8, 0): [pw8],
+                  (11, 0): [full12], (16, 0): [pw16]}
+    repaired = with_piecewise_fallbacks(candidates, [pw4, pw8, pw16])
+    assert repaired[(6, 0)] == [full6, pw8]  # uniform steps keep their full graph first
+    assert repaired[(5, 0)] == [full6, pw8]
+    assert repaired[(11, 0)] == [full12, pw16]
+    assert repaired[(4, 0)] == [pw4] and repaired[(8, 0)] == [pw8]  # already had one
+    assert with_piecewise_fallbacks({(32, 0): [Desc("FULL", 36, 6)]}, [pw16]) == {(32, 0): [Desc("FULL", 36, 6)]}
