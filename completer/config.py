@@ -103,6 +103,12 @@ class Settings(BaseModel):
     minute), not on a GPU (CUDA graphs are most of vLLM's speed there)."""
     trust_remote_code: bool = setting(False, section="engine", reload=True)
     """Let a model's folder run its own Python code (vLLM's flag of the same name)."""
+    engine_url: str | None = setting(None, section="engine", reload=True)
+    """A running vLLM server to complete with (`completer server` prints its URL), e.g.
+    http://gpu-box:8000; unset: completer's own in-process engine. `model` must be the one it serves."""
+    engine_api_key_file: str | None = setting(None, section="engine", reload=True)
+    """A file holding the API key engine_url's server requires; unset: $COMPLETER_ENGINE_API_KEY, if set.
+    The key itself is never a setting, never logged."""
     temperature: float = setting(0.0, section="engine", reload=False, ge=0.0, le=2.0)
     """0 is greedy. On the CPU backend a sampled request runs without speculation (a change reloads
     the engine only under speculation_policy `engine`: see RELOAD_RULES)."""

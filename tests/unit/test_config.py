@@ -66,6 +66,8 @@ CHANGES = [
     ("cpu_threads_bind", "0", True),
     ("enforce_eager", False, True),
     ("trust_remote_code", True, True),
+    ("engine_url", "http://gpu:8000", True),
+    ("engine_api_key_file", "/etc/completer/key", True),
     ("temperature", 0.5, False),  # per_request policy: the plan decides per request
     ("top_p", 0.9, False),
     ("seed", 7, False),

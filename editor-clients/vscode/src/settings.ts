@@ -44,6 +44,8 @@ export const SERVER_SETTINGS = [
   "cpu_threads_bind",
   "enforce_eager",
   "trust_remote_code",
+  "engine_url",
+  "engine_api_key_file",
   "log_level",
   "engine_restart_attempts",
   "engine_restart_backoff_s",

@@ -41,6 +41,13 @@ test("zero and false are values, not unset", () => {
   assert.equal(got.adaptive_k, false);
 });
 
+test("an unset engine_url is left out: the server's --engine-url holds", () => {
+  const got = serverSettings(from({ engine_url: "", engine_api_key_file: undefined }));
+  assert.equal("engine_url" in got, false);
+  assert.equal("engine_api_key_file" in got, false);
+  assert.equal(serverSettings(from({ engine_url: "http://gpu:8000" })).engine_url, "http://gpu:8000");
+});
+
 test("pythonPath is client-only and never sent", () => {
   const got = serverSettings(from({ pythonPath: "/usr/bin/python3", max_tokens: 64 }));
   assert.equal("pythonPath" in got, false);
@@ -57,6 +64,7 @@ test("every server setting is declared in package.json with the server's default
     prefix_share: 0.75, snippet_share: 0.25, fim_order: "psm", fim_middle_anchor: "auto", cut_snap_lines: 16, enable_prefix_caching: true,
     block_size: null, max_num_batched_tokens: null, keystroke_hold_ms: 200, type_ahead: true, engine_restart_attempts: 5, engine_restart_backoff_s: 2, dtype: "bfloat16", max_model_len: 4096, max_num_seqs: 4, kv_cache_space_gib: null,
     gpu_memory_utilization: null, cpu_threads_bind: null, enforce_eager: null, trust_remote_code: false,
+    engine_url: null, engine_api_key_file: null,
     log_level: "",  // empty: unset, sent as null (the command line's level)
   };
   assert.deepEqual([...SERVER_SETTINGS].sort(), Object.keys(defaults).sort());
