@@ -34,6 +34,9 @@ STORE_TRUE_ONLY = frozenset({"disable_log_stats"})
 # this process's own vLLM logging file config: the server writes its records to its own output
 PARENT_ONLY_ENV = ("VLLM_LOGGING_CONFIG_PATH", "VLLM_CONFIGURE_LOGGING", API_KEY_ENV)
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+# where clients find the key (remote.py reads them)
+ENGINE_API_KEY_ENV = "COMPLETER_ENGINE_API_KEY"
+API_KEY_FILE_SETTING = "engine_api_key_file"
 
 
 class ServerError(EngineError):
@@ -109,6 +112,11 @@ def url_for(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def public_url(host: str, port: int) -> str:
+    """The address other machines reach the server at (a wildcard bind: this machine's name)."""
+    return url_for(socket.getfqdn() if host in WILDCARD_HOSTS else host, port)
+
+
 def log_tail(path: Path | None, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path else ""
@@ -122,6 +130,7 @@ class ServerProcess:
     def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, command: ServerCommand):
         self.proc = proc
         self.url = url
+        self.port = int(url.rsplit(":", 1)[1])
         self.log_path = log_path
         self.plan = command.plan
 

@@ -1,0 +1,144 @@
+"""`completer server`'s command line: the in-process engine's arguments as vLLM's flags, the key kept
+out of the command line, the server's process watched."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from completer.config import Settings
+from completer.engine import vllm_engine, vllm_server
+from completer.engine.vllm_server import ServerError, ServerProcess, serve_args, server_command
+
+KEY = "s3cret-key-value"
+CONFIG = {"architectures": ["Qwen2ForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+          "num_key_value_heads": 2, "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 1000}
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({"model": "/m", "max_num_seqs": 4}, ["--model", "/m", "--max-num-seqs", "4"]),
+    ({"gpu_memory_utilization": 0.9}, ["--gpu-memory-utilization", "0.9"]),
+    ({"enforce_eager": True}, ["--enforce-eager"]),
+    ({"enforce_eager": False}, ["--no-enforce-eager"]),
+    ({"trust_remote_code": False, "async_scheduling": True}, ["--no-trust-remote-code", "--async-scheduling"]),
+    ({"disable_log_stats": False}, []),  # store_true only: off is vLLM's default
+    ({"disable_log_stats": True}, ["--disable-log-stats"]),
+    ({"speculative_config": None}, []),
+    ({"speculative_config": {"method": "ngram", "num_speculative_tokens": 3}},
+     ["--speculative-config", '{"method":"ngram","num_speculative_tokens":3}']),
+    ({"additional_config": {"completer_batch_k_limits": {"4": 0}}},
+     ["--additional-config", '{"completer_batch_k_limits":{"4":0}}']),
+    ({"served_model_name": ["a", "b"]}, ["--served-model-name", "a", "b"]),
+    ({"scheduler_cls": "pkg.mod.Cls"}, ["--scheduler-cls", "pkg.mod.Cls"]),
+])
+def test_engine_arguments_as_vllms_flags(args, expected):
+    assert serve_args(args) == expected
+
+
+def test_every_flag_the_engine_uses_is_one_vllms_server_takes():
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = AsyncEngineArgs.add_cli_args(FlexibleArgumentParser())
+    args = {"model": "/m", "enforce_eager": True, "enable_prefix_caching": False, "trust_remote_code": False,
+            "disable_log_stats": False, "async_scheduling": False, "seed": 0, "max_model_len": 4096,
+            "speculative_config": {"method": "ngram", "num_speculative_tokens": 3},
+            "additional_config": {"completer_draft_prefill": False},
+            "scheduler_cls": "pkg.Sched", "worker_cls": "pkg.Worker", "per_request_spec_decode_metrics": "summary"}
+    parsed = vars(parser.parse_args(serve_args(args)))
+    assert {k: parsed[k] for k in args} == args
+
+
+@pytest.fixture
+def pair(tmp_path, monkeypatch):
+    """A target and a draft folder (configs only) on the CPU backend."""
+    for name in ("target", "draft"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(CONFIG))
+    monkeypatch.setattr(vllm_engine, "detect_backend", lambda: "cpu")
+    return Settings(model=str(tmp_path / "target"),
+                    speculative_config={"method": "draft_model", "model": str(tmp_path / "draft")})
+
+
+def flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_the_server_gets_the_in_process_engines_arguments_and_classes(pair):
+    before = dict(os.environ)
+    argv, env = server_command(pair, host="127.0.0.1", port=8123, api_key=KEY,
+                               extra_vllm_args=["--tensor-parallel-size", "2"])
+    plan = vllm_engine.plan_engine(pair, environ=dict(os.environ))
+    assert os.environ == before  # the environment is the server's, not this process's
+    assert argv[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    assert " ".join(serve_args(plan.args)) in " ".join(argv)
+    assert flag(argv, "--scheduler-cls") == "completer.engine.vllm_extension.PolicyScheduler"
+    assert flag(argv, "--worker-cls") == "completer.engine.vllm_extension.PolicyCPUWorker"
+    assert json.loads(flag(argv, "--speculative-config")) == plan.args["speculative_config"]
+    assert json.loads(flag(argv, "--speculative-config"))["method"] == "draft_model"
+    assert json.loads(flag(argv, "--additional-config")) == plan.args["additional_config"]
+    assert flag(argv, "--served-model-name") == pair.model
+    assert (flag(argv, "--host"), flag(argv, "--port")) == ("127.0.0.1", "8123")
+    assert argv[-2:] == ["--tensor-parallel-size", "2"]
+    assert not any(KEY in a for a in argv) and "--api-key" not in argv
+    assert env[vllm_server.API_KEY_ENV] == KEY
+    assert env["HF_HUB_OFFLINE"] == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+    assert "VLLM_CPU_OMP_THREADS_BIND" in env and "VLLM_CPU_KVCACHE_SPACE" in env
+
+
+def test_without_a_key_the_server_gets_none_even_from_this_processs_environment(pair, monkeypatch, tmp_path):
+    started = {}
+
+    class Recorded:
+        def __init__(self, argv, env, **_):
+            started.update(argv=argv, env=env)
+            self.pid = 0
+
+    monkeypatch.setenv(vllm_server.API_KEY_ENV, "inherited")
+    monkeypatch.setenv("VLLM_LOGGING_CONFIG_PATH", str(tmp_path / "parent.json"))
+    monkeypatch.setattr(vllm_server.subprocess, "Popen", Recorded)
+    server = vllm_server.start_server(pair, port=8124, log_path=tmp_path / "server.log")
+    assert server.url == "http://127.0.0.1:8124" and server.port == 8124
+    assert vllm_server.API_KEY_ENV not in started["env"]
+    assert "VLLM_LOGGING_CONFIG_PATH" not in started["env"]  # the server logs to its own output
+    # the engine process imports completer's classes from this checkout
+    assert started["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(Path(vllm_server.__file__).resolve().parents[2])
+
+
+def test_a_server_that_exits_while_starting_is_reported_with_its_logs_tail(tmp_path):
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "print('ValueError: no such model'); raise SystemExit(3)"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = ServerProcess(proc, "http://127.0.0.1:9", log, vllm_server.ServerCommand([], {}, None))
+    with pytest.raises(ServerError, match=r"(?s)exited with code 3.*no such model"):
+        server.wait_ready(timeout_s=60, poll_s=0.05)
+    assert server.stop() == 3
+
+
+def test_a_server_stops_on_sigterm(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    server = ServerProcess(proc, "http://127.0.0.1:9", tmp_path / "none.log", vllm_server.ServerCommand([], {}, None))
+    assert server.stop(timeout_s=10) == -15
+
+
+@pytest.mark.parametrize("host, port, local, public", [
+    ("127.0.0.1", 8000, "http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+    ("::1", 8000, "http://[::1]:8000", "http://[::1]:8000"),
+    ("10.0.0.5", 80, "http://10.0.0.5:80", "http://10.0.0.5:80"),
+])
+def test_urls(host, port, local, public):
+    assert vllm_server.url_for(host, port) == local
+    assert vllm_server.public_url(host, port) == public
+
+
+def test_a_wildcard_bind_is_reached_here_at_the_loopback_address_and_elsewhere_by_name():
+    import socket
+
+    assert vllm_server.url_for("0.0.0.0", 8000) == "http://127.0.0.1:8000"
+    assert vllm_server.public_url("0.0.0.0", 8000) == f"http://{socket.getfqdn()}:8000"
