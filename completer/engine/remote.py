@@ -71,7 +71,8 @@ class RemoteEngine:
     """One vLLM server over HTTP. Build it with ``RemoteEngine.connect(settings)`` (blocking)."""
 
     def __init__(self, settings: Settings, url: str, api_key: str | None, model_id: str, capabilities: Capabilities,
-                 block_size: int, target_dir: str, encoder=None) -> None:
+                 block_size: int, target_dir: str, encoder=None, transport: httpx.AsyncBaseTransport | None = None
+                 ) -> None:
         self.settings = settings
         self.url = url
         self.capabilities = capabilities
@@ -86,17 +87,19 @@ class RemoteEngine:
         self._failures = 0  # requests in a row that failed for the connection or the server
         self._closed = False
         self._client: httpx.AsyncClient | None = None
+        self._transport = transport  # tests: a mock server
 
     @classmethod
-    def connect(cls, settings: Settings, progress: models.ProgressFn = models._noop) -> "RemoteEngine":
+    def connect(cls, settings: Settings, progress: models.ProgressFn = models._noop,
+                transport: httpx.MockTransport | None = None) -> "RemoteEngine":
         """Reach the server at settings.engine_url and check what it serves. Raises EngineError: no
         server there, the key refused, another model, or an answer that is not vLLM's."""
         url = base_url(settings.engine_url or "")
         key = read_api_key(settings)
         progress(f"connecting to {url}", None)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        with httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(READ_TIMEOUT_S,
-                                                                               connect=CONNECT_TIMEOUT_S)) as client:
+        timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+        with httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=transport) as client:
             served = _get_json(client, "/v1/models", url).get("data") or []
             version = str(_get_json(client, "/version", url).get("version", ""))
             samples = parse_metrics(_get(client, "/metrics", url).text)
@@ -123,7 +126,7 @@ class RemoteEngine:
         # a folder that does not exist makes the pipeline count tokens by its estimate
         target_dir = local_dir if encoder is not None else os.path.join(os.devnull, "remote-target")
         return cls(settings, url, key, model_id, caps, block or settings.block_size or FALLBACK_BLOCK_SIZE,
-                   target_dir, encoder)
+                   target_dir, encoder, transport)
 
     @property
     def block_size(self) -> int:
@@ -152,7 +155,7 @@ class RemoteEngine:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:  # made on first use, in the event loop that uses it
-            self._client = httpx.AsyncClient(base_url=self.url, headers=self._headers,
+            self._client = httpx.AsyncClient(base_url=self.url, headers=self._headers, transport=self._transport,
                                              timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
         return self._client
 

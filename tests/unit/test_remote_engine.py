@@ -1,0 +1,470 @@
+"""The remote engine without a server: its wire format (table-driven) and its behaviour against a
+scripted vLLM server (httpx.MockTransport): streaming, errors, retries, the key, dead, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+import pytest
+
+from completer.config import Settings
+from completer.engine import start_engine
+from completer.engine.interface import Engine, EngineError
+from completer.engine.remote import RemoteEngine, remote_method
+from completer.engine.remote_protocol import (DONE, apply_event, base_url, error_message, metric_sum, parse_metrics,
+                                              parse_sse_line, read_api_key, request_body, served_facts, served_match)
+from completer.policy.steps import PLAN_KEY
+from completer.types import Generation, GenerationPlan
+
+KEY = "s3cret-key-never-shown"
+URL = "http://gpu-box:8000"
+
+# ---------------------------------------------------------------- URL and key
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("http://gpu-box:8000", "http://gpu-box:8000"),
+    ("http://gpu-box:8000/", "http://gpu-box:8000"),
+    ("http://gpu-box:8000/v1", "http://gpu-box:8000"),
+    ("https://gpu-box/v1/", "https://gpu-box"),
+    ("https://proxy.example/team/v1", "https://proxy.example/team"),
+    (" http://[::1]:8000 ", "http://[::1]:8000"),
+])
+def test_base_url(url, expected):
+    assert base_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["gpu-box:8000", "ftp://gpu-box", "http://", ""])
+def test_base_url_refuses_what_is_not_http(url):
+    with pytest.raises(EngineError, match="not an http"):
+        base_url(url)
+
+
+def test_the_key_comes_from_the_file_before_the_environment(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(f"{KEY}\n")
+    assert read_api_key(Settings(engine_api_key_file=str(key_file)), {"COMPLETER_ENGINE_API_KEY": "env"}) == KEY
+    assert read_api_key(Settings(), {"COMPLETER_ENGINE_API_KEY": " from-env \n"}) == "from-env"
+    assert read_api_key(Settings(), {}) is None
+    assert read_api_key(Settings(), {"COMPLETER_ENGINE_API_KEY": "  "}) is None
+
+
+@pytest.mark.parametrize("content,match", [(None, "cannot read"), ("\n", "is empty")])
+def test_a_key_file_that_is_missing_or_empty_is_refused_by_name(tmp_path, content, match):
+    key_file = tmp_path / "key"
+    if content is not None:
+        key_file.write_text(content)
+    with pytest.raises(EngineError, match=match) as err:
+        read_api_key(Settings(engine_api_key_file=str(key_file)), {})
+    assert str(key_file) in str(err.value)
+
+
+# ---------------------------------------------------------------- the request
+
+
+@pytest.mark.parametrize("plan,per_request,salt,xargs", [
+    (GenerationPlan(max_tokens=64, speculate=True, num_speculative_tokens=3), True, "", {PLAN_KEY: 3}),
+    (GenerationPlan(max_tokens=16, speculate=False, num_speculative_tokens=5), True, "completer-bypass",
+     {PLAN_KEY: 0}),
+    (GenerationPlan(max_tokens=16, speculate=True), False, "team-a", None),
+])
+def test_request_body_carries_the_plan(plan, per_request, salt, xargs):
+    body = request_body([1, 2, 3], plan, model="m", per_request=per_request, cache_salt=salt, request_id="cmpl-1")
+    assert body["prompt"] == [1, 2, 3] and body["model"] == "m" and body["request_id"] == "cmpl-1"
+    assert body["max_tokens"] == plan.max_tokens and body["min_tokens"] == plan.min_tokens
+    assert body["stream"] is True and body["return_token_ids"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body.get("vllm_xargs") == xargs
+    assert body.get("cache_salt") == (salt or None)  # the server refuses an empty salt
+
+
+def test_request_body_sampling_fields():
+    plan = GenerationPlan(max_tokens=8, stop=("\n",), stop_token_ids=(151643,), min_tokens=2, temperature=0.8,
+                          top_p=0.9, seed=7)
+    body = request_body("text", plan, model="m", per_request=True, cache_salt="", request_id="r")
+    assert (body["stop"], body["stop_token_ids"], body["min_tokens"]) == (["\n"], [151643], 2)
+    assert (body["temperature"], body["top_p"], body["seed"], body["skip_special_tokens"]) == (0.8, 0.9, 7, True)
+    json.dumps(body)  # all of it is JSON
+
+
+# ---------------------------------------------------------------- the stream
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("", None),
+    (": keep-alive", None),
+    ("event: message", None),
+    ("data: [DONE]", DONE),
+    ('data: {"choices": []}', {"choices": []}),
+    ('data:{"a": 1}', {"a": 1}),
+])
+def test_parse_sse_line(line, expected):
+    assert parse_sse_line(line) == expected if expected is not DONE else parse_sse_line(line) is DONE
+
+
+@pytest.mark.parametrize("line", ["data: {broken", "data: [1, 2]"])
+def test_parse_sse_line_refuses_what_is_not_an_event(line):
+    with pytest.raises(EngineError, match="the server sent an event"):
+        parse_sse_line(line)
+
+
+def _chunk(text, ids, finish=None):
+    return {"choices": [{"index": 0, "text": text, "token_ids": ids, "finish_reason": finish}]}
+
+
+def test_events_grow_the_generation_and_the_last_one_counts():
+    result = Generation(text="")
+    for event in [_chunk("def", [1]), _chunk(" f", [2, 3]), _chunk("()", [4], "stop")]:
+        apply_event(event, result)
+    apply_event({"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 4,
+                                          "prompt_tokens_details": {"cached_tokens": 32}},
+                 "metrics": {"speculative_decoding": {"num_draft_tokens": 6, "num_accepted_draft_tokens": 2,
+                                                      "num_spec_steps": 2, "acceptance_histogram": [1, 0, 1]}}},
+                result)
+    assert (result.text, result.token_ids, result.finish_reason) == ("def f()", [1, 2, 3, 4], "stop")
+    assert (result.prompt_tokens, result.cached_tokens) == (40, 32)
+    assert (result.num_draft_tokens, result.num_accepted_tokens, result.num_verify_steps) == (6, 2, 2)
+
+
+@pytest.mark.parametrize("payload,message", [
+    ({"error": {"message": "prompt too long", "type": "BadRequestError"}}, "prompt too long"),
+    ({"message": "plain"}, "plain"),
+    ({"error": "flat"}, "flat"),
+    ("text", None),
+    ({}, None),
+])
+def test_error_message(payload, message):
+    assert error_message(payload) == message
+
+
+def test_an_error_event_fails_the_request():
+    with pytest.raises(EngineError, match="the server failed the request: boom"):
+        apply_event({"error": {"message": "boom"}}, Generation(text=""))
+
+
+# ---------------------------------------------------------------- what the server runs
+
+METRICS = """\
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="qwen"} 2.0
+vllm:num_requests_running{engine="1",model_name="qwen"} 1.0
+vllm:num_requests_waiting{engine="0",model_name="qwen"} 3.0
+vllm:cache_config_info{block_size="128",cache_dtype="auto",engine="0",prefix_caching_hash_algo="sha256"} 1.0
+vllm:spec_decode_num_drafts_total{engine="0",model_name="qwen"} 10.0
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="qwen",position="0"} 5.0
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="qwen",position="1"} 3.0
+vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="qwen",position="2"} 1.0
+"""
+PLAIN_METRICS = 'vllm:num_requests_running{engine="0"} 0.0\nvllm:num_requests_waiting{engine="0"} 0.0\n'
+
+
+def test_metrics_are_summed_over_engines_and_say_what_the_server_runs():
+    samples = parse_metrics(METRICS)
+    assert metric_sum(samples, "vllm:num_requests_running") == 3
+    assert metric_sum(samples, "vllm:num_requests_waiting") == 3
+    assert served_facts(samples) == (128, True, 3)
+    assert served_facts(parse_metrics(PLAIN_METRICS)) == (None, False, 0)
+    assert parse_metrics("garbage line\n") == []
+
+
+SERVED = [{"id": "qwen2.5-coder-1.5b-instruct", "root": "/srv/cache/converted/qwen-1.5b-q4-1117"},
+          {"id": "/srv/cache/converted/qwen-1.5b-q4-1117", "root": "/srv/cache/converted/qwen-1.5b-q4-1117"}]
+
+
+@pytest.mark.parametrize("configured,local_dir,expected", [
+    ("qwen2.5-coder-1.5b-instruct", None, "qwen2.5-coder-1.5b-instruct"),  # the catalogue name
+    # another machine's cache holds the same converted folder elsewhere
+    ("qwen2.5-coder-1.5b-instruct-alias", "/home/me/.cache/completer/converted/qwen-1.5b-q4-1117",
+     "qwen2.5-coder-1.5b-instruct"),
+    ("/srv/cache/converted/qwen-1.5b-q4-1117/", None, "qwen2.5-coder-1.5b-instruct"),  # the server's own path
+    ("qwen2.5-coder-0.5b-instruct", "/home/me/.cache/completer/converted/qwen-0.5b-q4-4914", None),
+    ("Qwen/Qwen2.5-Coder-7B", None, None),
+])
+def test_the_served_model_must_be_the_configured_one(configured, local_dir, expected):
+    assert served_match(SERVED, configured, local_dir) == expected
+
+
+def test_served_match_with_nothing_served():
+    assert served_match([], "qwen2.5-coder-1.5b-instruct", None) is None
+
+
+@pytest.mark.parametrize("method,backend,speculates,expected", [
+    ("auto", "cpu", True, "draft_model"),
+    ("auto", "cpu", False, None),
+    ("none", "cpu", True, None),
+    ("ngram", "cpu", True, "ngram"),
+    ("eagle3", "cuda", True, "eagle3"),  # the head is the server's: taken as named
+    ("auto", "cuda", True, "draft_model"),  # the server drafts by a method the settings do not name
+    ("ngram_gpu", "cpu", True, "ngram_gpu"),
+])
+def test_remote_method(method, backend, speculates, expected):
+    settings = Settings(speculative_config={"method": method, "model": "/no/such/head"})
+    assert remote_method(settings, backend, speculates) == expected
+
+
+# ---------------------------------------------------------------- against a scripted server
+
+
+class Server:
+    """A scripted vLLM server: answers /v1/models, /version, /metrics and streams /v1/completions.
+    ``refuse``: raise ConnectError on the next that many connections; ``key``: the bearer it needs."""
+
+    def __init__(self, *, key: str | None = None, served=SERVED, version="0.32.0", metrics=METRICS,
+                 chunks=None, status=200) -> None:
+        self.key, self.served, self.version, self.metrics = key, served, version, metrics
+        self.chunks = chunks if chunks is not None else [_chunk("x", [7]), _chunk(" + 1", [8, 9], "stop")]
+        self.status = status
+        self.refuse = 0
+        self.bodies: list[dict] = []
+        self.streams: list[Stream] = []
+        self.transport = httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.refuse:
+            self.refuse -= 1
+            raise httpx.ConnectError("Connection refused", request=request)
+        if self.key and request.headers.get("authorization") != f"Bearer {self.key}" \
+                and request.url.path.startswith("/v1"):
+            return httpx.Response(401, json={"error": "Unauthorized"})
+        path = request.url.path
+        if path == "/v1/models":
+            return httpx.Response(200, json={"object": "list", "data": self.served})
+        if path == "/version":
+            return httpx.Response(200, json={"version": self.version})
+        if path == "/metrics":
+            return httpx.Response(200, text=self.metrics)
+        if path == "/v1/completions":
+            self.bodies.append(json.loads(request.content))
+            if self.status != 200:
+                return httpx.Response(self.status, json={"error": {"message": f"status {self.status}"}})
+            lines = [f"data: {json.dumps(c)}\n\n" for c in self.chunks] + ["data: [DONE]\n\n"]
+            self.streams.append(Stream(lines))
+            return httpx.Response(200, stream=self.streams[-1], headers={"content-type": "text/event-stream"})
+        return httpx.Response(404)
+
+
+class Stream(httpx.AsyncByteStream):
+    """An event stream that records whether the client closed it; ``hold`` stops it after the first event."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines, self.closed, self.hold = lines, False, None
+
+    async def __aiter__(self):
+        for i, line in enumerate(self.lines):
+            if i and self.hold is not None:
+                await self.hold.wait()
+            yield line.encode()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def connect(server: Server, **settings) -> RemoteEngine:
+    settings = Settings(engine_url=URL, model="qwen2.5-coder-1.5b-instruct", **settings)
+    return RemoteEngine.connect(settings, transport=server.transport)
+
+
+PLAN = GenerationPlan(max_tokens=16, speculate=True, num_speculative_tokens=3)
+
+
+def test_connect_learns_what_the_server_runs():
+    engine = connect(Server())
+    assert isinstance(engine, Engine)
+    caps = engine.capabilities
+    assert (caps.backend, caps.speculation_method, caps.num_speculative_tokens) == ("cpu", "draft_model", 3)
+    assert caps.per_request_speculation and not caps.speculation_with_sampling
+    assert engine.block_size == 128 and engine.engine_pids() == [] and not engine.dead
+    assert "gpu-box:8000" in engine.describe()
+
+
+def test_connect_to_a_server_without_speculation_on_cuda():
+    engine = connect(Server(metrics=PLAIN_METRICS, version="0.26.0"), block_size=32)
+    caps = engine.capabilities
+    assert (caps.backend, caps.speculates, caps.per_request_speculation) == ("cuda", False, False)
+    assert engine.block_size == 32  # /metrics did not say: the setting's
+
+
+@pytest.mark.parametrize("server,match", [
+    (Server(key="other"), "refused the API key"),
+    (Server(served=[{"id": "llama", "root": "/m/llama"}]), "serves /m/llama, not the configured model"),
+    (Server(served=[]), "serves nothing"),
+])
+def test_connect_refuses_with_a_clear_message(server, match):
+    with pytest.raises(EngineError, match=match) as err:
+        connect(server)
+    assert KEY not in str(err.value)
+
+
+def test_connect_to_nothing_says_no_server_there():
+    server = Server()
+    server.refuse = 3
+    with pytest.raises(EngineError, match=f"no engine server at {URL}"):
+        connect(server)
+
+
+def test_the_key_is_sent_as_a_bearer_and_never_shown(tmp_path, caplog):
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    caplog.set_level(logging.DEBUG)
+    engine = connect(Server(key=KEY), engine_api_key_file=str(key_file))
+    assert KEY not in repr(engine.__dict__.get("settings")) and KEY not in engine.describe()
+    with pytest.raises(EngineError) as err:
+        connect(Server(key="another"), engine_api_key_file=str(key_file))
+    assert KEY not in str(err.value) and KEY not in caplog.text
+
+
+def test_start_engine_builds_a_remote_engine_when_engine_url_is_set(monkeypatch):
+    server = Server()
+    monkeypatch.setattr(RemoteEngine, "connect", classmethod(lambda cls, s, p: ("remote", s.engine_url)))
+    assert start_engine(Settings(engine_url=URL)) == ("remote", URL)
+    assert server  # the in-process engine is never built for a URL
+
+
+async def collect(engine: RemoteEngine, plan=PLAN, **kwargs) -> list[tuple[str, list[int]]]:
+    seen = []
+    async for gen in engine.generate("def f(", plan, **kwargs):
+        seen.append((gen.text, list(gen.token_ids)))
+    return seen
+
+
+async def test_generate_streams_growing_generations_with_the_plan():
+    server = Server(chunks=[_chunk("x", [7]), _chunk(" + 1", [8, 9], "stop"),
+                            {"choices": [], "usage": {"prompt_tokens": 5}}])
+    engine = connect(server)
+    seen = await collect(engine, request_id="cmpl-abc", cache_salt="team")
+    assert seen == [("x", [7]), ("x + 1", [7, 8, 9])]
+    body = server.bodies[0]
+    assert body["vllm_xargs"] == {PLAN_KEY: 3} and body["cache_salt"] == "team" and body["request_id"] == "cmpl-abc"
+    assert body["model"] == "qwen2.5-coder-1.5b-instruct"
+    result = await engine.complete("def f(", GenerationPlan(max_tokens=4, speculate=False))
+    assert server.bodies[1]["vllm_xargs"] == {PLAN_KEY: 0}
+    assert server.bodies[1]["cache_salt"] == "completer-bypass"  # bypassed requests keep their own cache
+    assert (result.text, result.finish_reason, result.prompt_tokens) == ("x + 1", "stop", 5)
+    assert result.first_token_s is not None and result.latency_s >= result.first_token_s
+    stats = engine.stats()
+    assert (stats["requests_started"], stats["requests_finished"], stats["tokens_generated"]) == (2, 2, 6)
+
+
+async def test_closing_the_stream_closes_the_response():
+    server = Server()
+    engine = connect(server)
+    stream = engine.generate("def f(", PLAN)
+    first = await stream.__anext__()
+    assert first.text == "x"
+    await stream.aclose()
+    assert server.streams[0].closed
+    assert engine.stats()["requests_running"] == 0
+
+
+async def test_cancelling_a_request_closes_the_response():
+    server = Server()
+    engine = connect(server)
+    started = asyncio.Event()
+
+    async def consume():
+        async for _ in engine.generate("def f(", PLAN):
+            started.set()
+
+    task = asyncio.ensure_future(consume())
+    server_hold = asyncio.Event()
+    # hold the stream after its first event, as a server still generating
+    original = server.handle
+
+    def holding(request):
+        response = original(request)
+        if server.streams:
+            server.streams[-1].hold = server_hold
+        return response
+
+    server.transport.handler = holding
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert server.streams[0].closed
+    assert engine.stats()["requests_aborted"] == 1
+
+
+async def test_a_refused_connection_is_retried_once():
+    server = Server()
+    engine = connect(server)
+    server.refuse = 1
+    assert (await engine.complete("x", PLAN)).text == "x + 1"
+    assert not engine.dead
+
+
+async def test_a_server_gone_fails_requests_and_the_engine_is_dead_after_two():
+    server = Server()
+    engine = connect(server)
+    server.refuse = 100
+    with pytest.raises(EngineError, match=f"no engine server at {URL}"):
+        await engine.complete("x", PLAN)
+    assert not engine.dead  # one broken request may be one dropped connection
+    with pytest.raises(EngineError):
+        await engine.complete("x", PLAN)
+    assert engine.dead and "no engine server" in engine.failure
+    server.refuse = 0
+    await engine.complete("x", PLAN)  # back: a success clears the count
+    assert not engine.dead and engine.failure is None
+    assert engine.stats()["requests_failed"] == 2
+
+
+@pytest.mark.parametrize("status,match,counts", [
+    (401, "refused the API key", True),
+    (404, "HTTP 404", True),
+    (500, "HTTP 500: status 500", True),
+    (400, "HTTP 400: status 400", False),  # this request's fault (a prompt too long): the server is fine
+])
+async def test_http_errors_map_to_clear_engine_errors(status, match, counts):
+    server = Server()
+    engine = connect(server)
+    server.status = status
+    for _ in range(2):
+        with pytest.raises(EngineError, match=match):
+            await engine.complete("x", PLAN)
+    assert engine.dead is counts
+
+
+async def test_a_stream_that_breaks_fails_the_request():
+    server = Server()
+    engine = connect(server)
+
+    class Broken(Stream):
+        async def __aiter__(self):
+            yield b'data: {"choices": [{"text": "x", "token_ids": [1]}]}\n\n'
+            raise httpx.ReadError("connection reset")
+
+    original = server.handle
+
+    def breaking(request):
+        response = original(request)
+        return httpx.Response(200, stream=Broken([])) if request.url.path == "/v1/completions" else response
+
+    server.transport.handler = breaking
+    with pytest.raises(EngineError, match="the connection to the server at .* broke"):
+        await engine.complete("x", PLAN)
+
+
+async def test_unfinished_requests_are_the_servers_running_and_waiting():
+    engine = connect(Server())
+    assert await engine.unfinished_requests() == 6
+
+
+async def test_a_plan_that_speculates_on_a_server_that_does_not_is_refused():
+    engine = connect(Server(metrics=PLAIN_METRICS))
+    with pytest.raises(EngineError, match="does not speculate"):
+        await engine.complete("x", PLAN)
+
+
+async def test_shutdown_is_idempotent_and_makes_the_engine_dead():
+    engine = connect(Server())
+    await engine.complete("x", PLAN)
+    engine.shutdown()
+    engine.shutdown()
+    assert engine.dead
+    with pytest.raises(EngineError, match="shut down"):
+        await engine.complete("x", PLAN)
