@@ -142,3 +142,97 @@ def test_a_wildcard_bind_is_reached_here_at_the_loopback_address_and_elsewhere_b
 
     assert vllm_server.url_for("0.0.0.0", 8000) == "http://127.0.0.1:8000"
     assert vllm_server.public_url("0.0.0.0", 8000) == f"http://{socket.getfqdn()}:8000"
+
+
+# ---------------------------------------------------------------- the command
+
+
+class FakeServer:
+    """What start_server returns, for a server that is ready at once and is then stopped by Ctrl-C."""
+
+    def __init__(self, settings, *, host, port, api_key, extra_vllm_args, progress):
+        from completer.engine.interface import Capabilities
+
+        self.called = dict(settings=settings, host=host, port=port, api_key=api_key, extra=tuple(extra_vllm_args))
+        self.port, self.log_path, self.stopped = port, "/tmp/server.log", 0
+        caps = Capabilities(backend="cpu", speculation_method="draft_model", num_speculative_tokens=5,
+                            per_request_speculation=True, speculation_with_sampling=False)
+        self.plan = vllm_engine.EnginePlan({}, caps, None, "/models/target", "/models/draft")
+        self.proc = self
+
+    def wait_ready(self):
+        pass
+
+    def wait(self):
+        raise KeyboardInterrupt
+
+    def stop(self):
+        self.stopped += 1
+
+
+@pytest.fixture
+def fake_server(monkeypatch):
+    started = []
+
+    def start(settings, **kwargs):
+        started.append(FakeServer(settings, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(vllm_server, "start_server", start)
+    monkeypatch.delenv(vllm_server.ENGINE_API_KEY_ENV, raising=False)
+    return started
+
+
+def run_server(*args, env=None):
+    from click.testing import CliRunner
+
+    from completer.cli import main
+
+    return CliRunner().invoke(main, ["server", *args], env=env)
+
+
+def test_vllms_own_flags_pass_through_and_editors_are_told_how_to_connect(fake_server):
+    result = run_server("--port", "8100", "-k", "3", "--tensor-parallel-size", "2",
+                        "--distributed-executor-backend", "ray")
+    assert result.exit_code == 0, result.output
+    server = fake_server[0]
+    assert server.called["extra"] == ("--tensor-parallel-size", "2", "--distributed-executor-backend", "ray")
+    assert server.called["settings"].speculative_config.num_speculative_tokens == 3
+    assert (server.called["host"], server.called["port"], server.called["api_key"]) == ("127.0.0.1", 8100, None)
+    assert "completer serve --engine-url http://127.0.0.1:8100" in result.stdout
+    assert "draft_model per request" in result.stdout
+    assert server.stopped == 1
+
+
+def test_the_key_comes_from_a_file_or_the_environment_and_is_never_printed(fake_server, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    from_file = run_server("--host", "0.0.0.0", "--api-key-file", str(key_file))
+    from_env = run_server(env={vllm_server.ENGINE_API_KEY_ENV: KEY})
+    for result, server in zip((from_file, from_env), fake_server):
+        assert result.exit_code == 0, result.output
+        assert server.called["api_key"] == KEY
+        assert KEY not in result.output and vllm_server.API_KEY_FILE_SETTING in result.stdout
+    assert "warning" not in from_file.output
+
+
+def test_binding_beyond_this_machine_without_a_key_warns(fake_server):
+    result = run_server("--host", "0.0.0.0")
+    assert result.exit_code == 0 and "warning: --host 0.0.0.0 is reachable from other machines" in result.output
+
+
+def test_an_empty_key_file_is_refused(fake_server, tmp_path):
+    from completer.cli import EXIT_BAD_INPUT
+
+    (tmp_path / "key").write_text("\n")
+    result = run_server("--api-key-file", str(tmp_path / "key"))
+    assert result.exit_code == EXIT_BAD_INPUT and "is empty" in result.output and not fake_server
+
+
+def test_a_missing_catalogue_model_says_how_to_fetch_it(tmp_path, monkeypatch):
+    from completer.cli import EXIT_ENGINE
+
+    monkeypatch.setenv("COMPLETER_CACHE", str(tmp_path))
+    result = run_server()
+    assert result.exit_code == EXIT_ENGINE
+    assert "is not in the cache" in result.output and "completer models fetch" in result.output

@@ -1,0 +1,81 @@
+"""vLLM's own server started by completer (start_server) with the real Qwen pair: per-request plans
+through ``vllm_xargs``, greedy output the same with and without speculation, the API key enforced."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+
+from completer.config import Settings
+from completer.engine.vllm_server import start_server
+from completer.policy.steps import PLAN_KEY
+
+pytestmark = pytest.mark.engine
+
+KEY = secrets.token_hex(16)
+PROMPT = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"
+DRAFTED = re.compile(r"^vllm:spec_decode_num_draft_tokens_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server with the default pair for the module (about 1-2 minutes to start on a CPU)."""
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    proc = start_server(Settings(), api_key=KEY, log_path=log)
+    try:
+        proc.wait_ready(timeout_s=900)
+        yield proc
+    finally:
+        proc.stop()
+
+
+def auth(key: str = KEY) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def complete(server, k: int, salt: str) -> dict:
+    body = {"prompt": PROMPT, "max_tokens": 24, "temperature": 0, "return_token_ids": True,
+            "vllm_xargs": {PLAN_KEY: k}, "cache_salt": salt}
+    answer = httpx.post(f"{server.url}/v1/completions", json=body, headers=auth(), timeout=600)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["choices"][0]
+
+
+def drafted_tokens(server) -> float:
+    """Draft tokens the server's engine has proposed so far, summed over its engines."""
+    metrics = httpx.get(f"{server.url}/metrics", headers=auth(), timeout=30).text
+    return sum(float(v) for v in DRAFTED.findall(metrics))
+
+
+def test_the_server_lists_the_target(server):
+    models = httpx.get(f"{server.url}/v1/models", headers=auth(), timeout=30).json()["data"]
+    assert {m["id"] for m in models} >= {Settings().model, server.plan.target_dir}
+    assert {m["root"] for m in models} == {server.plan.target_dir}
+
+
+def test_greedy_output_is_the_same_speculated_or_not_and_only_the_speculated_request_drafts(server):
+    before = drafted_tokens(server)
+    speculated = complete(server, 5, "team-a")
+    after_speculated = drafted_tokens(server)
+    bypassed = complete(server, 0, "team-a-bypass")  # a bypassed request keeps a cache of its own
+    assert speculated["text"].strip() and speculated["token_ids"]
+    assert bypassed["token_ids"] == speculated["token_ids"]
+    assert bypassed["text"] == speculated["text"]
+    assert after_speculated > before  # the plan's k reached the per-request scheduler
+    assert drafted_tokens(server) == after_speculated  # k=0: no drafts at all
+
+
+@pytest.mark.parametrize("headers", [auth("not-the-key"), {}], ids=["wrong key", "no key"])
+def test_a_request_without_the_key_is_refused(server, headers):
+    answer = httpx.post(f"{server.url}/v1/completions", json={"prompt": PROMPT, "max_tokens": 1},
+                        headers=headers, timeout=30)
+    assert answer.status_code == 401
+
+
+def test_the_key_is_on_no_command_line_and_in_no_log(server):
+    assert KEY not in Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().decode(errors="replace")
+    assert KEY not in server.log_path.read_text(errors="replace")
