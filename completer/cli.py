@@ -68,6 +68,18 @@ def _engine_options(f):
     return f
 
 
+def _remote_options(f):
+    f = click.option("--engine-url", help="A running `completer server` (vLLM) to complete with, e.g. "
+                     "http://gpu-box:8000, instead of an engine in this process.")(f)
+    f = click.option("--engine-api-key-file", type=click.Path(dir_okay=False),
+                     help="The key that server needs (default: $COMPLETER_ENGINE_API_KEY).")(f)
+    return f
+
+
+def _remote_settings(engine_url: str | None, engine_api_key_file: str | None) -> dict:
+    return {k: v for k, v in {"engine_url": engine_url, "engine_api_key_file": engine_api_key_file}.items() if v}
+
+
 def _build_settings(model, draft, no_speculation, num_speculative_tokens, temperature, settings_json) -> Settings:
     data: dict = json.loads(settings_json) if settings_json else {}
     if model:
@@ -152,7 +164,8 @@ Exit codes: 0 ok, 2 bad input (path, position, file), 3 engine unavailable.""")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with latency, tokens and acceptance rate.")
 @click.option("--language", help="Language when reading stdin or overriding the file extension.")
 @_engine_options
-def complete(location, as_json, language, **engine_opts) -> None:
+@_remote_options
+def complete(location, as_json, language, engine_url, engine_api_key_file, **engine_opts) -> None:
     """Print the completion at PATH:LINE:COL (1-based; PATH may be - for stdin)."""
     from completer.context import languages
 
@@ -164,6 +177,7 @@ def complete(location, as_json, language, **engine_opts) -> None:
         click.echo(f"completer: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     settings = _build_settings(**engine_opts)
+    settings = settings.model_copy(update=_remote_settings(engine_url, engine_api_key_file))
     lang = languages.detect(language, None if path == "-" else path)
     code = asyncio.run(_complete(settings, text, offset, lang, as_json))
     sys.exit(code)
@@ -224,9 +238,11 @@ async def _complete(settings: Settings, text: str, offset: int, language: str, a
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False),
               help="TCP: a client's initialize must carry this file's token in initializationOptions.token "
                    "(required when --host is not a loopback address).")
-def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None, token_file: str | None) -> None:
+@_remote_options
+def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None, token_file: str | None,
+          engine_url: str | None, engine_api_key_file: str | None) -> None:
     """Run the language server (stdio by default)."""
-    from completer.server.app import run
+    from completer.server.app import run, server as language_server
     from completer.server.listeners import is_loopback
 
     token = Path(token_file).read_text().strip() if token_file else None
@@ -239,6 +255,8 @@ def serve(tcp: bool, host: str, port: int, stdio: bool, log_file: str | None, to
 
     # editors such as Neovim record a server's stderr as errors: --log-file keeps all of it there
     logs.configure(click.get_current_context().find_root().params["verbose"], "serve", log_file)
+    # the editor's settings merge over these: an editor that sets no engine_url keeps this one
+    language_server.settings = _settings_from(_remote_settings(engine_url, engine_api_key_file))
     run(tcp=tcp, host=host, port=port, token=token)
 
 

@@ -283,7 +283,7 @@ class RemoteEngine:
         else:
             try:
                 asyncio.run(client.aclose())
-            except RuntimeError as err:  # its loop is gone: the sockets close with the process
+            except Exception as err:  # its connections belong to another loop: they close with it
                 log.debug("closing the engine's HTTP client: %s", err)
 
 

@@ -468,3 +468,45 @@ async def test_shutdown_is_idempotent_and_makes_the_engine_dead():
     assert engine.dead
     with pytest.raises(EngineError, match="shut down"):
         await engine.complete("x", PLAN)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_complete_with_an_engine_url_and_no_server_there_exits_3(tmp_path):
+    from click.testing import CliRunner
+
+    from completer import EXIT_ENGINE
+    from completer.cli import main
+    from completer.engine.vllm_server import free_port
+
+    src = tmp_path / "a.py"
+    src.write_text("def f(x):\n    return ")
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = CliRunner().invoke(main, ["complete", "--engine-url", url, f"{src}:2:12"])
+    assert result.exit_code == EXIT_ENGINE
+    assert f"no engine server at {url}" in result.output
+
+
+def test_serve_with_an_engine_url_gives_the_language_server_its_settings(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from completer import logs
+    from completer.cli import main
+    from completer.server import app
+
+    seen = {}
+    monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)  # the test runner's logging stays
+    monkeypatch.setattr(app, "run", lambda **kwargs: seen.update(settings=app.server.settings))
+    monkeypatch.setattr(app.server, "settings", Settings())
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    result = CliRunner().invoke(main, ["serve", "--engine-url", URL, "--engine-api-key-file", str(key_file),
+                                       "--log-file", str(tmp_path / "log")])
+    assert result.exit_code == 0, result.output
+    assert (seen["settings"].engine_url, seen["settings"].engine_api_key_file) == (URL, str(key_file))
+    # an editor that sets no engine_url keeps the command line's
+    from completer.config import parse_settings
+
+    assert parse_settings({"max_tokens": 64}, seen["settings"])[0].engine_url == URL
+    assert KEY not in result.output
