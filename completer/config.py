@@ -184,7 +184,8 @@ class Settings(BaseModel):
     """Level of completer's own log records (not vLLM's); unset: the command line's (info, or debug
     with --verbose)."""
     engine_restart_attempts: int = setting(5, section="server", reload=False, ge=0, le=100)
-    """Times a failed or dead engine is restarted (with exponential backoff) before giving up."""
+    """Times a failed or dead engine is restarted (with exponential backoff) before giving up; an
+    engine_url's server is reconnected to until it answers again."""
     engine_restart_backoff_s: float = setting(2.0, section="server", reload=False, ge=0.0, le=600.0)
     """Wait before the first restart; it doubles for each further attempt (at most 5 minutes)."""
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from lsprotocol import types
 
-from completer.server.supervisor import restart_plan
+from completer.server.supervisor import backoff_delay, restart_plan
 
 if TYPE_CHECKING:
     from completer.engine.interface import Engine
@@ -66,13 +66,14 @@ class EngineHost:
             self.engine, self.completer = None, None
 
     def died(self) -> None:
-        """vLLM's engine process is gone: drop the engine and restart it with backoff (idempotent)."""
+        """vLLM's engine process is gone, or a remote engine's server stopped answering (its ``failure``
+        says why): drop the engine and restart (reconnect) it with backoff (idempotent)."""
         engine = self.engine
         if engine is None or self.state != "ready":
             return
         self.engine, self.completer = None, None
         asyncio.ensure_future(asyncio.to_thread(engine.shutdown))
-        self._failed("the engine stopped unexpectedly", "its process exited")
+        self._failed("the engine stopped unexpectedly", getattr(engine, "failure", None) or "its process exited")
 
     async def watch(self) -> None:
         """Notice a dead engine even while no request runs."""
@@ -92,7 +93,9 @@ class EngineHost:
         settings = self.server.settings
         self.failures += 1
         self.state, self.error = "failed", err
-        delay = restart_plan(self.failures, settings.engine_restart_attempts, settings.engine_restart_backoff_s)
+        # a remote server comes back by itself (restarted, redeployed): keep reconnecting, backing off
+        delay = backoff_delay(self.failures, settings.engine_restart_backoff_s) if settings.engine_url else \
+            restart_plan(self.failures, settings.engine_restart_attempts, settings.engine_restart_backoff_s)
         if delay is None:
             self.next_restart_s = None
             log.error("%s: %s; giving up after %d attempts", what, err, self.failures)
@@ -102,8 +105,10 @@ class EngineHost:
         self.next_restart_s = delay
         log.error("%s: %s; restart %d in %.1f s", what, err, self.failures, delay)
         if self.failures == 1:
+            retry = f"reconnecting in {delay:g} s, then with backoff" if settings.engine_url else \
+                f"restarting in {delay:g} s (at most {settings.engine_restart_attempts} attempts)"
             self.server.show(types.MessageType.Error, f"completer: {what}: {err}. Completions are empty meanwhile; "
-                             f"restarting in {delay:g} s (at most {settings.engine_restart_attempts} attempts).")
+                             f"{retry}.")
         self.restarts += 1
         self.start(delay_s=delay, after_failure=True)
 

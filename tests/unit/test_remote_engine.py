@@ -510,3 +510,50 @@ def test_serve_with_an_engine_url_gives_the_language_server_its_settings(monkeyp
 
     assert parse_settings({"max_tokens": 64}, seen["settings"])[0].engine_url == URL
     assert KEY not in result.output
+
+
+# ---------------------------------------------------------------- the language server's engine host
+
+
+async def test_a_server_that_goes_away_is_one_message_empty_answers_and_reconnects(monkeypatch):
+    from types import SimpleNamespace
+
+    from lsprotocol.types import MessageType
+
+    import completer.engine
+    from completer.server import engine_host
+    from completer.server.engine_host import EngineHost
+    from tests.unit.fake_engine import until
+
+    monkeypatch.setattr(engine_host, "WATCHDOG_INTERVAL_S", 0.001)
+    server = Server()
+    connects = []
+
+    def start(settings, progress=None):
+        connects.append(settings.engine_url)
+        return RemoteEngine.connect(settings, transport=server.transport)
+
+    monkeypatch.setattr(completer.engine, "start_engine", start)
+    shown = []
+    # one attempt allowed: a remote engine's host keeps reconnecting all the same
+    settings = Settings(engine_url=URL, engine_restart_attempts=1, engine_restart_backoff_s=0.001)
+    host = EngineHost(SimpleNamespace(settings=settings, show=lambda kind, message: shown.append((kind, message)),
+                                      client_capabilities=None, work_done_progress=None))
+    host.start()
+    await until(lambda: host.state == "ready")
+    watchdog = asyncio.ensure_future(host.watch())
+    try:
+        server.refuse = 10**6  # the server goes away
+        for _ in range(2):  # the requests meanwhile fail (the request service answers them empty)
+            with pytest.raises(EngineError):
+                await host.engine.complete("x", PLAN)
+        await until(lambda: len(connects) >= 4, timeout_s=5)  # reconnecting, past the attempts
+        assert not host.ready
+        server.refuse = 0  # it is back
+        await until(lambda: host.state == "ready", timeout_s=5)
+    finally:
+        watchdog.cancel()
+    assert [kind for kind, _ in shown] == [MessageType.Error, MessageType.Info]
+    assert f"no engine server at {URL}" in shown[0][1] and "reconnecting" in shown[0][1]
+    assert (await host.engine.complete("x", PLAN)).text == "x + 1"
+    host.shutdown()
