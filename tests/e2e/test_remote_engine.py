@@ -1,0 +1,146 @@
+"""The remote engine against vLLM's own server (start_server) with the real Qwen pair: greedy output
+the same as the in-process engine's, a closed stream aborted in the server, a wrong key refused, a
+server killed mid-request failing the request and serving again once restarted, and a language
+server completing through it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+
+import pytest
+import pytest_asyncio
+
+from completer.config import Settings
+from completer.context.prompt import QWEN
+from completer.engine.interface import EngineError
+from completer.engine.remote import RemoteEngine
+from completer.engine.vllm_engine import VllmEngine
+from completer.engine.vllm_server import start_server
+from completer.types import GenerationPlan
+from tests.e2e.helpers import FIB, FIB_URI, complete_detail, open_doc, start_client, stats, wait_ready
+from tests.e2e.test_equivalence import tasks
+
+pytestmark = pytest.mark.engine
+
+KEY = secrets.token_hex(16)
+SERVER_READY_S = 900
+ABORT_WITHIN_S = 30
+# (task, plan): speculated at the engine's k and bypassed (a prefix cache of their own), as the
+# policy plans them; max_tokens long enough that a stream can be closed while it runs
+PLANS = [GenerationPlan(max_tokens=48, speculate=True, num_speculative_tokens=5),
+         GenerationPlan(max_tokens=48, speculate=False)]
+
+
+def prompts(n: int = 3) -> list[str]:
+    return [QWEN.render(prefix, suffix) for prefix, suffix in tasks(n)]
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("key") / "key"
+    path.write_text(KEY + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def settings(key_file) -> Settings:
+    return Settings(engine_api_key_file=str(key_file))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def in_process(settings):
+    """The in-process engine's greedy outputs for every (prompt, plan), before the server starts
+    (one engine at a time on this machine)."""
+    engine = await asyncio.to_thread(VllmEngine.build, settings)
+    try:
+        return [(await engine.complete(p, plan)).token_ids for p in prompts() for plan in PLANS]
+    finally:
+        engine.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(settings, tmp_path_factory):
+    """A holder for the module's server (the kill test replaces it); stopped after the module."""
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    holder = {"proc": start_server(settings, api_key=KEY, log_path=log), "log": log}
+    try:
+        holder["proc"].wait_ready(timeout_s=SERVER_READY_S)
+        yield holder
+    finally:
+        holder["proc"].stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def remote(server, settings):
+    engine = await asyncio.to_thread(RemoteEngine.connect, settings.model_copy(
+        update={"engine_url": server["proc"].url}))
+    yield engine
+    engine.shutdown()
+
+
+async def test_greedy_output_is_the_in_process_engines(in_process, remote):
+    # in_process first: its engine is gone before the server's starts
+    assert remote.capabilities.per_request_speculation and remote.capabilities.backend == "cpu"
+    through_server = [(await remote.complete(p, plan)).token_ids for p in prompts() for plan in PLANS]
+    assert all(through_server)
+    assert through_server == in_process
+    stats = remote.stats()
+    assert stats["requests_finished"] == len(in_process) and stats["draft_tokens"] > 0
+
+
+async def test_closing_a_stream_aborts_the_request_in_the_server(remote):
+    plan = GenerationPlan(max_tokens=400, speculate=False)
+    stream = remote.generate(prompts(1)[0], plan)
+    first = await stream.__anext__()
+    assert first.token_ids and await remote.unfinished_requests() == 1
+    await stream.aclose()
+    deadline = time.monotonic() + ABORT_WITHIN_S
+    while await remote.unfinished_requests():
+        assert time.monotonic() < deadline, "the server still runs the closed request"
+        await asyncio.sleep(0.2)
+    assert remote.stats()["requests_running"] == 0
+
+
+async def test_a_wrong_key_is_refused(server, settings, tmp_path):
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-key")
+    url = server["proc"].url
+    for attempt in (settings.model_copy(update={"engine_url": url, "engine_api_key_file": str(wrong)}),
+                    Settings(engine_url=url)):
+        with pytest.raises(EngineError, match="refused the API key") as err:
+            await asyncio.to_thread(RemoteEngine.connect, attempt)
+        assert KEY not in str(err.value)
+
+
+async def test_a_language_server_completes_through_the_server(server, key_file):
+    client = await start_client({"engine_url": server["proc"].url, "engine_api_key_file": str(key_file)})
+    try:
+        ready = await wait_ready(client, timeout=60)  # connecting, no model to load
+        assert ready["speculation"]
+        open_doc(client, FIB_URI, FIB)
+        detail = await complete_detail(client, FIB_URI, 5, 4)
+        assert detail["text"].strip()
+        assert (await stats(client))["requests_finished"] >= 1
+    finally:
+        await client.shutdown_session()
+
+
+async def test_a_server_killed_mid_request_fails_it_and_serves_again_once_restarted(server, remote, settings):
+    plan = GenerationPlan(max_tokens=400, speculate=False)
+    proc = server["proc"]
+    with pytest.raises(EngineError, match="broke|no engine server"):
+        async for gen in remote.generate(prompts(1)[0], plan):
+            if len(gen.token_ids) >= 2 and proc.proc.poll() is None:
+                os.killpg(proc.proc.pid, signal.SIGKILL)  # a crash: no graceful end of the stream
+    proc.stop()
+    with pytest.raises(EngineError, match="no engine server"):
+        await remote.complete(prompts(1)[0], plan)
+    assert remote.dead  # two failed requests in a row: the language server would reconnect
+    server["proc"] = start_server(settings, port=proc.port, api_key=KEY, log_path=server["log"])
+    await asyncio.to_thread(server["proc"].wait_ready, SERVER_READY_S)
+    result = await remote.complete(prompts(1)[0], GenerationPlan(max_tokens=8, speculate=True))
+    assert result.token_ids and not remote.dead
