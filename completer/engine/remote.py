@@ -222,9 +222,7 @@ class RemoteEngine:
             try:
                 async for line in response.aiter_lines():
                     event = parse_sse_line(line)
-                    if event is DONE:
-                        break
-                    if event is None:
+                    if event is None or event is DONE:  # after DONE the body ends: its connection is kept
                         continue
                     apply_event(event, result)
                     if result.first_token_s is None and (result.token_ids or result.text):
