@@ -21,11 +21,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from completer.config import Settings
 from completer.engine.interface import EngineError
 from completer.engine.models import ProgressFn, _noop
+
+if TYPE_CHECKING:
+    from completer.engine.vllm_engine import EnginePlan
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 API_KEY_ENV = "VLLM_API_KEY"
@@ -67,9 +70,11 @@ def serve_args(engine_args: dict) -> list[str]:
 
 @dataclass
 class ServerCommand:
+    """How to start one server: its command line, the environment it adds, the engine plan behind them."""
+
     argv: list[str]
     env: dict[str, str]  # set over this process's environment
-    plan: object  # vllm_engine.EnginePlan: models, capabilities, memory
+    plan: "EnginePlan | None"  # the models, capabilities and memory it runs with
 
 
 def plan_server(settings: Settings, *, host: str, port: int, extra_vllm_args: Sequence[str] = (),
