@@ -25,6 +25,7 @@ from typing import AsyncIterator
 import httpx
 
 from completer.config import Settings
+from completer.context.prompt import format_for
 from completer.engine import models
 from completer.engine.interface import Capabilities, EngineError, new_request_id
 from completer.engine.methods import resolve_method
@@ -37,6 +38,8 @@ from completer.policy.rules import speculation_with_sampling
 from completer.types import Generation, GenerationPlan
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO: a line per keystroke in the language server's log
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 CONNECT_TIMEOUT_S = 5.0  # a server on the network answers a connection at once, or is not there
 CONNECT_ATTEMPTS = 2  # a stale pooled connection or a server restarting its listener: one more try
@@ -88,6 +91,7 @@ class RemoteEngine:
         self._closed = False
         self._client: httpx.AsyncClient | None = None
         self._transport = transport  # tests: a mock server
+        self.special_ids: dict[str, int] = {}  # the format's special tokens (stops) → the model's ids
 
     @classmethod
     def connect(cls, settings: Settings, progress: models.ProgressFn = models._noop,
@@ -120,13 +124,20 @@ class RemoteEngine:
                             speculation_with_sampling=speculation_with_sampling(backend),
                             engine_k_only=uses_model_runner_v2(backend, method))
         encoder = prompt_encoder(local_dir) if local_dir else None
+        stops = format_for(settings.model).stop
         if encoder is None:
             log.warning("no local tokenizer for %s: prompts go to the server as text, where document text "
                         "that spells a special token is read as one", settings.model)
+            with httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=transport) as client:
+                special_ids = server_special_ids(client, model_id, stops)
+        else:
+            special_ids = {s: i for s in stops if (i := encoder.token_id(s)) is not None}
         # a folder that does not exist makes the pipeline count tokens by its estimate
         target_dir = local_dir if encoder is not None else os.path.join(os.devnull, "remote-target")
-        return cls(settings, url, key, model_id, caps, block or settings.block_size or FALLBACK_BLOCK_SIZE,
-                   target_dir, encoder, transport)
+        engine = cls(settings, url, key, model_id, caps, block or settings.block_size or FALLBACK_BLOCK_SIZE,
+                     target_dir, encoder, transport)
+        engine.special_ids = special_ids
+        return engine
 
     @property
     def block_size(self) -> int:
@@ -209,7 +220,8 @@ class RemoteEngine:
             raise EngineError(f"cannot encode the prompt: {err}") from err
         body = request_body(payload, plan, model=self.model_id,
                             per_request=self.capabilities.per_request_speculation,
-                            cache_salt=self.prefix_cache(plan.speculate, cache_salt), request_id=request_id)
+                            cache_salt=self.prefix_cache(plan.speculate, cache_salt), request_id=request_id,
+                            special_ids=self.special_ids)
         stats = self._stats
         started = time.perf_counter()
         result = Generation(text="")
@@ -300,6 +312,22 @@ def local_model_dir(model: str) -> str | None:
         return None
     folder = models.converted_dir(gguf)
     return str(folder) if (folder / "completer-converted.json").is_file() else None
+
+
+def server_special_ids(client: httpx.Client, model_id: str, tokens: tuple[str, ...]) -> dict[str, int]:
+    """The ids of the special ``tokens`` by the server's tokenizer (/tokenize reads a special token
+    in text as one id); those it does not know, or all when it has no /tokenize, are left out."""
+    ids = {}
+    for token in tokens:
+        try:
+            answer = client.post("/tokenize", json={"model": model_id, "prompt": token, "add_special_tokens": False})
+            found = answer.json().get("tokens") if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as err:
+            log.warning("the server's /tokenize failed (%s): stop tokens go as text", type(err).__name__)
+            return ids
+        if isinstance(found, list) and len(found) == 1:
+            ids[token] = found[0]
+    return ids
 
 
 def _get(client: httpx.Client, path: str, url: str) -> httpx.Response:

@@ -47,14 +47,24 @@ def read_api_key(settings: Settings, environ=os.environ) -> str | None:
     return environ.get(API_KEY_ENV, "").strip() or None
 
 
+def split_stops(stop: tuple[str, ...], stop_token_ids: tuple[int, ...],
+                special_ids: dict[str, int]) -> tuple[list[str], list[int]]:
+    """(stop strings, stop token ids) for the server: a stop string that is one of the model's special
+    tokens goes as its id. The server takes few stop strings (VLLM_MAX_STOP_STRINGS, 4 by default), and
+    with skip_special_tokens such a string could only match the token spelt out in ordinary tokens."""
+    ids = list(dict.fromkeys([*stop_token_ids, *(special_ids[s] for s in stop if s in special_ids)]))
+    return [s for s in dict.fromkeys(stop) if s not in special_ids], ids
+
+
 def request_body(prompt: str | list[int], plan: GenerationPlan, *, model: str, per_request: bool,
-                 cache_salt: str, request_id: str) -> dict:
+                 cache_salt: str, request_id: str, special_ids: dict[str, int] | None = None) -> dict:
     """The /v1/completions body for one plan: vLLM's SamplingParams fields as the in-process engine sets
     them (vllm_adapter.sampling_params), the plan's k in vllm_xargs, its prefix-cache salt."""
+    stop, stop_token_ids = split_stops(plan.stop, plan.stop_token_ids, special_ids or {})
     body = {
         "model": model, "prompt": prompt, "max_tokens": plan.max_tokens, "min_tokens": plan.min_tokens,
         "temperature": plan.temperature, "top_p": plan.top_p, "seed": plan.seed,
-        "stop": list(plan.stop), "stop_token_ids": list(plan.stop_token_ids), "skip_special_tokens": True,
+        "stop": stop, "stop_token_ids": stop_token_ids, "skip_special_tokens": True,
         "stream": True, "stream_options": {"include_usage": True}, "return_token_ids": True,
         "request_id": request_id,
     }

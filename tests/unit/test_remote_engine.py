@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 
 import httpx
 import pytest
 
 from completer.config import Settings
-from completer.engine import start_engine
+from completer.engine import remote, start_engine
 from completer.engine.interface import Engine, EngineError
 from completer.engine.remote import RemoteEngine, remote_method
 from completer.engine.remote_protocol import (DONE, apply_event, base_url, error_message, metric_sum, parse_metrics,
-                                              parse_sse_line, read_api_key, request_body, served_facts, served_match)
+                                              parse_sse_line, read_api_key, request_body, served_facts, served_match,
+                                              split_stops)
 from completer.policy.steps import PLAN_KEY
 from completer.types import Generation, GenerationPlan
 
@@ -88,6 +90,22 @@ def test_request_body_sampling_fields():
     assert (body["stop"], body["stop_token_ids"], body["min_tokens"]) == (["\n"], [151643], 2)
     assert (body["temperature"], body["top_p"], body["seed"], body["skip_special_tokens"]) == (0.8, 0.9, 7, True)
     json.dumps(body)  # all of it is JSON
+
+
+SPECIAL = {"<|endoftext|>": 151643, "<|fim_pad|>": 151662, "<|file_sep|>": 151664}
+
+
+@pytest.mark.parametrize("stop,stop_ids,expected", [
+    (("\n",), (), (["\n"], [])),
+    # the format's special tokens go as their ids (the server takes at most 4 stop strings)
+    (("\n", "<|endoftext|>", "<|fim_pad|>", "<|file_sep|>"), (151643,), (["\n"], [151643, 151662, 151664])),
+    (("<|im_end|>", "\n\n", "\n\n"), (), (["<|im_end|>", "\n\n"], [])),  # unknown to the model: as text
+])
+def test_stop_strings_that_are_special_tokens_go_as_ids(stop, stop_ids, expected):
+    assert split_stops(stop, stop_ids, SPECIAL) == expected
+    body = request_body("p", GenerationPlan(max_tokens=4, stop=stop, stop_token_ids=stop_ids), model="m",
+                        per_request=False, cache_salt="", request_id="r", special_ids=SPECIAL)
+    assert (body["stop"], body["stop_token_ids"]) == expected
 
 
 # ---------------------------------------------------------------- the stream
@@ -237,6 +255,9 @@ class Server:
             return httpx.Response(200, json={"version": self.version})
         if path == "/metrics":
             return httpx.Response(200, text=self.metrics)
+        if path == "/tokenize":
+            text = json.loads(request.content)["prompt"]
+            return httpx.Response(200, json={"tokens": [SPECIAL[text]] if text in SPECIAL else [1, 2, 3]})
         if path == "/v1/completions":
             self.bodies.append(json.loads(request.content))
             if self.status != 200:
@@ -557,3 +578,47 @@ async def test_a_server_that_goes_away_is_one_message_empty_answers_and_reconnec
     assert f"no engine server at {URL}" in shown[0][1] and "reconnecting" in shown[0][1]
     assert (await host.engine.complete("x", PLAN)).text == "x + 1"
     host.shutdown()
+
+
+# ---------------------------------------------------------------- the prompt: token ids or text
+
+
+def tiny_model(folder) -> str:
+    """A model folder with a word-level tokenizer that knows two of Qwen's special tokens."""
+    from tokenizers import Tokenizer, models as tokenizer_models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, "def": 1, "f": 2, "(": 3}
+    tokenizer = Tokenizer(tokenizer_models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.add_special_tokens(["<|fim_prefix|>", "<|endoftext|>"])
+    folder.mkdir()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "config.json").write_text("{}")
+    return str(folder)
+
+
+async def test_a_local_tokenizer_sends_token_ids_and_its_special_ids(tmp_path):
+    from completer.context.prompt import Prompt
+
+    model = tiny_model(tmp_path / "tiny-coder")
+    server = Server(served=[{"id": "tiny", "root": "/srv/models/tiny-coder"}])
+    engine = RemoteEngine.connect(Settings(engine_url=URL, model=model), transport=server.transport)
+    assert engine.target_dir == model and engine.special_ids == {"<|endoftext|>": 5, "<|fim_prefix|>": 4}
+    prompt = Prompt([("<|fim_prefix|>", True), ("def f( <|fim_prefix|>", False)])
+    await engine.complete(prompt, GenerationPlan(max_tokens=4, speculate=False, stop=("<|endoftext|>", "\n")))
+    body = server.bodies[0]
+    # the frame's special piece as its id, the document's spelling of it as text
+    assert body["prompt"][0] == 4 and body["prompt"].count(4) == 1
+    assert (body["stop"], body["stop_token_ids"]) == (["\n"], [5])
+
+
+async def test_without_a_local_tokenizer_the_prompt_goes_as_text_and_stops_by_the_servers_ids(monkeypatch, caplog):
+    monkeypatch.setattr(remote, "local_model_dir", lambda model: None)
+    server = Server()
+    engine = connect(server)
+    assert engine.special_ids == SPECIAL
+    assert "no local tokenizer" in caplog.text
+    assert not os.path.exists(engine.target_dir)  # the pipeline counts tokens by its estimate
+    await engine.complete("def f(", GenerationPlan(max_tokens=4, speculate=False, stop=("<|fim_pad|>",)))
+    body = server.bodies[0]
+    assert body["prompt"] == "def f(" and (body["stop"], body["stop_token_ids"]) == ([], [151662])
