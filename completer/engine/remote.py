@@ -90,6 +90,7 @@ class RemoteEngine:
         self._failures = 0  # requests in a row that failed for the connection or the server
         self._closed = False
         self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the client's connections belong to
         self._transport = transport  # tests: a mock server
         self.special_ids: dict[str, int] = {}  # the format's special tokens (stops) → the model's ids
 
@@ -166,6 +167,7 @@ class RemoteEngine:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:  # made on first use, in the event loop that uses it
+            self._loop = asyncio.get_running_loop()
             self._client = httpx.AsyncClient(base_url=self.url, headers=self._headers, transport=self._transport,
                                              timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
         return self._client
@@ -279,22 +281,21 @@ class RemoteEngine:
         return int(metric_sum(samples, "vllm:num_requests_running") + metric_sum(samples, "vllm:num_requests_waiting"))
 
     def shutdown(self) -> None:
-        """Close the connections (the server keeps running). Blocking, idempotent."""
+        """Close the connections (the server keeps running). Idempotent; callable from any thread (the
+        engine host calls it from a worker thread): the client closes in the event loop that made it."""
         self._closed = True
         client, self._client = self._client, None
-        if client is None:
-            return
+        loop, self._loop = self._loop, None
+        if client is None or loop is None or loop.is_closed():
+            return  # never used, or its loop is gone and its sockets with it
         try:
-            loop = asyncio.get_running_loop()
+            running = asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
-        if loop is not None:
+            running = None
+        if running is loop:
             loop.create_task(client.aclose())
         else:
-            try:
-                asyncio.run(client.aclose())
-            except Exception as err:  # its connections belong to another loop: they close with it
-                log.debug("closing the engine's HTTP client: %s", err)
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop)
 
 
 def local_model_dir(model: str) -> str | None:

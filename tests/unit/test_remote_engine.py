@@ -622,3 +622,20 @@ async def test_without_a_local_tokenizer_the_prompt_goes_as_text_and_stops_by_th
     await engine.complete("def f(", GenerationPlan(max_tokens=4, speculate=False, stop=("<|fim_pad|>",)))
     body = server.bodies[0]
     assert body["prompt"] == "def f(" and (body["stop"], body["stop_token_ids"]) == ([], [151662])
+
+
+async def test_shutdown_from_another_thread_closes_the_client_in_its_own_loop():
+    engine = connect(Server())
+    await engine.complete("x", PLAN)
+    client = engine._client
+    await asyncio.to_thread(engine.shutdown)  # as the engine host does
+    await until_closed(client)
+    assert engine.dead
+
+
+async def until_closed(client: httpx.AsyncClient) -> None:
+    for _ in range(1000):
+        if client.is_closed:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the client was not closed")
