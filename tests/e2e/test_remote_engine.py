@@ -1,7 +1,8 @@
 """The remote engine against vLLM's own server (start_server) with the real Qwen pair: greedy output
-the same as the in-process engine's, a closed stream aborted in the server, a wrong key refused, a
-server killed mid-request failing the request and serving again once restarted, and a language
-server completing through it."""
+the same as the in-process engine's, a closed stream aborted in the server, a wrong key refused, two
+language servers (two users, two documents each) sharing it, a server killed mid-request failing the
+request and serving again once restarted, and the language servers answering empty while it is down,
+with one message, and completing again once it is back."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 
 import pytest
 import pytest_asyncio
+from lsprotocol import types
 
 from completer.config import Settings
 from completer.context.prompt import QWEN
@@ -29,6 +31,9 @@ pytestmark = pytest.mark.engine
 KEY = secrets.token_hex(16)
 SERVER_READY_S = 900
 ABORT_WITHIN_S = 30
+RECONNECT_BACKOFF_S = 0.5  # the language servers reconnect soon after the server is back
+DOCUMENTS = {FIB_URI: FIB, "file:///workspace/area.py": "import math\n\n\ndef circle_area(r):\n    "}
+POSITIONS = {FIB_URI: (5, 4), "file:///workspace/area.py": (4, 4)}
 # (task, plan): speculated at the engine's k and bypassed (a prefix cache of their own), as the
 # policy plans them; max_tokens long enough that a stream can be closed while it runs
 PLANS = [GenerationPlan(max_tokens=48, speculate=True, num_speculative_tokens=5),
@@ -116,17 +121,35 @@ async def test_a_wrong_key_is_refused(server, settings, tmp_path):
         assert KEY not in str(err.value)
 
 
-async def test_a_language_server_completes_through_the_server(server, key_file):
-    client = await start_client({"engine_url": server["proc"].url, "engine_api_key_file": str(key_file)})
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def editors(server, key_file):
+    """Two language servers (two users) on the one server, each with two documents."""
+    options = {"engine_url": server["proc"].url, "engine_api_key_file": str(key_file),
+               "engine_restart_backoff_s": RECONNECT_BACKOFF_S}
+    clients = [await start_client(options) for _ in range(2)]
     try:
-        ready = await wait_ready(client, timeout=60)  # connecting, no model to load
-        assert ready["speculation"]
-        open_doc(client, FIB_URI, FIB)
-        detail = await complete_detail(client, FIB_URI, 5, 4)
-        assert detail["text"].strip()
-        assert (await stats(client))["requests_finished"] >= 1
+        for client in clients:
+            await wait_ready(client, timeout=60)  # connecting: no model to load
+            for uri, text in DOCUMENTS.items():
+                open_doc(client, uri, text)
+        yield clients
     finally:
-        await client.shutdown_session()
+        for client in clients:
+            await client.shutdown_session()
+
+
+async def complete_all(editors) -> list[str]:
+    """Each editor's completion in each of its documents, all at once."""
+    asks = [complete_detail(client, uri, *position) for client in editors
+            for uri, position in POSITIONS.items()]
+    return [detail["text"] for detail in await asyncio.gather(*asks)]
+
+
+async def test_two_language_servers_share_the_server(editors, remote):
+    assert all((await stats(client))["speculation"] for client in editors)
+    assert all(text.strip() for text in await complete_all(editors))
+    assert [(await stats(client))["requests_finished"] >= 2 for client in editors] == [True, True]
+    assert await remote.unfinished_requests() == 0
 
 
 async def test_a_server_killed_mid_request_fails_it_and_serves_again_once_restarted(server, remote, settings):
@@ -144,3 +167,28 @@ async def test_a_server_killed_mid_request_fails_it_and_serves_again_once_restar
     await asyncio.to_thread(server["proc"].wait_ready, SERVER_READY_S)
     result = await remote.complete(prompts(1)[0], GenerationPlan(max_tokens=8, speculate=True))
     assert result.token_ids and not remote.dead
+
+
+async def test_the_language_servers_answer_empty_while_the_server_is_down_and_recover(server, editors, settings):
+    proc = server["proc"]
+    proc.stop()
+    for _ in range(2):  # a request may fail for one dropped connection; two in a row: the server is gone
+        assert await complete_all(editors) == [""] * 4
+    for client in editors:
+        await until_engine(client, "ready", False)
+    server["proc"] = start_server(settings, port=proc.port, api_key=KEY, log_path=server["log"])
+    await asyncio.to_thread(server["proc"].wait_ready, SERVER_READY_S)
+    for client in editors:
+        await until_engine(client, "ready", True)
+    assert all(text.strip() for text in await complete_all(editors))
+    for client in editors:  # one message for the outage, one when it is over
+        kinds = [m.type for m in client.messages]
+        assert kinds == [types.MessageType.Error, types.MessageType.Info], client.messages
+        assert "no engine server" in client.messages[0].message
+
+
+async def until_engine(client, state: str, reached: bool, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while ((await stats(client))["engine"] == state) is not reached:
+        assert time.monotonic() < deadline, f"the language server's engine: still {(await stats(client))['engine']}"
+        await asyncio.sleep(0.2)
