@@ -13,18 +13,18 @@ from tests.e2e.helpers import ALL_CORES, complete_detail, open_doc, start_client
 
 pytestmark = pytest.mark.engine
 
-# 12 tasks spread over HumanEval multi-line infilling, shipped with the tests
+# 8 tasks spread over HumanEval multi-line infilling, shipped with the tests
 DATA = Path(__file__).resolve().parents[1] / "data" / "humaneval-infilling"
 
 
-def tasks(n: int = 12) -> list[tuple[str, str]]:
+def tasks(n: int = 8) -> list[tuple[str, str]]:
     """(prefix, suffix) pairs from HumanEval multi-line infilling, spread over the set."""
     rows = [json.loads(line) for line in gzip.open(DATA / "HumanEval-MultiLineInfilling.jsonl.gz", "rt")]
     step = max(len(rows) // n, 1)
     return [(r["prompt"], r["suffix"]) for r in rows[::step][:n]]
 
 
-async def collect(client, n: int = 12) -> list[list[int]]:
+async def collect(client, n: int = 8) -> list[list[int]]:
     outputs = []
     for i, (prefix, suffix) in enumerate(tasks()[:n]):
         uri = f"file:///workspace/task{i}.py"
@@ -51,7 +51,7 @@ async def test_speculative_output_is_token_identical_to_target_alone():
         # sampled requests on the CPU never speculate, so with a seed they equal the target alone's
         spec_client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=SAMPLED))
         sampled_with_draft = await collect(spec_client, 4)
-        assert (await stats(spec_client))["requests_speculated"] >= 10
+        assert (await stats(spec_client))["requests_speculated"] >= 7
     finally:
         await spec_client.shutdown_session()
     alone_client = await start_client({**SETTINGS, "speculative_config": {"method": "none"}})
@@ -62,7 +62,7 @@ async def test_speculative_output_is_token_identical_to_target_alone():
         sampled_alone = await collect(alone_client, 4)
     finally:
         await alone_client.shutdown_session()
-    assert len(with_draft) == len(alone) >= 10
+    assert len(with_draft) == len(alone) >= 8
     assert sum(len(t) for t in alone) > 100, "too few tokens to compare"
     mismatches = [i for i, (a, b) in enumerate(zip(with_draft, alone)) if a != b]
     detail = {i: (with_draft[i], alone[i]) for i in mismatches}
