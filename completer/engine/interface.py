@@ -18,6 +18,14 @@ def new_request_id() -> str:
     return f"cmpl-{uuid.uuid4().hex[:16]}"
 
 
+async def run_to_end(stream: AsyncIterator[Generation]) -> Generation:
+    """The last Generation of a stream from ``Engine.generate`` (an empty one if it yields none)."""
+    result = Generation(text="")
+    async for result in stream:
+        pass
+    return result
+
+
 class EngineError(RuntimeError):
     """The engine could not start, or a request failed inside it."""
 

@@ -27,7 +27,7 @@ import httpx
 from completer.config import Settings
 from completer.context.prompt import format_for
 from completer.engine import models
-from completer.engine.interface import Capabilities, EngineError, new_request_id
+from completer.engine.interface import Capabilities, EngineError, new_request_id, run_to_end
 from completer.engine.methods import resolve_method
 from completer.engine.vllm_adapter import METHODS, TESTED_VLLM, uses_model_runner_v2
 from completer.engine.vllm_engine import BYPASS_CACHE_SALT, EngineStats, prompt_encoder
@@ -262,10 +262,7 @@ class RemoteEngine:
 
     async def complete(self, prompt: str, plan: GenerationPlan, *, request_id: str | None = None,
                        cache_salt: str | None = None) -> Generation:
-        result = Generation(text="")
-        async for result in self.generate(prompt, plan, request_id=request_id, cache_salt=cache_salt):
-            pass
-        return result
+        return await run_to_end(self.generate(prompt, plan, request_id=request_id, cache_salt=cache_salt))
 
     def stats(self) -> dict:
         return self._stats.as_dict()

@@ -18,7 +18,7 @@ from completer.config import Settings
 from completer.context.tokens import HFTokenCounter
 from completer.engine import models, vllm_adapter
 from completer.engine.environment import detect_backend, prepare_environment
-from completer.engine.interface import Capabilities, EngineError, new_request_id
+from completer.engine.interface import Capabilities, EngineError, new_request_id, run_to_end
 from completer.engine.memory import MemoryPlan, available_memory, plan_memory, total_memory
 from completer.engine.methods import batch_k_limits, resolve_method
 from completer.policy.rules import speculation_allowed, speculation_with_sampling
@@ -206,10 +206,7 @@ class VllmEngine:
 
     async def complete(self, prompt: str, plan: GenerationPlan, *, request_id: str | None = None,
                        cache_salt: str | None = None) -> Generation:
-        result = Generation(text="")
-        async for result in self.generate(prompt, plan, request_id=request_id, cache_salt=cache_salt):
-            pass
-        return result
+        return await run_to_end(self.generate(prompt, plan, request_id=request_id, cache_salt=cache_salt))
 
     def prefix_cache(self, speculate: bool, cache_salt: str | None = None) -> str:
         """The prefix-cache salt a request gets: bypassed requests keep a cache of their own

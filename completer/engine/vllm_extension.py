@@ -124,21 +124,28 @@ def _policy_async_scheduler_class():
     return PolicyAsyncScheduler
 
 
-def skip_drafter_when_planned(runner) -> None:
-    """V1 runners (the CPU's and CUDA's): on a bypass-only step, report that the input does not fit
-    in the drafter, vLLM's own path for a step without drafts."""
+def record_step_plan(runner) -> None:
+    """Keep on ``runner._completer_skip_draft`` whether the step the runner executes is bypass-only
+    (the scheduler's mark on its SchedulerOutput); the drafting that follows reads it."""
     execute_model = runner.execute_model
-    fits = runner._input_fits_in_drafter
     runner._completer_skip_draft = False
 
     def execute_model_with_plan(scheduler_output, *args, **kwargs):
         runner._completer_skip_draft = getattr(scheduler_output, SKIP_DRAFT, False)
         return execute_model(scheduler_output, *args, **kwargs)
 
+    runner.execute_model = execute_model_with_plan
+
+
+def skip_drafter_when_planned(runner) -> None:
+    """V1 runners (the CPU's and CUDA's): on a bypass-only step, report that the input does not fit
+    in the drafter, vLLM's own path for a step without drafts."""
+    fits = runner._input_fits_in_drafter
+    record_step_plan(runner)
+
     def input_fits_in_drafter(common_attn_metadata):
         return not runner._completer_skip_draft and fits(common_attn_metadata)
 
-    runner.execute_model = execute_model_with_plan
     runner._input_fits_in_drafter = input_fits_in_drafter
 
 
@@ -149,20 +156,14 @@ def skip_speculator_when_planned(runner) -> None:
     speculator = runner.speculator
     if speculator is None:
         return
-    execute_model = runner.execute_model
     propose = speculator.propose
-    runner._completer_skip_draft = False
-
-    def execute_model_with_plan(scheduler_output, *args, **kwargs):
-        runner._completer_skip_draft = getattr(scheduler_output, SKIP_DRAFT, False)
-        return execute_model(scheduler_output, *args, **kwargs)
+    record_step_plan(runner)
 
     def propose_unless_skipped(input_batch, *args, dummy_run: bool = False, **kwargs):
         if runner._completer_skip_draft and not dummy_run:
             return speculator.draft_tokens[: input_batch.num_reqs]
         return propose(input_batch, *args, dummy_run=dummy_run, **kwargs)
 
-    runner.execute_model = execute_model_with_plan
     speculator.propose = propose_unless_skipped
 
 
