@@ -78,7 +78,8 @@ def engine_specs(eagle3_length: float = EAGLE3_LENGTH) -> list[EngineSpec]:
         EngineSpec("eagle3-full-bypass", "eagle3", True, {"eagle3 engine, bypass (full graphs for query length 1)": 0},
                    synthetic_length(eagle3_length), {"completer_bypass_graphs": True}),
         EngineSpec("eagle3-piecewise-fallbacks", "eagle3", True,
-                   {"eagle3 engine, bypass (piecewise fallbacks)": 0, "eagle3 k=5 (piecewise fallbacks)": K},
+                   {"eagle3 engine, bypass (piecewise fallbacks)": 0, "eagle3 k=5 (piecewise fallbacks)": K,
+                    f"{POLICY} (piecewise fallbacks)": POLICY},
                    synthetic_length(eagle3_length), {"completer_piecewise_fallbacks": True}),
         EngineSpec("eagle3-propose-always", "eagle3", True, {"eagle3 engine, bypass (head runs anyway)": 0},
                    synthetic_length(eagle3_length), {"completer_skip_speculator": False}),
@@ -246,13 +247,14 @@ def summary_figures(rows: list[dict]) -> dict:
     and NOT_COMPARABLE ones aside), and the policy against that best (1.0 = as fast)."""
     out = {}
     for row in rows:
-        if row["config"] != POLICY:
+        if not row["config"].startswith(POLICY):
             continue
         peers = [r for r in rows if (r["shape"], r["batch"], r["class"]) == (row["shape"], row["batch"], row["class"])
-                 and r["config"] != POLICY and r["speedup"] is not None and "bypass" not in r["config"]
+                 and not r["config"].startswith(POLICY) and r["speedup"] is not None and "bypass" not in r["config"]
                  and not r["config"].startswith(NOT_COMPARABLE)]
         best = max(peers, key=lambda r: r["speedup"], default=None)
-        key = f"{row['shape']}_b{row['batch']}_{row['class']}"
+        variant = row["config"][len(POLICY):].strip(" ()").replace(" ", "_")
+        key = f"{row['shape']}_b{row['batch']}_{row['class']}" + (f"_{variant}" if variant else "")
         out[key] = {"policy": row["speedup"], "best_fixed": best["config"] if best else None,
                     "best_fixed_speedup": best["speedup"] if best else None,
                     "policy_vs_best": round(row["speedup"] / best["speedup"], 3) if best and row["speedup"] else None}

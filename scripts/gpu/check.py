@@ -1,12 +1,13 @@
 """GPU checks for completer on any CUDA machine with vLLM 0.26 (results as JSON under OUT).
 
   python3 scripts/gpu/check.py contract              every vLLM name the CUDA classes touch exists
-  python3 scripts/gpu/check.py exact [--model DIR]   greedy identity in float32, speculation vs the target alone:
+  python3 scripts/gpu/check.py exact [--model DIR]   greedy identity in float32, speculation vs the target alone
+        (exact-eagle3, exact-draft, exact-ngram: one method each):
         - eagle3 (per request, Model Runner V2, asynchronous scheduling) with a random head on a
           random-weight 1.5B-shaped target: k = 5 and k = 0 rows of one engine, and a stock
           target-alone engine with the same random weights;
-        - draft_model with the draft equal to the target (--model DIR: real weights; V1 runner):
-          k = 3 and k = 0 rows, and a stock target-alone engine;
+        - draft_model with the draft equal to the target, and ngram_gpu (V1 runner, against the
+          target alone on V1 too): random 1.5B-shaped weights, or the real ones with --model DIR;
         each on 8 of completer's own prompts, one request at a time, then all 8 at once.
   python3 scripts/gpu/check.py default               `completer complete examples/sample.py:6:5` with the
         default settings (models from completer's cache), its log kept as OUT/default-complete.log
@@ -86,7 +87,12 @@ def _compare(name: str, reference: dict, runs: dict) -> bool:
     return ok
 
 
-def check_exact(model: str | None, eagle3: bool = True) -> bool:
+def check_exact(model: str | None, methods: tuple[str, ...] = ("eagle3", "draft_model", "ngram_gpu")) -> bool:
+    """Greedy identity for each of ``methods`` against the target alone, in float32.
+
+    eagle3 runs on Model Runner V2; draft_model and ngram_gpu run on the V1 runner, so their
+    reference is the target alone on V1 as well (like-for-like kernels: V1 and V2 need not agree in
+    the last bit at batch 8)."""
     from completer.bench.gpu_latency import build_prompts
     from completer.bench.gpu_shapes import shape_folders
     from completer.config import Settings, SpeculativeConfig
@@ -96,29 +102,59 @@ def check_exact(model: str | None, eagle3: bool = True) -> bool:
     items = build_prompts(tokenizer, 16, seed=1)[:8]
     folders = shape_folders(models.cache_dir() / "shape-models", tokenizer)
     f32 = dict(dtype="float32", max_num_seqs=8, batch_k_limits={}, warm_cache_plan=False)
-    ok = True
-
-    # eagle3 on Model Runner V2: random target and head (vLLM's dummy weights depend only on shapes and seed)
-    dummy = {"load_format": "dummy"}
-    target = Settings(model=str(folders["1.5b"]), speculative_config=SpeculativeConfig(method="none"),
+    # random weights unless a real model is given (vLLM's dummy weights depend only on shapes and seed,
+    # so a draft of the target's shape is the target)
+    target_dir, extra, weights = (model, None, "real weights") if model else (str(folders["1.5b"]),
+                                                                              {"load_format": "dummy"}, "random weights")
+    target = Settings(model=target_dir, speculative_config=SpeculativeConfig(method="none"),
                       speculation_policy="engine", **f32)
-    eagle = Settings(model=str(folders["1.5b"]), speculative_config=SpeculativeConfig(
-        method="eagle3", model=str(folders["eagle3-1.5b"]), num_speculative_tokens=5), **f32)
-    if eagle3:
-        reference = asyncio.run(_outputs(target, dummy, items, {"target alone": 0}))
-        ok &= _compare("eagle3, random weights", reference,
-                       asyncio.run(_outputs(eagle, dummy, items, {"eagle3 k=5": 5, "eagle3 engine, k=0": 0})))
-
-    # draft_model on the V1 runner, the draft equal to the target
-    if model:
-        target = Settings(model=model, speculative_config=SpeculativeConfig(method="none"),
-                          speculation_policy="engine", **f32)
-        draft = Settings(model=model, speculative_config=SpeculativeConfig(
-            method="draft_model", model=model, num_speculative_tokens=3), **f32)
-        reference = asyncio.run(_outputs(target, None, items, {"target alone": 0}))
-        ok &= _compare("draft_model = target, real weights", reference,
-                       asyncio.run(_outputs(draft, None, items, {"draft k=3": 3, "draft engine, k=0": 0})))
+    engines = {
+        "eagle3": (f"eagle3, {weights}", str(folders["1.5b"]), {"load_format": "dummy"},
+                   SpeculativeConfig(method="eagle3", model=str(folders["eagle3-1.5b"]), num_speculative_tokens=5),
+                   {"eagle3 k=5": 5, "eagle3 engine, k=0": 0}),
+        "draft_model": (f"draft_model = target, {weights}", target_dir, extra,
+                        SpeculativeConfig(method="draft_model", model=target_dir, num_speculative_tokens=3),
+                        {"draft k=3": 3, "draft engine, k=0": 0}),
+        "ngram_gpu": (f"ngram_gpu, {weights}", target_dir, extra,
+                      SpeculativeConfig(method="ngram_gpu", num_speculative_tokens=5),
+                      {"ngram_gpu k=5": 5, "ngram_gpu engine, k=0": 0}),
+    }
+    ok = True
+    references: dict[tuple, dict] = {}
+    for method in methods:
+        name, folder, engine_extra, speculative, rows = engines[method]
+        v1 = method != "eagle3"
+        key = (folder, v1)
+        with _runner(v1):
+            if key not in references:
+                reference_settings = target if folder == target_dir else Settings(
+                    model=folder, speculative_config=SpeculativeConfig(method="none"), speculation_policy="engine", **f32)
+                references[key] = asyncio.run(_outputs(reference_settings, engine_extra, items, {"target alone": 0}))
+            runs = asyncio.run(_outputs(Settings(model=folder, speculative_config=speculative, **f32),
+                                        engine_extra, items, rows))
+        ok &= _compare(name, references[key], runs)
     return ok
+
+
+class _runner:
+    """VLLM_USE_V2_MODEL_RUNNER=0 while the block runs (``v1``), else vLLM's own choice."""
+
+    def __init__(self, v1: bool):
+        self.v1 = v1
+
+    def __enter__(self):
+        from vllm import envs
+
+        envs.disable_envs_cache()  # an engine started in this process may have frozen the variables
+        self.saved = os.environ.get("VLLM_USE_V2_MODEL_RUNNER")
+        if self.v1:
+            os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
+
+    def __exit__(self, *exc):
+        if self.saved is None:
+            os.environ.pop("VLLM_USE_V2_MODEL_RUNNER", None)
+        else:
+            os.environ["VLLM_USE_V2_MODEL_RUNNER"] = self.saved
 
 
 def check_default() -> bool:
@@ -134,7 +170,7 @@ def check_default() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checks", nargs="+", choices=["contract", "exact", "exact-draft", "default"])
+    parser.add_argument("checks", nargs="+", choices=["contract", "exact", "exact-eagle3", "exact-draft", "exact-ngram", "default"])
     parser.add_argument("--model", help="exact: a local target folder with real weights (draft = target)")
     args = parser.parse_args()
     ok = True
@@ -142,7 +178,9 @@ def main() -> int:
         try:
             ok &= {"contract": check_contract, "default": check_default,
                    "exact": lambda: check_exact(args.model),
-                   "exact-draft": lambda: check_exact(args.model, eagle3=False)}[check]()
+                   "exact-eagle3": lambda: check_exact(args.model, ("eagle3",)),
+                   "exact-draft": lambda: check_exact(args.model, ("draft_model",)),
+                   "exact-ngram": lambda: check_exact(args.model, ("ngram_gpu",))}[check]()
         except Exception as err:  # one failing check must not hide the others
             ok &= record(check, False, error=f"{type(err).__name__}: {err}")
     return 0 if ok else 1
