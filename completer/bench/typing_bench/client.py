@@ -8,6 +8,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -52,14 +53,16 @@ def plain_results_converter():
 class ServerClient(LanguageClient):
     """pygls' client over a `completer serve` subprocess whose stderr goes to ``log_path``.
 
-    ``settings`` are the server's initializationOptions. Errors of the requests made with
-    ``call`` are raised as RuntimeError; ``send`` leaves them to the caller (JsonRpcException).
+    ``settings`` are the server's initializationOptions; ``serve_args``, more arguments of
+    `completer serve` (e.g. ``--engine-url URL``). Errors of the requests made with ``call`` are
+    raised as RuntimeError; ``send`` leaves them to the caller (JsonRpcException).
     """
 
-    def __init__(self, settings: dict, log_path: Path) -> None:
+    def __init__(self, settings: dict, log_path: Path, serve_args: Sequence[str] = ()) -> None:
         super().__init__("completer-bench-typing", __version__, converter_factory=plain_results_converter)
         self.settings = settings
         self.log_path = log_path
+        self.serve_args = tuple(serve_args)
         self._ids = 0
         for method in (types.WINDOW_SHOW_MESSAGE, types.WINDOW_LOG_MESSAGE):  # read by nobody here
             self.feature(method)(lambda params: None)
@@ -68,7 +71,8 @@ class ServerClient(LanguageClient):
         """Start the server and initialize the session (the engine loads in the background)."""
         # through a shell so that the server's stderr (vLLM's log) goes to a file: start_io
         # pipes it, and a pipe nobody reads would block the server once full
-        cmd = f"exec {shlex.quote(sys.executable)} -m completer serve 2>>{shlex.quote(str(self.log_path))}"
+        args = "".join(f" {shlex.quote(a)}" for a in self.serve_args)
+        cmd = f"exec {shlex.quote(sys.executable)} -m completer serve{args} 2>>{shlex.quote(str(self.log_path))}"
         await self.start_io("/bin/sh", "-c", cmd)
         await asyncio.wait_for(self.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities(), process_id=None, root_uri=None,
