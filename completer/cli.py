@@ -163,10 +163,15 @@ Exit codes: 0 ok, 2 bad input (path, position, file), 3 engine unavailable.""")
 @click.argument("location")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with latency, tokens and acceptance rate.")
 @click.option("--language", help="Language when reading stdin or overriding the file extension.")
+@click.option("--in-process", is_flag=True, help="Load an engine in this process even when a local "
+              "`completer server` serves the model.")
 @_engine_options
 @_remote_options
-def complete(location, as_json, language, engine_url, engine_api_key_file, **engine_opts) -> None:
-    """Print the completion at PATH:LINE:COL (1-based; PATH may be - for stdin)."""
+def complete(location, as_json, language, in_process, engine_url, engine_api_key_file, **engine_opts) -> None:
+    """Print the completion at PATH:LINE:COL (1-based; PATH may be - for stdin).
+
+    Without --engine-url it completes through a local `completer server` that serves the model, when
+    one is running, else with an engine loaded in this process."""
     from completer.context import languages
 
     path, line, col = parse_location(location)
@@ -178,6 +183,12 @@ def complete(location, as_json, language, engine_url, engine_api_key_file, **eng
         sys.exit(EXIT_BAD_INPUT)
     settings = _build_settings(**engine_opts)
     settings = settings.model_copy(update=_remote_settings(engine_url, engine_api_key_file))
+    if not settings.engine_url and not in_process:
+        from completer.engine.discovery import find_server
+
+        found, why = find_server(settings)
+        settings = settings.model_copy(update={"engine_url": found}) if found else settings
+        click.echo(f"completer: using the {why}" if found else f"completer: engine in this process ({why})", err=True)
     lang = languages.detect(language, None if path == "-" else path)
     code = asyncio.run(_complete(settings, text, offset, lang, as_json))
     sys.exit(code)
@@ -281,6 +292,7 @@ Options it does not know go to vLLM's server unchanged.""")
 def server(host, port, api_key_file, vllm_args, **engine_opts) -> None:
     """Run vLLM's own OpenAI-compatible server with completer's per-request speculation, for a team."""
     from completer.engine import EngineError
+    from completer.engine.discovery import published, record_for
     from completer.engine.models import ModelError
     from completer.engine.vllm_server import API_KEY_FILE_SETTING, ENGINE_API_KEY_ENV, public_url, start_server
     from completer.server.listeners import is_loopback
@@ -320,8 +332,10 @@ def server(host, port, api_key_file, vllm_args, **engine_opts) -> None:
     if key:
         click.echo(f"  key: the same key in the setting \"{API_KEY_FILE_SETTING}\" (a file) or ${ENGINE_API_KEY_ENV}")
     click.echo("  Ctrl-C stops it")
+    record = record_for(proc.url, [settings.model, proc.plan.target_dir], proc.proc.pid, bool(key))
     try:
-        code = proc.proc.wait()  # SIGTERM ends this wait through SystemExit (main); Ctrl-C through KeyboardInterrupt
+        with published(record):  # `completer complete` on this machine finds it there
+            code = proc.proc.wait()  # SIGTERM ends this wait through SystemExit (main); Ctrl-C through KeyboardInterrupt
         click.echo(f"completer: vLLM's server exited with code {code} (log: {proc.log_path})", err=True)
         sys.exit(EXIT_ENGINE)
     except KeyboardInterrupt:

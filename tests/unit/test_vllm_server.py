@@ -155,6 +155,7 @@ class FakeServer:
 
         self.called = dict(settings=settings, host=host, port=port, api_key=api_key, extra=tuple(extra_vllm_args))
         self.port, self.log_path, self.stopped = port, "/tmp/server.log", 0
+        self.url, self.pid, self.records = f"http://{host}:{port}", os.getpid(), None
         caps = Capabilities(backend="cpu", speculation_method="draft_model", num_speculative_tokens=5,
                             per_request_speculation=True, speculation_with_sampling=False)
         self.plan = vllm_engine.EnginePlan({}, caps, None, "/models/target", "/models/draft")
@@ -164,6 +165,9 @@ class FakeServer:
         pass
 
     def wait(self):
+        from completer.engine import discovery
+
+        self.records = discovery.read_records(discovery.runtime_dir())  # what local clients find meanwhile
         raise KeyboardInterrupt
 
     def stop(self):
@@ -171,8 +175,9 @@ class FakeServer:
 
 
 @pytest.fixture
-def fake_server(monkeypatch):
+def fake_server(monkeypatch, tmp_path):
     started = []
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
 
     def start(settings, **kwargs):
         started.append(FakeServer(settings, **kwargs))
@@ -202,6 +207,11 @@ def test_vllms_own_flags_pass_through_and_editors_are_told_how_to_connect(fake_s
     assert "completer serve --engine-url http://127.0.0.1:8100" in result.stdout
     assert "draft_model per request" in result.stdout
     assert server.stopped == 1
+    record, = server.records  # published while it ran, for `completer complete` here; gone after
+    assert (record.url, record.pid, record.key_required) == ("http://127.0.0.1:8100", os.getpid(), False)
+    assert set(record.models) == {server.called["settings"].model, "/models/target"}
+    from completer.engine import discovery
+    assert not discovery.read_records(discovery.runtime_dir())
 
 
 def test_the_key_comes_from_a_file_or_the_environment_and_is_never_printed(fake_server, tmp_path):
