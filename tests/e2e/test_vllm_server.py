@@ -1,16 +1,24 @@
 """vLLM's own server started by completer (start_server) with the real Qwen pair: per-request plans
-through ``vllm_xargs``, greedy output the same with and without speculation, the API key enforced."""
+through ``vllm_xargs``, greedy output the same with and without speculation, the API key enforced,
+`completer complete` finding it without --engine-url."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from completer.config import Settings
-from completer.engine.vllm_server import start_server
+from completer.engine import discovery
+from completer.engine.remote_protocol import metric_sum, parse_metrics
+from completer.engine.vllm_server import ENGINE_API_KEY_ENV, start_server
 from completer.policy.steps import PLAN_KEY
 
 pytestmark = pytest.mark.engine
@@ -29,6 +37,15 @@ def server(tmp_path_factory):
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(server, tmp_path_factory):
+    """XDG_RUNTIME_DIR with the server's record in it, as `completer server` publishes it."""
+    folder = tmp_path_factory.mktemp("runtime")
+    record = discovery.record_for(server.url, [Settings().model, server.plan.target_dir], server.proc.pid, True)
+    with discovery.published(record, discovery.runtime_dir({"XDG_RUNTIME_DIR": str(folder)})):
+        yield folder
 
 
 def auth(key: str = KEY) -> dict:
@@ -70,3 +87,26 @@ def test_a_request_without_the_key_is_refused(server, headers):
 def test_the_key_is_on_no_command_line_and_in_no_log(server):
     assert KEY not in Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().decode(errors="replace")
     assert KEY not in server.log_path.read_text(errors="replace")
+
+
+def answered(server) -> float:
+    metrics = httpx.get(f"{server.url}/metrics", headers=auth(), timeout=30).text
+    return metric_sum(parse_metrics(metrics), "vllm:request_success_total")
+
+
+def test_completer_complete_finds_the_local_server_and_loads_no_engine(server, runtime_dir, tmp_path):
+    source = tmp_path / "fib.py"
+    source.write_text(PROMPT + "    ")
+    served = answered(server)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime_dir), ENGINE_API_KEY_ENV: KEY}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "completer.cli", "complete", "--json", "--settings", '{"max_tokens": 24}',
+                           f"{source}:3:5"], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    wall_s = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert f"using the completer server at {server.url}" in done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["generated_tokens"] > 0 and answer["speculation"]
+    assert answered(server) > served  # the server answered it
+    print(f"completer complete through the server: {wall_s:.1f} s")
