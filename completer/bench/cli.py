@@ -51,16 +51,31 @@ def bench() -> None:
 @click.option("--engine", "engines", multiple=True, help="--gpu: only these engines (names in bench/gpu_latency.py).")
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(file_okay=False, path_type=Path),
               help="--gpu: a folder with the target's tokenizer.json (default: the converted default target).")
+@click.option("--engine-url", help="The HTTP path's overhead: the in-process engine against this running "
+                                   "`completer server` (same models and settings), to OUT/remote-overhead.*; "
+                                   "-n is then the single-line tasks (default 10).")
+@click.option("--engine-api-key-file", type=click.Path(dir_okay=False),
+              help="--engine-url: the key that server needs (default: $COMPLETER_ENGINE_API_KEY).")
+@click.option("--start-server", is_flag=True, help="The HTTP path's overhead against a server this run starts "
+                                                   "(and stops while the in-process engine runs).")
+@click.option("--long-tasks", type=click.IntRange(0), default=4, show_default=True,
+              help="--engine-url / --start-server: long tasks besides the single-line ones.")
 def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int,
                   cpu_threads_bind: str | None, gpu: bool, shapes: tuple[str, ...], engines: tuple[str, ...],
-                  tokenizer_dir: Path | None) -> None:
+                  tokenizer_dir: Path | None, engine_url: str | None, engine_api_key_file: str | None,
+                  start_server: bool, long_tasks: int) -> None:
     """Target alone vs draft k=3/5/8 vs ngram vs completer's policy, side by side.
 
     Finished tasks are kept in OUT/latency-checkpoint.jsonl: the same command resumes a stopped run.
-    With --gpu, finished engines are kept in OUT/gpu-latency-records.jsonl likewise."""
+    With --gpu, finished engines are kept in OUT/gpu-latency-records.jsonl likewise. With --engine-url
+    or --start-server: completer's policy in-process against the same through vLLM's server."""
     from completer.bench import latency
     from completer.bench.report import markdown
 
+    if engine_url or start_server:
+        _bench_remote_overhead(num_tasks or 10, long_tasks, out, seed, cpu_threads_bind, engine_url,
+                               engine_api_key_file)
+        return
     if gpu:
         _bench_latency_gpu(out, shapes, engines, tokenizer_dir, num_tasks or 16, seed)
         return
@@ -76,6 +91,19 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
         sys.exit(1)
     click.echo(f"all {sum(r['identical'] is not None for r in result['records'])} speculative outputs are "
                "token-identical to the target alone")
+
+
+def _bench_remote_overhead(n_short: int, n_long: int, out: Path, seed: int, cpu_threads_bind: str | None,
+                           engine_url: str | None, engine_api_key_file: str | None) -> None:
+    from completer.bench import remote_overhead
+
+    import shlex
+
+    command = shlex.join(["completer", *sys.argv[1:]])
+    result = remote_overhead.run(n_short, n_long, out, engine_url=engine_url, api_key_file=engine_api_key_file,
+                                 seed=seed, cpu_threads_bind=cpu_threads_bind, command=command)
+    click.echo(remote_overhead.markdown(result))
+    click.echo(json.dumps(result["summary"], indent=1))
 
 
 def _bench_latency_gpu(out: Path, shapes: tuple[str, ...], engines: tuple[str, ...], tokenizer_dir: Path | None,
@@ -255,6 +283,39 @@ def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, conte
     failed = sum(m["failed"] for m in result["modes"].values())
     if stale or failed:
         click.echo(f"completer: {stale} stale and {failed} failed answers", err=True)
+        sys.exit(1)
+
+
+@bench.command("load")
+@click.option("--editors", "editors", multiple=True, type=click.IntRange(1, 16),
+              help="Editors typing at once, one scenario each (repeatable; default 1, 2, 4, 8).")
+@click.option("--chars", default=40, show_default=True, help="Characters each editor types (its session's first ones).")
+@click.option("--cps", "chars_per_s", default=10.0, show_default=True, help="Typing pace, characters per second.")
+@click.option("--max-wait", "max_wait_s", default=30.0, show_default=True,
+              help="Most seconds a typist waits for a suggestion at a pause point.")
+@click.option("--context-tokens", default=512, show_default=True, help="The prompt's token budget.")
+@click.option("--quick", is_flag=True, help="1 and 2 editors, 12 characters each, nothing written: checks that it works.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
+              show_default=True, help="Where to write load.json/.md/.png.")
+@cpu_threads_bind_option
+def bench_load(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
+               quick: bool, out: Path, cpu_threads_bind: str | None) -> None:
+    """N editors typing at once against one vLLM server: completer's policy vs stock fixed-k speculation.
+
+    Each editor is a language server (`completer serve --engine-url URL`) replaying its own typing
+    session of `bench typing`; the two servers run one after the other."""
+    from completer.bench import load
+
+    if quick:
+        editors, chars = editors or (1, 2), 12
+    editors = tuple(editors) or load.EDITORS
+    command = load.command_line(editors, chars, chars_per_s, max_wait_s, context_tokens, cpu_threads_bind)
+    result = load.run(editors, chars, chars_per_s, max_wait_s, context_tokens, None if quick else out,
+                      cpu_threads_bind, command)
+    click.echo(load.markdown(result))
+    bad = sum(f["stale"] + f["failed"] for figures in result["configs"].values() for f in figures.values())
+    if bad:
+        click.echo(f"completer: {bad} stale or failed answers", err=True)
         sys.exit(1)
 
 
