@@ -294,7 +294,8 @@ def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, conte
 @click.option("--max-wait", "max_wait_s", default=30.0, show_default=True,
               help="Most seconds a typist waits for a suggestion at a pause point.")
 @click.option("--context-tokens", default=512, show_default=True, help="The prompt's token budget.")
-@click.option("--quick", is_flag=True, help="1 and 2 editors, 12 characters each, nothing written: checks that it works.")
+@click.option("--quick", is_flag=True,
+              help="1 and 2 editors, 12 characters each, nothing written: checks that it works.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write load.json/.md/.png.")
 @cpu_threads_bind_option
@@ -310,8 +311,12 @@ def bench_load(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wai
         editors, chars = editors or (1, 2), 12
     editors = tuple(editors) or load.EDITORS
     command = load.command_line(editors, chars, chars_per_s, max_wait_s, context_tokens, cpu_threads_bind)
-    result = load.run(editors, chars, chars_per_s, max_wait_s, context_tokens, None if quick else out,
-                      cpu_threads_bind, command)
+    try:
+        result = load.run(editors, chars, chars_per_s, max_wait_s, context_tokens, None if quick else out,
+                          cpu_threads_bind, command)
+    except ValueError as err:  # more editors than sessions
+        click.echo(f"completer: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     click.echo(load.markdown(result))
     bad = sum(f["stale"] + f["failed"] for figures in result["configs"].values() for f in figures.values())
     if bad:

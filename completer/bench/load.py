@@ -1,0 +1,384 @@
+"""`completer bench load`: N editors typing at once against one shared vLLM server.
+
+A team's setup: one `completer server`, one language server per editor (`completer serve
+--engine-url URL`). Each simulated editor replays a typing session of `bench typing` (its own
+function body; the previous keystroke's request cancelled, the typist waiting for the suggestion
+at a line's start, after an opening bracket and where a value begins) and all N type at once.
+Two server configurations run one after the other, each with N = 1, 2, 4, 8 on fresh sessions:
+completer's per-request policy (batch_k_limits at its default) and vLLM's stock fixed-k
+speculation (the same models and k, vLLM's own scheduler and worker).
+
+Throughput is what the typists got per second of the scenario (from the first keystroke to the
+last answer): suggestions the model answered, and the tokens the server generated (its
+``/metrics``, every request included). Pure functions apart from ``run`` and ``plot``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sysconfig
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from completer.bench.report import write_results
+from completer.bench.typing_bench.report import summarize
+from completer.bench.typing_bench.session import MODULES, Request, Session, cold_texts, pick_body
+
+EDITORS = (1, 2, 4, 8)
+# server settings (over the defaults) and the editors' speculation_policy of each configuration
+CONFIGS = {
+    "completer": ({}, "per_request"),
+    "stock fixed k": ({"speculation_policy": "engine"}, "engine"),
+}
+POLICY, STOCK = "completer", "stock fixed k"
+# /metrics counters read around each scenario (summed over labels: every engine of the server)
+COUNTERS = {"generation_tokens": "vllm:generation_tokens_total", "prompt_tokens": "vllm:prompt_tokens_total",
+            "draft_tokens": "vllm:spec_decode_num_draft_tokens_total",
+            "accepted_tokens": "vllm:spec_decode_num_accepted_tokens_total",
+            "finished_requests": "vllm:request_success_total"}
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def load_sessions(count: int, chars: int, stdlib: Path | None = None) -> list[Session]:
+    """``count`` distinct sessions of at most ``chars`` typed characters: the first acceptable body of
+    each module of MODULES, then each module's next one after it, and so on (fewer if the modules run out)."""
+    stdlib = stdlib or Path(sysconfig.get_paths()["stdlib"])
+    sources = {name: (stdlib / name).read_text() for name in MODULES if (stdlib / name).is_file()}
+    next_line = dict.fromkeys(sources, 150)  # pick_body's default min_line
+    out: list[Session] = []
+    while len(out) < count and next_line:
+        for name in list(next_line):
+            source = sources[name]
+            span = pick_body(source, min_line=next_line[name])
+            if span is None:
+                del next_line[name]
+                continue
+            start, end = span
+            next_line[name] = source.count("\n", 0, end) + 2  # the line after the body's last one
+            out.append(Session(name, source[:start] + source[end:], start, source[start:end][:chars]))
+            if len(out) == count:
+                break
+    return out
+
+
+def scenario_sessions(sessions: list[Session], editors: tuple[int, ...]) -> dict[int, list[Session]]:
+    """Each N's own sessions, taken in turn (1 + 2 + 4 + 8 = 15 for EDITORS): no scenario types what
+    an earlier one did, so none finds its prompts in the server's prefix cache. ValueError if too few."""
+    needed = sum(editors)
+    if len(sessions) < needed:
+        raise ValueError(f"{needed} sessions needed, {len(sessions)} found")
+    out, at = {}, 0
+    for n in editors:
+        out[n] = sessions[at:at + n]
+        at += n
+    return out
+
+
+# ---------------------------------------------------------------- figures
+
+
+def counters(samples: list[tuple[str, dict, float]]) -> dict[str, float]:
+    """COUNTERS' values in parsed /metrics samples (remote_protocol.parse_metrics); 0 when absent."""
+    return {key: sum(v for n, _, v in samples if n == name) for key, name in COUNTERS.items()}
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
+
+
+def wall_s(requests: list[Request]) -> float:
+    """Seconds from the first keystroke to the last answer (or the last keystroke) of a scenario."""
+    if not requests:
+        return 0.0
+    ends = [r.answered_s if r.answered_s is not None else r.sent_s for r in requests]
+    return max(ends) - min(r.sent_s for r in requests)
+
+
+def scenario_figures(requests: list[Request], editors: int, server: dict[str, float],
+                     engine_requests: int | None = None) -> dict:
+    """One (configuration, N)'s figures: bench typing's (typing_bench.report.summarize, without the
+    cold reference) plus the wall time, throughput and the server's counters over the scenario.
+
+    ``server``: COUNTERS' increase over the scenario. Rates are per second of ``wall_s``.
+    """
+    figures = {k: v for k, v in summarize(requests, [], engine_requests).items() if "cold" not in k}
+    wall = wall_s(requests)
+    shown = sum(r.outcome == "answered" and bool(r.text) for r in requests)
+    model = sum(r.outcome == "answered" and bool(r.text) and r.source == "model" for r in requests)
+    drafted = server.get("draft_tokens", 0.0)
+
+    def rate(x: float) -> float | None:
+        return x / wall if wall > 0 else None
+
+    return {**figures, "editors": editors, "wall_s": wall, "suggestions": shown, "model_suggestions": model,
+            "suggestions_per_s": rate(shown), "model_suggestions_per_s": rate(model),
+            "generated_tokens_per_s": rate(server.get("generation_tokens", 0.0)),
+            "server": server, "acceptance_rate": server.get("accepted_tokens", 0.0) / drafted if drafted else None}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def summary(configs: dict[str, dict[str, dict]]) -> dict:
+    """Per N (string keys): each configuration's throughput and p50/p95 time to a model suggestion,
+    and the policy's throughput over stock fixed k's (``throughput_ratio``: model suggestions per
+    second; ``tokens_ratio``: generated tokens per second). ``configs``: name → N → scenario_figures."""
+    out: dict = {"throughput": "model suggestions per second of the scenario, all editors together",
+                 "per_editors": {}}
+    ns = sorted({int(n) for figures in configs.values() for n in figures})
+    for n in ns:
+        row: dict = {}
+        for name, figures in configs.items():
+            f = figures.get(str(n)) or figures.get(n)
+            if f is None:
+                continue
+            latency = f["time_to_suggestion_model_s"]
+            waited = f["time_to_suggestion_waited_s"]
+            row[name] = {"suggestions_per_s": f["suggestions_per_s"],
+                         "model_suggestions_per_s": f["model_suggestions_per_s"],
+                         "generated_tokens_per_s": f["generated_tokens_per_s"],
+                         "p50_s": latency["p50"], "p95_s": latency["p95"],
+                         "waited_p50_s": waited["p50"], "waited_p95_s": waited["p95"],
+                         "waited_answered": f"{f['waited_answered']}/{f['waited']}",
+                         "speculated": f["speculated"], "from_model": f["from_model"], "wall_s": f["wall_s"]}
+        if POLICY in row and STOCK in row:
+            policy, stock = row[POLICY], row[STOCK]
+            row["throughput_ratio"] = _ratio(policy["model_suggestions_per_s"], stock["model_suggestions_per_s"])
+            row["tokens_ratio"] = _ratio(policy["generated_tokens_per_s"], stock["generated_tokens_per_s"])
+            row["p50_ratio"] = _ratio(policy["p50_s"], stock["p50_s"])
+        out["per_editors"][str(n)] = row
+    ratios = [r["throughput_ratio"] for r in out["per_editors"].values() if r.get("throughput_ratio") is not None]
+    out["min_throughput_ratio"] = min(ratios) if ratios else None
+    # the issue's target: under N typists the policy's throughput is never below stock fixed k's
+    out["target_met"] = bool(ratios) and len(ratios) == len(ns) and min(ratios) >= 1.0
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def command_line(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
+                 cpu_threads_bind: str | None = None) -> str:
+    """The `completer bench load` command that runs these figures again."""
+    parts = ["completer bench load", *(f"--editors {n}" for n in editors), f"--chars {chars}",
+             f"--cps {chars_per_s:g}", f"--max-wait {max_wait_s:g}", f"--context-tokens {context_tokens}"]
+    if cpu_threads_bind:
+        parts.append(f"--cpu-threads-bind {cpu_threads_bind}")
+    return " ".join(parts)
+
+
+def _f(value, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(result: dict) -> str:
+    """The summary as a Markdown table: one row per N, both configurations side by side."""
+    names = [POLICY, STOCK]
+    head = ("| editors | " + " | ".join(f"{n}: suggestions/s | {n}: tokens/s | {n}: p50 / p95 s" for n in names)
+            + " | throughput ratio | tokens/s ratio |\n|---:|" + "---:|---:|---:|" * len(names) + "---:|---:|\n")
+    lines = []
+    for n, row in result["summary"]["per_editors"].items():
+        cells = []
+        for name in names:
+            c = row.get(name)
+            cells += ["-", "-", "-"] if c is None else [
+                _f(c["model_suggestions_per_s"]), _f(c["generated_tokens_per_s"], ".1f"),
+                f"{_f(c['p50_s'])} / {_f(c['p95_s'])}"]
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {_f(row.get('throughput_ratio'))}× "
+                     f"| {_f(row.get('tokens_ratio'))}× |")
+    return head + "\n".join(lines) + "\n"
+
+
+def details(result: dict) -> str:
+    """More figures per configuration and N: what was sent, answered, waited for, speculated."""
+    rows = [("wall time (s)", lambda f: _f(f["wall_s"], ".0f")),
+            ("requests sent / answered / cancelled", lambda f: f"{f['sent']} / {f['answered']} / {f['cancelled']}"),
+            ("passed to the server", lambda f: "-" if f.get("engine_requests") is None else str(f["engine_requests"])),
+            ("answered by the model (of them speculating)", lambda f: f"{f['from_model']} ({f['speculated']})"),
+            ("answered from type-ahead", lambda f: str(f["from_type_ahead"])),
+            ("suggestions shown per s (model + type-ahead)", lambda f: _f(f["suggestions_per_s"])),
+            ("waited-for suggestions answered / waited", lambda f: f"{f['waited_answered']} / {f['waited']}"),
+            ("time to a waited-for suggestion, p50 / p95 (s)",
+             lambda f: f"{_f(f['time_to_suggestion_waited_s']['p50'])} / "
+                       f"{_f(f['time_to_suggestion_waited_s']['p95'])}"),
+            ("draft acceptance (server)", lambda f: _f(f["acceptance_rate"], ".0%")),
+            ("failed / stale answers", lambda f: f"{f['failed']} / {f['stale']}")]
+    columns = [(name, n) for name in result["configs"] for n in result["configs"][name]]
+    head = "| | " + " | ".join(f"{name}, N={n}" for name, n in columns) + " |\n|---|" + "---:|" * len(columns) + "\n"
+    return head + "".join(f"| {label} | " + " | ".join(cell(result["configs"][name][n]) for name, n in columns)
+                          + " |\n" for label, cell in rows)
+
+
+def markdown(result: dict) -> str:
+    s = result["summary"]
+    met = "met" if s["target_met"] else "not met"
+    return "\n".join([
+        "# Load: N editors typing at once against one vLLM server", "",
+        f"One vLLM server (vLLM's OpenAI-compatible server on this machine), N language servers "
+        f"(`completer serve --engine-url URL`, one per editor), each replaying its own typing session at "
+        f"{result['chars_per_s']:g} characters per second ({result['chars']} characters of a function body from "
+        f"the standard library; the typist waits at most {result['max_wait_s']:g} s for a suggestion at a line's "
+        f"start, after an opening bracket and where a value begins; context budget {result['context_tokens']} "
+        f"tokens). Every N types sessions no other N typed. *{POLICY}*: `completer server` (per-request "
+        f"speculation, batch_k_limits {result['batch_k_limits']}); *{STOCK}*: vLLM's own server with "
+        f"`--speculative-config` alone (the same models, k = {result['k']} on every request, vLLM's scheduler "
+        f"and worker). Machine: {result['machine']}; {result['vllm']}; {result['wall_s']:.0f} s in all.", "",
+        f"Command: `{result['command']}`", "",
+        "Suggestions/s: suggestions the model answered, all editors together, per second of the scenario (first "
+        "keystroke to last answer); tokens/s: tokens the server generated (its /metrics, cancelled requests "
+        "included); p50 / p95: time from the keystroke to the model's suggestion. Ratios: "
+        f"{POLICY} over {STOCK}.", "",
+        table(result),
+        f"Target (the policy's throughput never below stock fixed k's at the same N): **{met}** (lowest "
+        f"throughput ratio {_f(s['min_throughput_ratio'])}×).", "",
+        "## Per configuration and N", "",
+        details(result)])
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per = result["summary"]["per_editors"]
+    ns = [int(n) for n in per]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for name, colour in ((POLICY, "tab:blue"), (STOCK, "tab:orange")):
+        rows = [per[str(n)].get(name) for n in ns]
+        xs = [n for n, r in zip(ns, rows) if r]
+        rows = [r for r in rows if r]
+        axes[0].plot(xs, [r["model_suggestions_per_s"] or 0 for r in rows], "o-", c=colour, label=name)
+        axes[1].plot(xs, [r["generated_tokens_per_s"] or 0 for r in rows], "o-", c=colour, label=name)
+        for key, style in (("p50_s", "o-"), ("p95_s", "x--")):
+            pts = [(x, r[key]) for x, r in zip(xs, rows) if r[key] is not None]
+            if pts:
+                axes[2].plot(*zip(*pts), style, c=colour, label=f"{name} {key[:3]}")
+    for ax, title in zip(axes, ("model suggestions / s", "generated tokens / s (server)",
+                                "time to a model suggestion (s)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_xlabel("editors typing at once")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("N editors against one vLLM server: completer's policy vs stock fixed-k speculation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- the run
+
+
+async def _metrics(url: str) -> dict[str, float]:
+    import httpx
+
+    from completer.engine.remote_protocol import parse_metrics
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        return counters(parse_metrics((await http.get("/metrics")).text))
+
+
+async def _wait_idle(url: str, timeout_s: float = 120.0) -> None:
+    """Until the server runs and queues nothing (aborted requests included)."""
+    import httpx
+
+    from completer.engine.remote_protocol import metric_sum, parse_metrics
+
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        while time.monotonic() < deadline:
+            samples = parse_metrics((await http.get("/metrics")).text)
+            if not metric_sum(samples, "vllm:num_requests_running") + metric_sum(samples, "vllm:num_requests_waiting"):
+                return
+            await asyncio.sleep(0.5)
+
+
+async def _run_config(name: str, url: str, policy: str, editor_settings: dict, plan: dict[int, list[Session]],
+                      chars_per_s: float, max_wait_s: float, log_dir: Path, bar) -> tuple[dict, dict]:
+    """Start max(N) language servers on ``url``, run every N in turn, stop them.
+    Returns (N → scenario_figures, N → the scenario's requests as dicts)."""
+    from completer.bench.typing_bench.client import STATS, ServerClient
+    from completer.bench.typing_bench.replay import cold_requests, replay
+
+    slug = name.replace(" ", "-")
+    clients = [ServerClient({**editor_settings, "speculation_policy": policy}, log_dir / f"{slug}-editor-{i}.log",
+                            ("--engine-url", url)) for i in range(max(plan))]
+    bar.set_description(f"bench load: {name}: starting {len(clients)} language servers")
+    try:
+        await asyncio.gather(*(c.start() for c in clients))
+        for c in clients:
+            await c.wait_ready(timeout=120)  # connecting: no model to load
+        await cold_requests(clients[0], cold_texts(1))  # the server's first request, not measured
+        figures, raw, index = {}, {}, 0
+        for n, sessions in plan.items():
+            bar.set_description(f"bench load: {name}: {n} editor{'s' * (n > 1)}")
+            await _wait_idle(url)
+            before = await _metrics(url)
+            started = [(await c.call(STATS, {})).get("requests_started", 0) for c in clients[:n]]
+            runs = await asyncio.gather(*(replay(c, index + i, s, chars_per_s, max_wait_s, bar.update)
+                                          for i, (c, s) in enumerate(zip(clients, sessions))))
+            index += n
+            requests = [r for run in runs for r in run]
+            ended = [(await c.call(STATS, {})).get("requests_started", 0) for c in clients[:n]]
+            engine = sum(e - s for e, s in zip(ended, started))
+            await _wait_idle(url)
+            figures[str(n)] = scenario_figures(requests, n, delta(before, await _metrics(url)), engine)
+            raw[str(n)] = [asdict(r) for r in requests]
+        return figures, raw
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+def run(editors: tuple[int, ...] = EDITORS, chars: int = 40, chars_per_s: float = 10.0, max_wait_s: float = 30.0,
+        context_tokens: int = 512, out: Path | None = None, cpu_threads_bind: str | None = None,
+        command: str = "") -> dict:
+    """Both configurations, one server at a time, every N of ``editors`` on each; writes
+    ``out``/load.{json,md,png} unless ``out`` is None. Raises ServerError if a server does not start."""
+    from tqdm import tqdm
+
+    from completer.bench.latency import machine_description, vllm_version
+    from completer.config import Settings
+    from completer.engine.methods import batch_k_limits
+    from completer.engine.vllm_server import start_server
+
+    plan = scenario_sessions(load_sessions(sum(editors), chars), tuple(editors))
+    log_dir = Path(tempfile.mkdtemp(prefix="completer-load-"))
+    editor_settings = {"context_tokens": context_tokens}
+    started = time.time()
+    configs, raw, servers, backend = {}, {}, {}, "cpu"
+    total = len(CONFIGS) * sum(len(s.body) for sessions in plan.values() for s in sessions)
+    with tqdm(total=total, unit="key", desc="bench load") as bar:
+        for name, (server_overrides, policy) in CONFIGS.items():
+            settings = Settings(**server_overrides, **({"cpu_threads_bind": cpu_threads_bind}
+                                                       if cpu_threads_bind else {}))
+            bar.set_description(f"bench load: {name}: starting vLLM's server")
+            proc = start_server(settings, log_path=log_dir / f"{name.replace(' ', '-')}-server.log")
+            try:
+                proc.wait_ready()
+                args = proc.plan.args if proc.plan else {}
+                servers[name] = {key: args.get(key) for key in ("scheduler_cls", "worker_cls", "speculative_config",
+                                                                "additional_config", "max_num_seqs")}
+                backend = proc.plan.capabilities.backend if proc.plan else "cpu"
+                configs[name], raw[name] = asyncio.run(_run_config(
+                    name, proc.url, policy, editor_settings, plan, chars_per_s, max_wait_s, log_dir, bar))
+            finally:
+                proc.stop()
+    settings = Settings()
+    result = {"machine": machine_description(), "vllm": vllm_version(), "command": command,
+              "chars": chars, "chars_per_s": chars_per_s, "max_wait_s": max_wait_s, "context_tokens": context_tokens,
+              "k": settings.speculative_config.num_speculative_tokens,
+              "batch_k_limits": batch_k_limits(settings.batch_k_limits, backend),
+              "servers": servers, "editors": list(editors),
+              "sessions": {str(n): [{"file": s.path, "chars": len(s.body)} for s in ss] for n, ss in plan.items()},
+              "wall_s": round(time.time() - started, 1), "logs": str(log_dir), "configs": configs}
+    result = {"summary": summary(configs), **result, "requests": raw}
+    if out is not None:
+        write_results(out, "load", result, markdown(result), lambda path: plot(result, path))
+    return result

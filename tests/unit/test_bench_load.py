@@ -1,0 +1,144 @@
+import json
+
+import pytest
+
+from completer.bench import load
+from completer.bench.load import POLICY, STOCK
+from completer.bench.typing_bench.session import Request, Session
+
+BODY = "    value = first_value + second_value\n    total = value * 2\n    return total\n"  # 60-200 chars
+
+
+def module(functions: int) -> str:
+    """A module whose functions (from line 150 on) each have BODY, with 70 lines after the last."""
+    lines = ["x = 0"] * 150
+    for n in range(functions):
+        lines += [f"def f{n}():", *BODY.rstrip("\n").split("\n"), ""]
+    return "\n".join(lines + ["y = 0"] * 70) + "\n"
+
+
+def request(session=0, keystroke=0, outcome="answered", source="model", text="x", sent=0.0, answered=1.0,
+            waited=False, speculated=False):
+    return Request(session, keystroke, keystroke + 2, sent, sent + 0.1, answered, outcome, source, text,
+                   keystroke + 2, 100, 0, 0.5, "single_line", 5 if speculated else 0, waited)
+
+
+def figures(per_s_model: float, tokens_per_s: float, p50: float, p95: float, n: int = 1) -> dict:
+    return {"suggestions_per_s": per_s_model + 1, "model_suggestions_per_s": per_s_model,
+            "generated_tokens_per_s": tokens_per_s, "time_to_suggestion_model_s": {"n": 3, "p50": p50, "p95": p95},
+            "time_to_suggestion_waited_s": {"n": 3, "p50": p50, "p95": None}, "waited_answered": 2, "waited": 3,
+            "speculated": 1, "from_model": 3, "wall_s": 10.0, "editors": n}
+
+
+def test_sessions_are_distinct_bodies_taken_module_by_module(tmp_path, monkeypatch):
+    monkeypatch.setattr(load, "MODULES", ("a.py", "b.py", "missing.py"))
+    (tmp_path / "a.py").write_text(module(3))
+    (tmp_path / "b.py").write_text(module(1))
+    sessions = load.load_sessions(10, 12, tmp_path)
+    # a, b, then a's next ones once b has no more
+    assert [s.path for s in sessions] == ["a.py", "b.py", "a.py", "a.py"]
+    assert len({(s.path, s.offset) for s in sessions}) == 4
+    assert all(s.body == BODY[:12] and s.text[:s.offset].endswith(":\n") for s in sessions)
+    assert len(load.load_sessions(2, 12, tmp_path)) == 2
+
+
+def test_each_scenario_types_sessions_of_its_own():
+    sessions = [Session(f"m{n}.py", "", 0, "x") for n in range(15)]
+    plan = load.scenario_sessions(sessions, (1, 2, 4, 8))
+    assert {n: [s.path for s in ss] for n, ss in plan.items()} == {
+        1: ["m0.py"], 2: ["m1.py", "m2.py"], 4: [f"m{n}.py" for n in range(3, 7)],
+        8: [f"m{n}.py" for n in range(7, 15)]}
+    with pytest.raises(ValueError, match="15 sessions needed, 14 found"):
+        load.scenario_sessions(sessions[:14], (1, 2, 4, 8))
+
+
+def test_counters_sum_over_labels_and_delta():
+    samples = [("vllm:generation_tokens_total", {"engine": "0"}, 10.0),
+               ("vllm:generation_tokens_total", {"engine": "1"}, 5.0),
+               ("vllm:prompt_tokens_total", {}, 100.0), ("vllm:num_requests_running", {}, 3.0)]
+    before = load.counters(samples)
+    assert before["generation_tokens"] == 15.0 and before["prompt_tokens"] == 100.0 and before["draft_tokens"] == 0
+    after = {**before, "generation_tokens": 40.0}
+    assert load.delta(before, after)["generation_tokens"] == 25.0 and load.delta(before, after)["prompt_tokens"] == 0
+
+
+@pytest.mark.parametrize("requests, expected", [
+    ([], 0.0),
+    ([request(sent=1.0, answered=4.0), request(sent=2.0, answered=3.0)], 3.0),
+    ([request(sent=1.0, answered=2.0), request(sent=5.0, answered=None, outcome="pending")], 4.0),
+])
+def test_wall_time_runs_from_the_first_keystroke_to_the_last_answer(requests, expected):
+    assert load.wall_s(requests) == expected
+
+
+def test_scenario_figures_count_suggestions_and_server_tokens_per_second():
+    requests = [request(0, 0, sent=0.0, answered=2.0, waited=True, speculated=True),
+                request(0, 1, source="type_ahead", sent=2.0, answered=2.0),
+                request(1, 0, outcome="cancelled", text="", sent=1.0, answered=1.5),
+                request(1, 1, text="", sent=3.0, answered=4.0),  # an empty answer: no suggestion
+                request(1, 2, sent=4.0, answered=10.0, waited=True)]
+    f = load.scenario_figures(requests, 2, {"generation_tokens": 50.0, "draft_tokens": 20.0,
+                                            "accepted_tokens": 15.0}, engine_requests=3)
+    assert f["wall_s"] == 10.0 and f["editors"] == 2 and f["engine_requests"] == 3
+    assert (f["suggestions"], f["model_suggestions"]) == (3, 2)
+    assert f["suggestions_per_s"] == pytest.approx(0.3) and f["model_suggestions_per_s"] == pytest.approx(0.2)
+    assert f["generated_tokens_per_s"] == pytest.approx(5.0) and f["acceptance_rate"] == pytest.approx(0.75)
+    assert f["time_to_suggestion_model_s"]["n"] == 2 and f["time_to_suggestion_model_s"]["p95"] == 6.0
+    assert f["time_to_suggestion_waited_s"]["n"] == 2
+    assert f["speculated"] == 1 and not any("cold" in key for key in f)
+    assert load.scenario_figures([], 1, {})["model_suggestions_per_s"] is None
+
+
+def configs() -> dict:
+    return {POLICY: {"1": figures(1.0, 10.0, 2.0, 3.0), "2": figures(1.5, 12.0, 3.0, 6.0, 2)},
+            STOCK: {"1": figures(0.8, 11.0, 2.5, 3.5), "2": figures(1.5, 12.0, 4.0, 8.0, 2)}}
+
+
+def test_summary_holds_both_configurations_and_the_ratios_per_n():
+    s = load.summary(configs())
+    one, two = s["per_editors"]["1"], s["per_editors"]["2"]
+    assert one[POLICY]["model_suggestions_per_s"] == 1.0 and one[STOCK]["p95_s"] == 3.5
+    assert one["throughput_ratio"] == pytest.approx(1.25) and one["tokens_ratio"] == pytest.approx(10 / 11)
+    assert one["p50_ratio"] == pytest.approx(0.8) and one[POLICY]["waited_answered"] == "2/3"
+    assert two["throughput_ratio"] == pytest.approx(1.0)
+    assert s["min_throughput_ratio"] == pytest.approx(1.0) and s["target_met"]
+    json.dumps(s)  # plain keys and values
+
+
+@pytest.mark.parametrize("change, met", [
+    ({"model_suggestions_per_s": 1.4}, False),  # below stock at N=2
+    ({"model_suggestions_per_s": None}, False),  # no throughput measured: not a pass
+])
+def test_the_target_fails_below_stock_or_without_a_figure(change, met):
+    c = configs()
+    c[POLICY]["2"].update(change)
+    assert load.summary(c)["target_met"] is met
+
+
+def test_a_configuration_missing_at_some_n_gives_no_ratio_there():
+    c = configs()
+    del c[STOCK]["2"]
+    s = load.summary(c)
+    assert "throughput_ratio" not in s["per_editors"]["2"] and not s["target_met"]
+
+
+def test_table_has_a_row_per_n_with_both_configurations():
+    result = {"summary": load.summary(configs())}
+    lines = load.table(result).splitlines()
+    assert len(lines) == 4 and lines[0].count("|") == lines[2].count("|") == lines[1].count("|")
+    assert lines[2] == "| 1 | 1.00 | 10.0 | 2.00 / 3.00 | 0.80 | 11.0 | 2.50 / 3.50 | 1.25× | 0.91× |"
+    c = configs()
+    c[POLICY]["1"]["time_to_suggestion_model_s"]["p95"] = None
+    del c[STOCK]["2"]
+    lines = load.table({"summary": load.summary(c)}).splitlines()
+    assert "2.00 / -" in lines[2] and lines[3].endswith("| - | - | - | -× | -× |")
+
+
+@pytest.mark.parametrize("editors, bind, expected", [
+    ((1, 2, 4, 8), None, "completer bench load --editors 1 --editors 2 --editors 4 --editors 8 --chars 40 "
+                         "--cps 10 --max-wait 30 --context-tokens 512"),
+    ((2,), "0-1", "completer bench load --editors 2 --chars 40 --cps 10 --max-wait 30 --context-tokens 512 "
+                  "--cpu-threads-bind 0-1"),
+])
+def test_command_line(editors, bind, expected):
+    assert load.command_line(editors, 40, 10.0, 30.0, 512, bind) == expected
