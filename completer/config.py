@@ -180,6 +180,12 @@ class Settings(BaseModel):
     answers do not wait); 0: never wait, for editors that debounce themselves."""
     type_ahead: bool = setting(True, section="server", reload=False)
     """Answer at once, without the model, while the user types what the last suggestion says."""
+    warm_prompt: bool = setting(True, section="server", reload=False)
+    """While the engine is idle, read the prompt of the likely next completion into the prefix cache
+    (after a document opens, or edits pause), so the first suggestion there does not read it cold."""
+    warm_prompt_pause_ms: int = setting(1000, section="server", reload=False, ge=100, le=60000)
+    """How long a document stays opened or unedited before its prompt is warmed; longer than the gap
+    between keystrokes, so typing never starts one."""
     log_level: Literal["debug", "info", "warning", "error"] | None = setting(None, section="server", reload=False)
     """Level of completer's own log records (not vLLM's); unset: the command line's (info, or debug
     with --verbose)."""

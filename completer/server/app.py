@@ -27,6 +27,7 @@ from completer.documents.store import uri_key
 from completer.server.engine_host import EngineHost
 from completer.server.protocol import CompleterProtocol
 from completer.server.requests import CompletionService
+from completer.server.warmup import PromptWarmer, cursor_after
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class CompleterServer(LanguageServer):
         self.documents = DocumentStore()  # text + syntax tree per open document
         self.host = EngineHost(self)
         self.service = CompletionService(self)
+        self.warmer = PromptWarmer(self)  # fills the prefix cache while the engine is idle
 
     def show(self, kind: types.MessageType, message: str) -> None:
         try:
@@ -211,12 +213,15 @@ def on_did_open(ls: CompleterServer, params: types.DidOpenTextDocumentParams) ->
     item = params.text_document
     ls.documents.open(item.uri, item.text, languages.detect(item.language_id, to_fs_path(item.uri) or item.uri),
                       item.version)
+    ls.warmer.opened(uri_key(item.uri))
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def on_did_change(ls: CompleterServer, params: types.DidChangeTextDocumentParams) -> None:
-    ls.documents.change(params.text_document.uri, params.content_changes, params.text_document.version,
-                        ls.position_encoding())
+    doc = ls.documents.change(params.text_document.uri, params.content_changes, params.text_document.version,
+                              ls.position_encoding())
+    if doc is not None:
+        ls.warmer.edited(uri_key(doc.uri), cursor_after(doc.text, params.content_changes, ls.position_encoding()))
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -224,6 +229,7 @@ def on_did_close(ls: CompleterServer, params: types.DidCloseTextDocumentParams) 
     uri = uri_key(params.text_document.uri)
     ls.service.latest.cancel(uri)  # nothing left to complete
     ls.service.shown.forget(uri)
+    ls.warmer.closed(uri)
     ls.documents.close(params.text_document.uri)
 
 
@@ -247,6 +253,7 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
         **ls.host.as_dict(),
         "speculation": bool(engine and engine.capabilities.speculation_method),
         **ls.service.as_dict(),
+        **ls.warmer.as_dict(),
         **stats,
     }
 

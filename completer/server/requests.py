@@ -82,6 +82,7 @@ class CompletionService:
                                   source="type_ahead", version=version,
                                   request_id=f"ta-{next(self._type_ahead_ids)}")
         completer = server.host.completer
+        server.warmer.request_started(uri, offset)  # a real request goes first
         if not server.host.ready:
             log.info("completion requested while the engine is %s; answering empty", server.host.state)
             return None
@@ -90,12 +91,9 @@ class CompletionService:
             # interrupt (also the first keystroke after a pause, which nothing else tells apart)
             self.latest.held += 1
             await asyncio.sleep(settings.keystroke_hold_ms / 1000)
-        root = server.workspace.root_path
-        neighbours = [(display_path(d.uri, root), d.windows()) for d in server.documents.neighbours(uri)]
         try:
             result = await completer.complete(text, offset, doc.language, stop_early=stop_early,
-                                              tree=doc.tree_near(offset), neighbours=neighbours,
-                                              path=display_path(uri, root), repo=os.path.basename(root or ""))
+                                              **self.context_inputs(uri, doc, offset))
         except asyncio.CancelledError:
             raise
         except Exception as err:
@@ -105,9 +103,18 @@ class CompletionService:
                 server.host.died()
             return None
         result = replace(result, version=version)
+        if result.generation is not None and result.generation.first_token_s is not None:
+            server.warmer.request_read(uri, version, offset)
         if stop_early:
             self.shown.remember(uri, prefix, suffix, result.text, result.kind.value)
         return result
+
+    def context_inputs(self, uri: str, doc, offset: int) -> dict:
+        """build_context's tree, neighbours, path and repo for a request at ``offset`` of ``doc``."""
+        root = self.server.workspace.root_path
+        neighbours = [(display_path(d.uri, root), d.windows()) for d in self.server.documents.neighbours(uri)]
+        return {"tree": doc.tree_near(offset), "neighbours": neighbours, "path": display_path(uri, root),
+                "repo": os.path.basename(root or "")}
 
     def clamped(self, uri: str, position: types.Position) -> types.Position:
         """``position`` as it lies in the document: a character past its line's end is the line's end

@@ -29,6 +29,8 @@ export const SERVER_SETTINGS = [
   "max_num_batched_tokens",
   "keystroke_hold_ms",
   "type_ahead",
+  "warm_prompt",
+  "warm_prompt_pause_ms",
   "speculation_policy",
   "bypass_max_tokens",
   "adaptive_k",
