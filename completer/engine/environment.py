@@ -53,8 +53,8 @@ def prepare_environment(settings: Settings, plan: MemoryPlan | None, backend: st
         env["VLLM_CPU_OMP_THREADS_BIND"] = settings.cpu_threads_bind or default_threads_bind(
             os.cpu_count() or 1
         )
-        if plan is not None:
-            env["VLLM_CPU_KVCACHE_SPACE"] = str(plan.kv_cache_gib)
+        # the KV cache goes in vLLM's arguments, in bytes (engine_args): VLLM_CPU_KVCACHE_SPACE (whole
+        # GiB) would override it
 
 
 # Where Debian/Ubuntu (libtcmalloc-minimal4) and Fedora (gperftools-libs) put TCMalloc

@@ -59,7 +59,7 @@ CONTRACT = (
     Touch("vllm.engine.arg_utils", "AsyncEngineArgs", attributes=(
         "model", "tokenizer", "dtype", "max_model_len", "max_num_seqs", "enforce_eager", "enable_prefix_caching",
         "block_size", "max_num_batched_tokens", "trust_remote_code", "speculative_config",
-        "gpu_memory_utilization", "seed", "disable_log_stats",
+        "gpu_memory_utilization", "kv_cache_memory_bytes", "seed", "disable_log_stats",
         "scheduler_cls", "worker_cls", "additional_config")),
     Touch("vllm.v1.engine.async_llm", "AsyncLLM.from_engine_args", params=("engine_args", "stat_loggers")),
     Touch("vllm.v1.engine.async_llm", "AsyncLLM.generate", params=("prompt", "sampling_params", "request_id")),

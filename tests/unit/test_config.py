@@ -46,6 +46,9 @@ ENGINE_PACKAGE = Path(__file__).resolve().parents[2] / "completer" / "engine"
 # read where the engine is built, yet carried by each request: the engine's own copy only seeds
 # the stream that unseeded requests draw from
 READ_BY_THE_ENGINE_PER_REQUEST = {"seed"}
+# read where the engine is built to size the CPU KV cache (memory.cpu_kv_tokens), which always holds
+# a whole max_model_len: a later change moves only the prefix cache's headroom, not worth a reload
+SIZES_THE_KV_CACHE_ONLY = {"context_tokens", "max_tokens"}
 
 
 def _changed(**fields) -> Settings:
@@ -89,6 +92,8 @@ CHANGES = [
     ("cut_snap_lines", 8, False),
     ("keystroke_hold_ms", 0, False),
     ("type_ahead", False, False),
+    ("warm_prompt", False, False),
+    ("warm_prompt_pause_ms", 3000, False),
     ("log_level", "debug", False),
     ("engine_restart_attempts", 1, False),
     ("engine_restart_backoff_s", 0.5, False),
@@ -168,7 +173,8 @@ def test_what_the_engine_reads_is_marked_as_needing_a_reload():
     # changes nothing until the engine is built again
     read = _settings_read_in(ENGINE_PACKAGE)
     assert "max_num_batched_tokens" in read  # the scan sees what Engine.build passes to vLLM
-    unmarked = {n for n in read if not mark_of(n).reload and n not in RELOAD_RULES} - READ_BY_THE_ENGINE_PER_REQUEST
+    unmarked = {n for n in read if not mark_of(n).reload and n not in RELOAD_RULES} - READ_BY_THE_ENGINE_PER_REQUEST \
+        - SIZES_THE_KV_CACHE_ONLY
     assert unmarked == set()
     assert {n for n in Settings.model_fields if mark_of(n).reload} <= read
 

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from completer.engine.memory import GIB, DoesNotFit, plan_memory
+from completer.engine.memory import GIB, DoesNotFit, cpu_kv_tokens, plan_memory
 
 
 @dataclass
@@ -15,19 +15,30 @@ TARGET = Info(int(3.3 * GIB), 28_672)  # Qwen2.5-Coder-1.5B bf16
 DRAFT = Info(int(1.2 * GIB), 12_288)  # Qwen2.5-Coder-0.5B bf16
 
 
-@pytest.mark.parametrize("max_len,seqs,available,kv_gib", [
-    (4096, 4, 24 * GIB, 1),
-    (32768, 8, 24 * GIB, 13),
+@pytest.mark.parametrize("max_len, seqs, request_tokens, tokens", [
+    (4096, 4, 1792, 4 * 1792 + 2 * 1792),  # the defaults: four editor requests and two cached prompts
+    (4096, 1, 1792, 4096 + 2 * 1792),  # never less than one whole max_model_len (vLLM checks it)
+    (4096, 4, None, 4 * 4096 + 2 * 4096),  # unknown request size: max_model_len each
+    (2048, 4, 4000, 4 * 2048 + 2 * 2048),  # a request holds at most max_model_len
+    (32768, 8, 2304, 32768 + 2 * 2304),  # a long max_model_len: one whole one
 ])
-def test_cpu_kv_cache_follows_the_models_and_the_context(max_len, seqs, available, kv_gib):
-    plan = plan_memory(backend="cpu", target=TARGET, draft=DRAFT, max_model_len=max_len, max_num_seqs=seqs,
-                       available_bytes=available)
-    assert plan.kv_cache_gib == kv_gib
-    assert plan.required_bytes <= available
+def test_cpu_kv_tokens_follow_what_an_editor_needs(max_len, seqs, request_tokens, tokens):
+    assert cpu_kv_tokens(max_len, seqs, request_tokens) == tokens
+
+
+@pytest.mark.parametrize("setting, expected", [
+    (None, 10752 * (28_672 + 12_288)),  # planned: 420 MiB, exact to the MiB (it was 1 GiB, whole GiB)
+    (1.5, int(1.5 * GIB)),  # the user's kv_cache_space_gib, in bytes
+])
+def test_cpu_kv_cache_is_planned_in_bytes(setting, expected):
+    plan = plan_memory(backend="cpu", target=TARGET, draft=DRAFT, max_model_len=4096, max_num_seqs=4,
+                       available_bytes=24 * GIB, kv_cache_gib=setting, request_tokens=1792)
+    assert plan.kv_bytes == -(-expected // (1 << 20)) * (1 << 20)
+    assert plan.required_bytes == TARGET.weight_bytes + DRAFT.weight_bytes + plan.kv_bytes + int(2 * GIB)
 
 
 def test_cpu_pair_that_cannot_fit_is_refused_with_numbers():
-    with pytest.raises(DoesNotFit, match=r"weights 4\.50 GiB .* only 4\.00 GiB"):
+    with pytest.raises(DoesNotFit, match=r"weights 4\.50 GiB \+ KV cache .* only 4\.00 GiB"):
         plan_memory(backend="cpu", target=TARGET, draft=DRAFT, max_model_len=4096, max_num_seqs=4,
                     available_bytes=4 * GIB)
 

@@ -88,7 +88,8 @@ def test_the_server_gets_the_in_process_engines_arguments_and_classes(pair):
     assert not any(KEY in a for a in argv) and "--api-key" not in argv
     assert env[vllm_server.API_KEY_ENV] == KEY
     assert env["HF_HUB_OFFLINE"] == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
-    assert "VLLM_CPU_OMP_THREADS_BIND" in env and "VLLM_CPU_KVCACHE_SPACE" in env
+    assert "VLLM_CPU_OMP_THREADS_BIND" in env and "VLLM_CPU_KVCACHE_SPACE" not in env
+    assert int(flag(argv, "--kv-cache-memory-bytes")) == plan.memory.kv_bytes
 
 
 def test_without_a_key_the_server_gets_none_even_from_this_processs_environment(pair, monkeypatch, tmp_path):
