@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from lsprotocol import types
 
-from completer.server.warmup import WarmSchedule, cursor_after, likely_cursor, warm_plan
+from completer.server.warmup import WarmSchedule, cursor_after, likely_cursor, piece_ends, warm_plan
 from completer.types import GenerationPlan
 from tests.unit.fake_engine import FakeEngine, until
 from tests.unit.test_request_service import LINE_END, URI, serving
@@ -142,3 +142,14 @@ async def test_no_warm_prompt_while_a_request_runs_or_when_it_is_off():
     await asyncio.sleep(0.3)
     # the real request read the prompt at its cursor; the opened document's end is another prompt
     assert server.warmer.started <= 1
+
+
+@pytest.mark.parametrize("prompt, tokens, piece, expected", [
+    ("a\nb\nc\nd\n", 4, 256, [8]),  # shorter than a piece: one request
+    ("aaa\nbbb\nccc\nddd\n", 8, 2, [4, 8, 12, 16]),  # one line per piece
+    ("aaa\n\n\nbbb\nccc", 6, 3, [6, 13]),  # a cut after a run of line breaks, never inside it
+    ("abcdefgh", 8, 2, [8]),  # no line break: one request
+    ("", 0, 256, [0]),
+])
+def test_warm_pieces_end_after_line_breaks(prompt, tokens, piece, expected):
+    assert piece_ends(prompt, tokens, piece) == expected
