@@ -25,6 +25,7 @@ from completer.config import Settings, SpeculativeConfig
 from completer.context.builder import build_context
 from completer.context.prompt import QWEN
 from completer.context.tokens import HFTokenCounter, stop_token_ids
+from completer.engine.memory import GIB, resident_memory
 from completer.policy.acceptance import AcceptanceTracker
 from completer.policy.speculation import SpeculationPolicy, with_fixed_k
 from completer.types import CompletionKind, GenerationPlan
@@ -81,11 +82,12 @@ def replay_acceptance(records: list[Record], tasks: list[Task], tracker: Accepta
 
 
 async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], progress, quick: bool,
-                      done: list[Record], save) -> list[Record]:
+                      done: list[Record], save, memory: dict | None = None) -> list[Record]:
     """Run every task under every config of one engine, rotating the order per task.
 
     ``done`` holds the records of tasks finished by an earlier run; ``save`` gets each newly
-    finished task's records."""
+    finished task's records; ``memory`` gets the resident memory (memory.resident_memory) of this
+    process and the engine's after the last task."""
     from completer.engine import start_engine
 
     finished = finished_tasks(done, configs)
@@ -135,6 +137,8 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
                 if r.config != base:
                     r.identical = outputs[r.config] == outputs[base]
             save(records[-len(names):])
+        if memory is not None:
+            memory.update(resident_memory(engine.engine_pids()))
         return records
     finally:
         engine.shutdown()
@@ -203,12 +207,13 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
         return save
 
     started = time.time()
+    memory: dict[str, dict] = {"draft": {}, "ngram": {}}
     with tqdm(total=total, desc="bench latency", unit="req") as bar:
         records = asyncio.run(_run_engine(draft_settings, draft_configs, tasks, bar.update, quick,
-                                          done.get("draft", []), saver("draft")))
+                                          done.get("draft", []), saver("draft"), memory["draft"]))
         if include_ngram:
             ngram_records = asyncio.run(_run_engine(ngram_settings, ngram_configs, tasks, bar.update, quick,
-                                                    done.get("ngram", []), saver("ngram")))
+                                                    done.get("ngram", []), saver("ngram"), memory["ngram"]))
             for r in ngram_records:
                 if r.config == "ngram k=5":
                     records.append(r)
@@ -224,6 +229,8 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
         "wall_s": round(time.time() - started, 1),
         "resumed_tasks": {engine: len({r.task for r in recs}) for engine, recs in done.items()},
         "cpu_threads_bind": cpu_threads_bind,
+        # RSS of this process and each engine's processes after its last request (absent: resumed)
+        "resident_memory": {engine: m for engine, m in memory.items() if m},
         "rows": rows,
         "records": [asdict(r) for r in records],
     }
@@ -231,6 +238,15 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
         write_report(result, records, out)
         checkpoint.unlink(missing_ok=True)  # latency.json holds every record now
     return result
+
+
+def memory_note(memory: dict[str, dict]) -> str:
+    """One sentence: each engine's resident memory (this process and the engine's processes)."""
+    if not memory:
+        return ""
+    parts = [f"{engine} engine {m['rss_gib']:.2f} GiB (engine processes {m['engine_rss_bytes'] / GIB:.2f})"
+             for engine, m in memory.items()]
+    return " Resident memory after the last request, this process and the engine's: " + ", ".join(parts) + "."
 
 
 def table_rows(records: list[Record]) -> list[dict]:
@@ -256,7 +272,8 @@ def write_report(result: dict, records: list[Record], out: Path) -> None:
         f"({result['classes'][SHORT]} short, {result['classes'][LONG]} long), greedy, one request at a time, "
         f"configs interleaved request by request; wall time {result['wall_s']} s"
         f"{resumed_note(result['resumed_tasks'])}. The draft model and ngram need separate engines: "
-        f"ngram's ratios are against `{NGRAM_BASELINE}`, run interleaved with it.\n\n{table}\n"
+        f"ngram's ratios are against `{NGRAM_BASELINE}`, run interleaved with it."
+        f"{memory_note(result.get('resident_memory', {}))}\n\n{table}\n"
         "![latency](latency.png)\n\n![speedup](speedup.png)\n")
     plot_latency(records, out / "latency.png")
     plot_speedup(rows, out / "speedup.png")

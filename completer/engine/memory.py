@@ -11,7 +11,9 @@ not in whole GiB (``VLLM_CPU_KVCACHE_SPACE``).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from typing import Iterable
 
 GIB = 1 << 30
 # activations, runtime buffers, the Python processes: measured headroom, not a guess per model
@@ -102,6 +104,33 @@ def cpu_kv_tokens(max_model_len: int, max_num_seqs: int, request_tokens: int | N
     start), plus PREFIX_CACHE_PROMPTS prompts kept in the prefix cache."""
     per_request = min(request_tokens or max_model_len, max_model_len)
     return max(max_model_len, max_num_seqs * per_request) + PREFIX_CACHE_PROMPTS * per_request
+
+
+def resident_memory(engine_pids: Iterable[int]) -> dict:
+    """Resident memory (RSS, bytes) of this process (the language server, or the benchmark that runs
+    the engine in-process) and of the engine's processes with their children; processes that are
+    gone are skipped. Returns {"server_rss_bytes", "engine_rss_bytes", "rss_bytes", "rss_gib"}."""
+    import psutil
+
+    def rss(process) -> int:
+        try:
+            return process.memory_info().rss
+        except psutil.Error:
+            return 0
+
+    server = rss(psutil.Process())
+    seen: dict[int, object] = {}
+    for pid in engine_pids:
+        try:
+            process = psutil.Process(pid)
+            for p in [process, *process.children(recursive=True)]:
+                seen.setdefault(p.pid, p)
+        except psutil.Error:
+            continue
+    seen.pop(os.getpid(), None)  # an engine that runs in this process is counted once
+    engine = sum(rss(p) for p in seen.values())
+    return {"server_rss_bytes": server, "engine_rss_bytes": engine, "rss_bytes": server + engine,
+            "rss_gib": round((server + engine) / GIB, 2)}
 
 
 def total_memory(backend: str) -> int | None:

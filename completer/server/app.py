@@ -24,6 +24,7 @@ from completer.config import Settings, parse_settings, reload_causes
 from completer.context import languages
 from completer.documents import DocumentStore
 from completer.documents.store import uri_key
+from completer.engine.memory import resident_memory
 from completer.server.engine_host import EngineHost
 from completer.server.protocol import CompleterProtocol
 from completer.server.requests import CompletionService
@@ -249,6 +250,8 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
     stats = engine.stats() if engine is not None else {}
     if engine is not None:
         stats["vllm_unfinished_requests"] = await engine.unfinished_requests()
+    # this server's and its engine's resident memory (a remote engine's server is not counted)
+    stats.update(resident_memory(engine.engine_pids() if engine is not None else []))
     return {
         **ls.host.as_dict(),
         "speculation": bool(engine and engine.capabilities.speculation_method),

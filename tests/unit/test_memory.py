@@ -1,8 +1,14 @@
+import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
+
+import psutil
 
 import pytest
 
-from completer.engine.memory import GIB, DoesNotFit, cpu_kv_tokens, plan_memory
+from completer.engine.memory import GIB, DoesNotFit, cpu_kv_tokens, plan_memory, resident_memory
 
 
 @dataclass
@@ -53,3 +59,26 @@ def test_gpu_pair_that_cannot_fit_is_refused():
     with pytest.raises(DoesNotFit, match="do not fit on the GPU"):
         plan_memory(backend="cuda", target=TARGET, draft=DRAFT, max_model_len=4096, max_num_seqs=4,
                     available_bytes=4 * GIB, total_gpu_bytes=8 * GIB)
+
+
+def test_resident_memory_adds_the_engines_processes_and_their_children_once():
+    # a stand-in engine process with a child of its own
+    engine = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+                               "time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 10
+        while not psutil.Process(engine.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alone = resident_memory([])
+        both = resident_memory([engine.pid, engine.pid, os.getpid(), 2 ** 22 + 12345])  # twice, self, gone
+        child = psutil.Process(engine.pid).children()[0]
+        assert alone["engine_rss_bytes"] == 0 and alone["rss_bytes"] == alone["server_rss_bytes"] > 0
+        assert both["engine_rss_bytes"] >= psutil.Process(engine.pid).memory_info().rss + child.memory_info().rss // 2
+        assert both["rss_bytes"] == both["server_rss_bytes"] + both["engine_rss_bytes"]
+        assert both["rss_gib"] == round(both["rss_bytes"] / GIB, 2)
+    finally:
+        for p in psutil.Process(engine.pid).children(recursive=True):
+            p.kill()
+        engine.kill()
+        engine.wait()
