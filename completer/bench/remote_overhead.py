@@ -116,6 +116,11 @@ def summarize(records: list[OverheadRecord]) -> dict:
     summary["greedy_identical"] = sum(r.identical for r in compared)
     summary["greedy_compared"] = len(compared)
     summary["same_plans"] = all(t["same_plan"] for t in tasks)
+    # each phase's median on single-line tasks: a drift, or one phase disturbed, shows here
+    summary["phase_p50_single_line_s"] = [
+        statistics.median(lat) if (lat := [r.latency_s for r in records if r.phase == phase
+                                            and r.length_class == SHORT]) else None
+        for phase in range(len(PHASES))]
     return summary
 
 
@@ -143,7 +148,9 @@ def markdown(result: dict) -> str:
         f"target < {s['target_overhead_single_line']:.0%}: {'met' if s['meets_target'] else 'not met'}), "
         f"long {_fmt(s['overhead_long'], '+.1%')} ({_fmt(s['overhead_long_ms'], '+.1f')} ms). "
         f"Greedy output through the server identical to in-process: {s['greedy_identical']}/{s['greedy_compared']}; "
-        f"the same plans in every phase: {'yes' if s['same_plans'] else 'no'}. Resident memory: in-process "
+        f"the same plans in every phase: {'yes' if s['same_plans'] else 'no'}. Single-line p50 per phase: "
+        + ", ".join(f"{name} {_fmt(v, '.3f')} s" for name, v in zip(result["phases"], s["phase_p50_single_line_s"]))
+        + f". Resident memory: in-process "
         f"{_fmt(rss.get(IN_PROCESS), '.1f')} GiB, server {_fmt(rss.get(SERVER), '.1f')} GiB.\n\n" + head + body)
 
 

@@ -43,6 +43,13 @@ def test_summary(records, expected):
     for key, value in expected.items():
         assert summary[key] == (pytest.approx(value) if isinstance(value, float) else value), key
     assert summary["target_overhead_single_line"] == ro.TARGET_OVERHEAD
+    assert len(summary["phase_p50_single_line_s"]) == len(ro.PHASES)
+
+
+def test_each_phases_median():
+    records = abba("s1", SHORT, (1.0, 1.2), (1.1, 1.3)) + abba("s2", SHORT, (3.0, 3.0), (3.0, 3.0)) \
+        + abba("l1", LONG, (9.0, 9.0), (9.0, 9.0))
+    assert ro.summarize(records)["phase_p50_single_line_s"] == [2.0, 2.05, 2.15, 2.1]
 
 
 def test_rows_per_class_and_engine():
@@ -65,6 +72,7 @@ def test_markdown_and_plot(tmp_path):
     records = abba("s1", SHORT, (1.0, 1.0), (1.03, 1.05)) + abba("l1", LONG, (4.0, 4.0), (4.1, 4.1))
     text = ro.markdown(result_for(records))
     assert "single-line **+4.0%** (+40.0 ms; target < 5%: met)" in text and "long +2.5% (+100.0 ms)" in text
+    assert "p50 per phase: in-process 1.000 s, server 1.030 s, server 1.050 s, in-process 1.000 s" in text
     assert "`completer bench latency --start-server`" in text and "in-process 9.5 GiB, server – GiB" in text
     assert text.count("\n| ") == 5  # the header and four rows
     ro.plot(result_for(records), tmp_path / "p.png")
