@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 # tokens read per warm request: ~1.6 s of prefill for the bf16 1.5B target on one core (160 tok/s)
 WARM_PIECE_TOKENS = 256
+KEPT_CURSORS = 64  # documents whose last edit is remembered after they close
 
 
 def cursor_after(text: str, changes, encoding: str = "utf-16") -> int | None:
@@ -117,10 +118,14 @@ class WarmSchedule:
             self.pending = None
 
     def closed(self, uri: str) -> None:
-        self.cursors.pop(uri, None)
+        """The cursor is kept (editors reopen a document where it was left), for the last KEPT_CURSORS."""
         self.read.pop(uri, None)
         if self.pending is not None and self.pending[0] == uri:
             self.pending = None
+        if uri in self.cursors:
+            self.cursors[uri] = self.cursors.pop(uri)  # the most recent last
+        while len(self.cursors) > KEPT_CURSORS:
+            del self.cursors[next(iter(self.cursors))]
 
     def postpone(self, now: float) -> None:
         """The engine is busy or not ready: try again after another pause."""
@@ -181,6 +186,7 @@ class PromptWarmer:
         self.prompt_tokens = 0  # prompt tokens the finished ones computed (not found in the cache)
         self._loop_task: asyncio.Task | None = None
         self._warm_task: asyncio.Task | None = None
+        self._warm_uri: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -195,6 +201,8 @@ class PromptWarmer:
 
     def closed(self, uri: str) -> None:
         self.schedule.closed(uri)
+        if self._warm_task is not None and self._warm_uri == uri and not self._warm_task.done():
+            self._warm_task.cancel()
 
     def request_started(self, uri: str, offset: int) -> None:
         """A real request: it goes first."""
@@ -240,7 +248,7 @@ class PromptWarmer:
             target = schedule.due(now, self._document)
             if target is None:
                 continue
-            self._warm_task = asyncio.ensure_future(self._warm(*target))
+            self._warm_task, self._warm_uri = asyncio.ensure_future(self._warm(*target)), target[0]
             with contextlib.suppress(asyncio.CancelledError):
                 await self._warm_task
             self._warm_task = None

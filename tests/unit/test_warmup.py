@@ -67,6 +67,7 @@ DOCS = {"a": (3, 100), "b": (1, 50)}
     ([("edited", "a", 40, 0.0), ("read", "a", 2, 40), ("edited", "a", 40, 0.1)], 2.0, ("a", 3, 40)),
     ([("edited", "a", 40, 0.0), ("requested", "a", 60)], 2.0, ("a", 3, 60)),  # a request moved the cursor
     ([("opened", "a", 0.0), ("closed", "a")], 2.0, None),
+    ([("edited", "a", 40, 0.0), ("closed", "a"), ("opened", "a", 1.0)], 2.0, ("a", 3, 40)),  # reopened: its last edit
     ([("opened", "gone", 0.0)], 2.0, None),  # closed meanwhile: the store no longer has it
     ([("opened", "a", 0.0), ("postpone", 0.9)], 1.5, None),  # the engine was busy: another pause
     ([("opened", "a", 0.0), ("postpone", 0.9)], 1.9, ("a", 3, 100)),
