@@ -268,11 +268,24 @@ def bench_repo_tasks(repos_dir: Path, tasks_file: Path | None, seed: int, n_sing
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write typing.json/.md/.png.")
 @click.option("--rescore", is_flag=True, help="Recompute the report of the run recorded in --out (no engine).")
+@click.option("--warm-prompt", is_flag=True,
+              help="Instead: each session's first suggestion with and without the warm prompt, against a cold "
+                   "one-line request (typing-warm-prompt.json/.md/.png).")
+@click.option("--read", "read_s", default=30.0, show_default=True,
+              help="With --warm-prompt: seconds the typist reads the opened document before typing.")
 def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
-                 only: tuple[str, ...], quick: bool, out: Path, rescore: bool) -> None:
+                 only: tuple[str, ...], quick: bool, out: Path, rescore: bool, warm_prompt: bool,
+                 read_s: float) -> None:
     """Replayed typing through the LSP server: no reuse vs prefix cache + type-ahead + stable cuts."""
     from completer.bench import typing_bench
 
+    if warm_prompt:
+        from completer.bench.typing_bench import warm
+
+        click.echo(warm.markdown(warm.run(num_sessions, read_s, chars_per_s, context_tokens, None if quick else out,
+                                          num_cold=1 if quick else 3,
+                                          command=" ".join(["completer", *sys.argv[1:]]))))
+        return
     if rescore:
         click.echo(typing_bench.markdown(typing_bench.rescore(out)))
         return

@@ -213,3 +213,35 @@ async def test_collect_reads_the_answer():
     assert (request.outcome, request.source, request.text, request.answer_version, request.k) == (
         "answered", "model", "x)", 2, 3)
     assert (request.prompt_tokens, request.cached_tokens, request.kind) == (90, 64, "single_line")
+
+
+# ---------------------------------------------------------------- --warm-prompt
+
+def test_a_warm_prompt_session_is_written_at_the_files_end_up_to_its_first_pause():
+    from completer.bench.typing_bench.session import Session
+    from completer.bench.typing_bench.warm import at_the_end
+
+    session = Session("m.py", "def f():\n    '''doc'''\ndef g(): pass\n", 23, "    return 1\n")
+    end = at_the_end(session)
+    assert (end.text, end.offset, end.body) == ("def f():\n    '''doc'''\n", 23, "    r")
+
+
+@pytest.mark.parametrize("firsts, cold, first_s, cold_s, ratio", [
+    ([(3.0, "answered"), (5.0, "answered"), (4.0, "answered")], [2.0, 2.0, 1.0], 4.0, 2.0, 2.0),
+    ([(3.0, "answered"), None], [2.0], float("inf"), 2.0, float("inf")),  # a session never got one
+    ([(3.0, "answered")], [], 3.0, None, None),  # no cold reference answered
+])
+def test_warm_prompt_figures(firsts, cold, first_s, cold_s, ratio):
+    from completer.bench.typing_bench.session import Request
+    from completer.bench.typing_bench.warm import summarize
+
+    requests = []
+    for item in firsts:
+        if item is None:
+            requests.append(None)
+            continue
+        latency, outcome = item
+        requests.append(Request(0, 0, 1, 10.0, answered_s=10.0 + latency, outcome=outcome, prompt_tokens=9,
+                                cached_tokens=8, kind="multi_line", waited=True))
+    figures = summarize(requests, [{"latency_s": c, "prompt_tokens": 200} for c in cold])
+    assert (figures["first_suggestion_s"], figures["cold_one_line_s"], figures["ratio"]) == (first_s, cold_s, ratio)

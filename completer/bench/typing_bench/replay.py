@@ -53,15 +53,17 @@ async def collect(request: Request, answer: asyncio.Future) -> None:
 
 
 async def replay(client: ServerClient, index: int, session: Session, chars_per_s: float, max_wait_s: float,
-                 progress) -> list[Request]:
+                 progress, read_s: float = 0.0) -> list[Request]:
     """Type ``session.body`` at the cursor, one request per keystroke; the newest cancels the previous.
 
-    At the pause points the typist waits for the suggestion (up to ``max_wait_s``) before typing on.
-    ``progress(1)`` is called after each keystroke. Returns one Request per keystroke.
+    The typist reads the opened document for ``read_s`` seconds first. At the pause points it waits
+    for the suggestion (up to ``max_wait_s``) before typing on. ``progress(1)`` is called after each
+    keystroke. Returns one Request per keystroke.
     """
     uri = f"file:///bench/session-{index}-{session.path}"
     text, offset, version = session.text, session.offset, 1
     client.open(uri, text, version)
+    await asyncio.sleep(read_s)
     requests: list[Request] = []
     waiting: list[asyncio.Task] = []
     previous: tuple[int, Request] | None = None

@@ -137,6 +137,8 @@ def markdown(result: dict) -> str:
          lambda m: "-" if m.get("one_line_waited_over_cold") is None else f"{m['one_line_waited_over_cold']:.2f}×"),
         ("keystrokes with a suggestion on screen before the next one", lambda m: _fmt(m["on_screen_in_time"], "%")),
         ("stale answers (made for another document version)", lambda m: str(m["stale"])),
+        ("resident memory, server + engine processes, after the sessions (GiB)",
+         lambda m: _fmt(m.get("rss_gib"))),
     ]
     sessions_text = ", ".join(f"{s['file']} ({s['chars']} characters)" for s in result["sessions"])
     lines = ["# Typing: replayed sessions through the LSP server", "",

@@ -51,7 +51,8 @@ def modes(quick: bool) -> dict[str, dict]:
 
 async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session], cold: list[tuple[str, int]],
                     chars_per_s: float, max_wait_s: float, log_dir: Path,
-                    bar) -> tuple[list[Request], list[dict], int]:
+                    bar, memory: dict) -> tuple[list[Request], list[dict], int]:
+    """One server's run; ``memory`` gets its resident memory after the last session (`completer/stats`)."""
     log_path = log_dir / f"typing-{name.replace(' ', '-')}.log"
     client = ServerClient({**base, **overrides}, log_path)
     bar.set_description(f"bench typing: {name}: loading the engine")
@@ -65,7 +66,9 @@ async def _run_mode(name: str, overrides: dict, base: dict, chosen: list[Session
         for i, session in enumerate(chosen):
             bar.set_description(f"bench typing: {name}: {session.path}")
             requests += await replay(client, i, session, chars_per_s, max_wait_s, bar.update)
-        engine_requests = (await client.call(STATS, {})).get("requests_started", 0) - started
+        stats = await client.call(STATS, {})
+        engine_requests = stats.get("requests_started", 0) - started
+        memory.update({k: stats.get(k) for k in ("rss_bytes", "rss_gib", "server_rss_bytes", "engine_rss_bytes")})
         return requests, cold_results, engine_requests
     finally:
         await client.close()
@@ -93,9 +96,10 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     total = len(compared) * sum(len(s.body) for s in chosen)
     with tqdm(total=total, unit="key", desc="bench typing") as bar:
         for name, overrides in compared.items():
+            memory: dict = {}
             requests, cold_results, engine_requests = asyncio.run(
-                _run_mode(name, overrides, base, chosen, cold, chars_per_s, max_wait_s, log_dir, bar))
-            results[name] = summarize(requests, cold_results, engine_requests)
+                _run_mode(name, overrides, base, chosen, cold, chars_per_s, max_wait_s, log_dir, bar, memory))
+            results[name] = {**summarize(requests, cold_results, engine_requests), **memory}
             raw[name] = [asdict(r) for r in requests]
     from completer.config import Settings
 
