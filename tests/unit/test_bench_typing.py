@@ -223,7 +223,7 @@ def test_a_warm_prompt_session_is_written_at_the_files_end_up_to_its_first_pause
 
     session = Session("m.py", "def f():\n    '''doc'''\ndef g(): pass\n", 23, "    return 1\n")
     end = at_the_end(session)
-    assert (end.text, end.offset, end.body) == ("def f():\n    '''doc'''\n", 23, "    r")
+    assert (end.text, end.offset, end.body) == ("def f():\n    '''doc'''\n", 23, "    ")
 
 
 @pytest.mark.parametrize("firsts, cold, first_s, cold_s, ratio", [

@@ -28,14 +28,17 @@ MEMORY_STATS = ("rss_bytes", "rss_gib", "server_rss_bytes", "engine_rss_bytes")
 
 def at_the_end(session: Session) -> Session:
     """``session`` written at the end of its file (nothing after the cursor), typed up to its first
-    pause point: the indentation of the body's first line, then the suggestion is waited for."""
+    pause point: the indentation of the body's first line, where the typist waits for a suggestion."""
     first_pause = pause_points(session.body).index(True)
-    return replace(session, text=session.text[:session.offset], body=session.body[:first_pause + 1])
+    return replace(session, text=session.text[:session.offset], body=session.body[:first_pause])
 
 
 def first_suggestion(requests: list[Request]) -> Request | None:
-    """The first suggestion the typist waited for."""
-    return next((r for r in requests if r.waited), None)
+    """The first suggestion the typist waits for: the last keystroke's, as the session stops at its
+    first pause point (replay waits for every request to be answered)."""
+    if requests:
+        requests[-1].waited = True
+    return requests[-1] if requests else None
 
 
 def summarize(firsts: list[Request | None], cold: list[dict]) -> dict:
