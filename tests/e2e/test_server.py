@@ -225,3 +225,27 @@ async def test_request_ids_link_the_suggestion_its_plan_and_the_editors_accept(c
     assert as_dict(as_dict(s["by_plan"])[shown_reason])["accepted"] >= 1
     newest = command.arguments[0]["id"]  # the last model answer, unless type-ahead answered it
     assert as_dict(s["last"])["id"] == (newest if newest.startswith("cmpl-") else detail["id"])
+
+
+async def test_an_opened_document_is_warmed_before_its_first_request(client):
+    """warm_prompt: while the engine is idle, the prompt at an opened document's end is read into
+    the prefix cache, and the first request there (a new function's body) finds it cached."""
+    settings = {"warm_prompt": True, "warm_prompt_pause_ms": 200}
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=settings))
+    try:
+        uri = "file:///workspace/warm_open.py"
+        text = module("scale", "*") + 'def describe(point):\n    """Return the point as "(x, y)"."""\n'
+        before = (await stats(client))["warm_prompts_finished"]
+        open_doc(client, uri, text)
+        deadline = time.monotonic() + 60
+        while (await stats(client))["warm_prompts_finished"] == before and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert (await stats(client))["warm_prompts_finished"] == before + 1
+        line = text.count("\n")
+        type_text(client, uri, line, 0, "    ", version=2)
+        block = await complete_detail(client, uri, line, 4)
+        # all but the prompt's last blocks (vLLM's CPU blocks hold 128 tokens), where the FIM middle
+        # starts and the typed indentation goes
+        assert block["cached_tokens"] >= block["prompt_tokens"] - 256, block
+    finally:
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"warm_prompt": False}))
