@@ -265,6 +265,7 @@ def plot(result: dict, path: Path) -> None:
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.set_xlabel("editors typing at once")
         ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("N editors against one vLLM server: completer's policy vs stock fixed-k speculation")
@@ -363,8 +364,9 @@ def run(editors: tuple[int, ...] = EDITORS, chars: int = 40, chars_per_s: float 
             try:
                 proc.wait_ready()
                 args = proc.plan.args if proc.plan else {}
-                servers[name] = {key: args.get(key) for key in ("scheduler_cls", "worker_cls", "speculative_config",
-                                                                "additional_config", "max_num_seqs")}
+                servers[name] = {key: args.get(key) for key in ("model", "scheduler_cls", "worker_cls",
+                                                                "speculative_config", "additional_config",
+                                                                "max_num_seqs")}
                 backend = proc.plan.capabilities.backend if proc.plan else "cpu"
                 configs[name], raw[name] = asyncio.run(_run_config(
                     name, proc.url, policy, editor_settings, plan, chars_per_s, max_wait_s, log_dir, bar))
