@@ -30,7 +30,9 @@ def is_eagle3_head(folder: str | None) -> bool:
     except (OSError, ValueError):
         return False
     architectures = config.get("architectures") or []
-    return any(a in EAGLE3_ARCHITECTURES for a in architectures) or "eagle_config" in config
+    # `speculators` checkpoints (completer draft train) name their own class and say eagle3 here
+    return (any(a in EAGLE3_ARCHITECTURES for a in architectures) or "eagle_config" in config
+            or config.get("speculators_model_type") == "eagle3")
 
 
 def resolve_method(configured: str, backend: str, supported: tuple[str, ...], head_folder: str | None) -> str | None:
