@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,9 @@ class Cut:
     language: str
 
 
-def code_cuts(folder: Path, n: int, seed: int = 0) -> list[Cut]:
-    """``n`` cursor positions at the start of a line of code, in files with a known language."""
+def code_cuts(folder: Path, n: int, seed: int = 0, exclude: frozenset[str] = frozenset()) -> list[Cut]:
+    """``n`` cursor positions at the start of a line of code, in files with a known language
+    (``exclude``: paths relative to ``folder`` to pass over, e.g. the files a head trained on)."""
     rng = random.Random(seed)
     root = folder.resolve()
     files = []
@@ -35,7 +37,7 @@ def code_cuts(folder: Path, n: int, seed: int = 0) -> list[Cut]:
         resolved = p.resolve()
         # symlinks that lead out of the folder are not followed
         if p.is_file() and root in resolved.parents and languages.detect(None, p.name) != languages.PLAIN_TEXT \
-                and 200 < p.stat().st_size < MAX_FILE_BYTES:
+                and 200 < p.stat().st_size < MAX_FILE_BYTES and str(p.relative_to(root)) not in exclude:
             files.append(p)
     cuts: list[Cut] = []
     rng.shuffle(files)
@@ -102,3 +104,93 @@ def evaluate(target: str, drafts: list[str], folder: Path, n: int, k: int, max_t
     if not cuts:
         raise ValueError(f"no code files with a known language under {folder}")
     return [asyncio.run(_evaluate_one(target, d, cuts, k, max_tokens)) for d in drafts]
+
+
+# ------------------------------------------------------------------ a trained EAGLE-3 head
+
+HEAD_KS = (3, 5, 8)
+
+
+def trained_files(head: Path, folder: Path) -> frozenset[str]:
+    """Paths (relative to ``folder``) that the head in ``head`` was trained on, from the
+    completer-draft.json that `completer draft train` writes beside it; empty when it was trained
+    on another folder or elsewhere."""
+    from completer.draft.train import MANIFEST
+
+    for candidate in (head / MANIFEST, head.parent / MANIFEST, head.parent.parent / MANIFEST):
+        if candidate.exists():
+            manifest = json.loads(candidate.read_text())
+            if Path(manifest.get("code_dir", "")) == folder.resolve():
+                return frozenset(manifest.get("files_trained", []))
+            return frozenset()
+    return frozenset()
+
+
+def head_rows(alone: list[dict], runs: dict[int, list[dict]], draft_cost: float) -> list[dict]:
+    """One row per k from per-request records ({tokens, latency_s, drafted, accepted, steps,
+    token_ids}) of the target alone and of the head at each k, run over the same cuts."""
+    alone_s = sum(r["latency_s"] for r in alone)
+    rows = []
+    for k, records in sorted(runs.items()):
+        drafted = sum(r["drafted"] for r in records)
+        accepted = sum(r["accepted"] for r in records)
+        steps = sum(r["steps"] for r in records)
+        length = 1 + accepted / steps if steps else 1.0
+        head_s = sum(r["latency_s"] for r in records)
+        rows.append({
+            "k": k,
+            "requests": len(records),
+            "tokens": sum(len(r["token_ids"]) for r in records),
+            "acceptance_rate": accepted / drafted if drafted else None,
+            "mean_acceptance_length": length,
+            "draft_cost": draft_cost,
+            "projected_speedup": projected_speedup(length, k, draft_cost),
+            "measured_speedup": alone_s / head_s if head_s else None,
+            "identical": all(a["token_ids"] == r["token_ids"] for a, r in zip(alone, records)),
+        })
+    return rows
+
+
+async def _run_cuts(settings: Settings, cuts: list[Cut], k: int | None, max_tokens: int) -> list[dict]:
+    from completer.engine import start_engine
+
+    engine = await asyncio.to_thread(start_engine, settings)
+    try:
+        counter = HFTokenCounter(engine.target_dir)
+        stop_ids = stop_token_ids(counter, QWEN.stop)
+        out = []
+        for i, cut in enumerate(cuts):
+            ctx = build_context(cut.text, cut.offset, cut.language, counter, QWEN, settings.context_tokens,
+                                settings.prefix_share)
+            plan = GenerationPlan(max_tokens=max_tokens, stop_token_ids=stop_ids, speculate=k is not None,
+                                  num_speculative_tokens=k or 1)
+            gen = await engine.complete(ctx.prompt, plan, cache_salt=f"head-eval-{k}-{i}")
+            out.append({"token_ids": list(gen.token_ids), "latency_s": gen.latency_s,
+                        "drafted": gen.num_draft_tokens, "accepted": gen.num_accepted_tokens,
+                        "steps": gen.num_verify_steps})
+        return out
+    finally:
+        engine.shutdown()
+
+
+def evaluate_head(target: str, head: Path, folder: Path, n: int, ks: tuple[int, ...] = HEAD_KS,
+                  max_tokens: int = 64, draft_cost: float | None = None, **settings: object) -> dict:
+    """An EAGLE-3 head against the target alone on ``n`` cursor positions of ``folder`` (files the
+    head trained on left out), one engine per k. ``draft_cost`` defaults to the policy's prior for
+    eagle3; ``settings`` are more Settings fields (e.g. dtype). Returns {rows, cuts, files_left_out}.
+    Raises ValueError when the folder has no code left to evaluate on."""
+    from completer.policy.speculation import PRIOR_DRAFT_COST
+
+    skip = trained_files(head, folder)
+    cuts = code_cuts(folder, n, exclude=skip)
+    if not cuts:
+        raise ValueError(f"no held-out code files with a known language under {folder}")
+    cost = PRIOR_DRAFT_COST["eagle3"] if draft_cost is None else draft_cost
+    alone = asyncio.run(_run_cuts(Settings(model=target, speculative_config=SpeculativeConfig(method="none"),
+                                           **settings), cuts, None, max_tokens))
+    runs = {}
+    for k in ks:
+        spec = SpeculativeConfig(method="eagle3", model=str(head), num_speculative_tokens=k)
+        runs[k] = asyncio.run(_run_cuts(Settings(model=target, speculative_config=spec, **settings), cuts, k,
+                                        max_tokens))
+    return {"rows": head_rows(alone, runs, cost), "cuts": len(cuts), "files_left_out": len(skip)}

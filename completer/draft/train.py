@@ -1,0 +1,282 @@
+"""`completer draft train`: examples → the target's hidden states → speculators' EAGLE-3 trainer → a head.
+
+Output folder (``out``):
+
+- ``data/``: the examples and the target's hidden states (hidden.py), made once and reused;
+- ``checkpoints/``: speculators' checkpoints, one folder per epoch (weights, optimizer, scheduler);
+  each epoch's folder is itself a head vLLM loads, and the trainer resumes from the last one;
+- ``head/``: the best epoch's ``config.json`` and ``model.safetensors`` (speculators' format,
+  ``speculators_config`` included), for ``speculative_config.model`` with method ``eagle3``;
+- ``completer-draft.json``: the target, the files trained on and held out, the run's figures.
+
+The training itself is the `speculators` library's; this module only builds its inputs and
+arguments. Its trainer assumes an accelerator; on a CPU (tests, tiny targets) cpu_shim.py points
+it at the CPU.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from completer.context import languages
+from completer.context.prompt import QWEN
+from completer.draft import examples as ex
+from completer.draft import hidden
+
+MANIFEST = "completer-draft.json"
+CPU_TINY_BYTES = 256 << 20  # targets up to this size train on a CPU without --allow-cpu (tests)
+HEAD_DIR, DATA_DIR, CKPT_DIR = "head", "data", "checkpoints"
+HEAD_FILES = ("config.json", "model.safetensors")
+
+
+class TrainError(Exception):
+    """Training cannot start or go on; the message says what to do."""
+
+
+@dataclass
+class TrainOptions:
+    code_dir: Path
+    out: Path
+    target_dir: Path  # a local folder with config.json, weights and tokenizer.json
+    epochs: int = 3
+    max_steps: int | None = None
+    resume: bool = False
+    allow_cpu: bool = False
+    per_file: int = 8  # examples per source file
+    max_examples: int = 4000
+    context_tokens: int = 768  # the prompts' budget (completer's context builder)
+    prefix_share: float = 0.75
+    max_completion_tokens: int = 128
+    held_out: float = 0.1  # share of the files kept out of training (evaluation's)
+    seed: int = 0
+    draft_vocab_size: int = 32000
+    total_seq_len: int = 8192  # tokens packed into one training step
+    lr: float = 1e-4
+    num_workers: int = 2
+    extra_args: list[str] = field(default_factory=list)  # more `speculators train` flags, passed as given
+
+
+# ------------------------------------------------------------------ checks
+
+
+def device_kind(torch_module) -> str:
+    """'cuda' when a CUDA GPU is usable, else 'cpu'."""
+    return "cuda" if torch_module.cuda.is_available() else "cpu"
+
+
+def training_bytes(target_cfg: dict, draft_vocab_size: int, total_seq_len: int, ttt_steps: int = 3) -> int:
+    """A rough upper bound of the accelerator memory training needs, in bytes: the target's
+    weights in bf16 (hidden states are made first, with the target alone), or the head's
+    training state (fp32 weights, gradients and AdamW moments) plus the logits of a packed
+    step (target vocabulary for the verifier's distribution, draft vocabulary per
+    test-time-training step, fp32, with their gradients), whichever is larger."""
+    h, vocab = int(target_cfg["hidden_size"]), int(target_cfg["vocab_size"])
+    inter = int(target_cfg.get("intermediate_size", 4 * h))
+    layers = int(target_cfg.get("num_hidden_layers", 1))
+    target = 2 * (2 * vocab * h + layers * (4 * h * h + 3 * h * inter))
+    head_params = 3 * h * h + 4 * h * h + 3 * h * inter + draft_vocab_size * h + vocab * h
+    head_state = 16 * head_params
+    logits = 4 * total_seq_len * (vocab + 2 * ttt_steps * draft_vocab_size)
+    activations = 4 * total_seq_len * h * 24 * ttt_steps
+    return max(target, head_state + logits + activations)
+
+
+def check_resources(device: str, target_dir: Path, opts: TrainOptions, free_bytes: int) -> None:
+    """Refuse to start where training cannot finish: a CPU without --allow-cpu for a target
+    that is not tiny, or less free memory than training_bytes. Raises TrainError."""
+    from completer.engine import models
+
+    info = models.read_info(str(target_dir))
+    if device == "cpu" and info.weight_bytes > CPU_TINY_BYTES and not opts.allow_cpu:
+        raise TrainError(f"no CUDA GPU here: training a head for a {info.weight_bytes / 2**30:.1f} GiB target "
+                         "on a CPU takes days. Train on a GPU machine (scripts/gpu/README.md), or pass "
+                         "--allow-cpu to try anyway.")
+    cfg = json.loads((target_dir / "config.json").read_text())
+    need = training_bytes(cfg, opts.draft_vocab_size, opts.total_seq_len)
+    if need > free_bytes:
+        where = "GPU" if device == "cuda" else "RAM"
+        raise TrainError(f"training needs about {need / 2**30:.1f} GiB of {where}, {free_bytes / 2**30:.1f} GiB "
+                         f"are free: lower --total-seq-len (now {opts.total_seq_len}) or --draft-vocab-size "
+                         f"(now {opts.draft_vocab_size}), or free memory")
+
+
+def free_memory(device: str) -> int:
+    import psutil
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.mem_get_info()[0]
+    return psutil.virtual_memory().available
+
+
+def check_library() -> None:
+    """Raise TrainError when the training library is not installed."""
+    try:
+        import datasets  # noqa: F401
+        import speculators.train.cli  # noqa: F401
+    except ImportError as err:
+        raise TrainError(f"the training library is missing ({err}): run ./setup.sh draft "
+                         "(installs speculators 0.9 and datasets into completer's environment)") from err
+
+
+# ------------------------------------------------------------------ examples
+
+
+def collect_examples(opts: TrainOptions, counter, end_ids: list[int],
+                     progress: Callable[[int, str], object] | None = None) -> tuple[list, dict]:
+    """(rows of (ids, loss mask), manifest part: files trained on and held out)."""
+    root = opts.code_dir.resolve()
+    files = ex.source_files(root)
+    if not files:
+        raise TrainError(f"no source files of a known language under {opts.code_dir}")
+    rows, trained, kept = [], [], []
+    bar = progress(len(files), "examples") if progress else None
+    for path in files:
+        rel = str(path.relative_to(root))
+        if bar is not None:
+            bar.update(1)
+        if ex.held_out(rel, opts.held_out, opts.seed):
+            kept.append(rel)
+            continue
+        if len(rows) >= opts.max_examples:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        language = languages.detect(None, path.name)
+        build = ex.prompt_builder(counter, QWEN, language, opts.context_tokens, opts.prefix_share)
+        file_rows = [ex.tokenize(e, counter.encode, opts.max_completion_tokens, end_ids)
+                     for e in ex.file_examples(text, rel, language, build, opts.seed, opts.per_file)]
+        rows += [r for r in file_rows if sum(r[1])][:opts.max_examples - len(rows)]
+        trained.append(rel)
+    if bar is not None:
+        bar.close()
+    if len(rows) < 2:
+        raise TrainError(f"{len(rows)} training examples from {opts.code_dir}: it needs more code")
+    return rows, {"files_trained": trained, "files_held_out": kept}
+
+
+# ------------------------------------------------------------------ the run
+
+
+def _tqdm(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="it")
+
+
+def prepare_data(opts: TrainOptions, device: str, progress=_tqdm) -> tuple[Path, dict, list[int]]:
+    """Make (or reuse, on --resume) the examples and their hidden states. Returns (data folder,
+    manifest part, auxiliary layers)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from completer.context.tokens import HFTokenCounter, stop_token_ids
+
+    data = opts.out / DATA_DIR
+    cfg = json.loads((opts.target_dir / "config.json").read_text())
+    layers = hidden.default_layers(int(cfg["num_hidden_layers"]))
+    stamp = data / "completer-examples.json"
+    if stamp.exists():
+        part = json.loads(stamp.read_text())
+        import datasets
+
+        ds = datasets.load_from_disk(str(data)).with_format(None)
+        rows = list(zip(ds["input_ids"], ds["loss_mask"]))
+    else:
+        counter = HFTokenCounter(str(opts.target_dir))
+        rows, part = collect_examples(opts, counter, stop_token_ids(counter, QWEN.stop)[:1], progress)
+        if data.exists():
+            shutil.rmtree(data)
+        data.mkdir(parents=True)
+        hidden.write_dataset(data, rows)
+        part = {**part, "examples": len(rows), "tokens": sum(len(r[0]) for r in rows),
+                "completion_tokens": sum(sum(r[1]) for r in rows)}
+        stamp.write_text(json.dumps(part, indent=1))
+    if hidden.missing(data, len(rows)):
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(str(opts.target_dir), dtype=dtype).to(device).eval()
+        hidden.record(data, rows, hidden.HiddenStateRecorder(model, layers), progress)
+        del model
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return data, part, layers
+
+
+def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: str) -> list[str]:
+    """`speculators train` flags for an EAGLE-3 head of one llama layer over ``layers``."""
+    args = [f"--verifier-name-or-path={opts.target_dir}", f"--data-path={data}", "--speculator-type=eagle3",
+            f"--save-path={opts.out / CKPT_DIR}", f"--log-dir={opts.out / 'logs'}", f"--epochs={opts.epochs}",
+            f"--draft-vocab-size={opts.draft_vocab_size}", "--target-layer-ids", *map(str, layers),
+            "--num-layers=1", "--draft-arch=llama", "--full-attention-indices", "0",
+            f"--total-seq-len={opts.total_seq_len}", f"--lr={opts.lr}", f"--seed={opts.seed}",
+            "--train-data-ratio=0.9", f"--num-workers={opts.num_workers}"]
+    if opts.max_steps is not None:
+        args.append(f"--max-steps={opts.max_steps}")
+    if device == "cpu":
+        # the fused loss is a Triton GPU kernel; flex attention compiles for GPUs
+        args += ["--loss-implementation=eager", "--draft-attn-impl=sdpa", "--hidden-states-dtype=float32",
+                 "--num-workers=0"]
+    return args + list(opts.extra_args)
+
+
+def last_checkpoint(ckpt: Path) -> Path | None:
+    """The best epoch's folder (speculators' checkpoint_best link), else the highest epoch's."""
+    best = ckpt / "checkpoint_best"
+    if best.exists() and all((best / f).exists() for f in HEAD_FILES):
+        return best.resolve()
+    epochs = sorted((int(p.name), p) for p in ckpt.glob("[0-9]*") if p.name.isdigit()
+                    and all((p / f).exists() for f in HEAD_FILES))
+    return epochs[-1][1] if epochs else None
+
+
+def export_head(checkpoint: Path, head: Path) -> None:
+    """Copy a checkpoint's config and weights into ``head`` (what vLLM reads; no optimizer state)."""
+    head.mkdir(parents=True, exist_ok=True)
+    for name in HEAD_FILES:
+        shutil.copy2(checkpoint / name, head / name)
+
+
+def train(opts: TrainOptions, progress=_tqdm) -> dict:
+    """Run the whole pipeline; returns the manifest written to ``out``. Raises TrainError."""
+    check_library()
+    import torch
+
+    ckpt = opts.out / CKPT_DIR
+    if ckpt.exists() and any(ckpt.iterdir()) and not opts.resume:
+        raise TrainError(f"{opts.out} holds a training run: pass --resume to go on with it, or choose another --out")
+    device = device_kind(torch)
+    check_resources(device, opts.target_dir, opts, free_memory(device))
+    opts.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    data, part, layers = prepare_data(opts, device, progress)
+    data_s = time.monotonic() - started
+
+    from speculators.train.cli import main as speculators_main
+    from speculators.train.config import TrainConfig
+
+    args = speculators_args(opts, data, layers, device)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if device == "cpu":
+        from completer.draft import cpu_shim
+
+        cpu_shim.install()
+    train_started = time.monotonic()
+    speculators_main(TrainConfig.resolve(args))
+    train_s = time.monotonic() - train_started
+    best = last_checkpoint(ckpt)
+    if best is None:
+        raise TrainError(f"the trainer left no checkpoint in {ckpt}")
+    export_head(best, opts.out / HEAD_DIR)
+    manifest = {"target": str(opts.target_dir), "code_dir": str(opts.code_dir.resolve()), "device": device,
+                "aux_layers": layers, "checkpoint": best.name, "data_seconds": round(data_s, 1),
+                "train_seconds": round(train_s, 1), "speculators_args": args,
+                "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}, **part}
+    (opts.out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
