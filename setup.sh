@@ -3,6 +3,7 @@
 #
 #   ./setup.sh run    install, fetch the default models, complete examples/sample.py
 #   ./setup.sh test   install with test tools, fetch the models, run the test suite
+#   ./setup.sh draft  install, plus the library `completer draft train` trains with
 #   ./setup.sh        install and fetch only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -45,6 +46,18 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# `completer draft train` trains with speculators (vLLM's library for EAGLE-3 heads), which reads
+# its data with `datasets`. Their requirements name CUDA torchvision/torchaudio and an older fsspec,
+# which would break vLLM's import here, so they go in without them, plus what datasets needs and
+# lacks. Pinned: a few seconds.
+draft_stamp="$VENV/.completer-draft-tools-1"
+if { [ "$mode" = test ] || [ "$mode" = draft ]; } && [ ! -f "$draft_stamp" ]; then
+  step "installing the draft-training library (speculators 0.9, datasets)" \
+    "${pip[@]}" install --no-deps speculators==0.9.0 hs-connectors==0.9.0 datasets==5.1.0 \
+      pyarrow==26.0.1 pandas==3.1.1 multiprocess==0.70.19 xxhash==4.1.0
+  touch "$draft_stamp"
+fi
+
 # vLLM's CPU engine wants TCMalloc (its own wheel does not ship it); without it the engine's heap
 # grows under long use. Best effort: where the system's package manager cannot be used, it still runs.
 if [ "$backend" = cpu ] && [ ! -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ] \
@@ -66,6 +79,6 @@ case "$mode" in
   test)
     "$VENV/bin/python" -m pytest -q --durations=25 tests
     ;;
-  install) ;;
-  *) echo "usage: $0 [run|test]" >&2; exit 2 ;;
+  install|draft) ;;
+  *) echo "usage: $0 [run|test|draft]" >&2; exit 2 ;;
 esac
