@@ -67,6 +67,12 @@ tree-sitter-python==0.25.0 tree-sitter-javascript==0.25.0 tree-sitter-typescript
 tree-sitter-go==0.25.0 tree-sitter-rust==0.24.2 tree-sitter-java==0.23.5 tree-sitter-c==0.24.2
 tree-sitter-cpp==0.23.4 gguf==0.19.0
 """.split()
+# `completer draft train`: speculators (its EAGLE-3 trainer) and what it and datasets need that the
+# image lacks; all pure Python (the image has torch, transformers, pyarrow, pandas, xxhash, rich, typer)
+DRAFT_DEPS = """
+speculators==0.9.0 hs-connectors==0.9.0 datasets==5.1.0 multiprocess==0.70.19 loguru==0.7.3
+pydantic-settings==2.16.3 python-dotenv==1.2.4
+""".split()
 # the .so files carried alone (xz: compressed first); the rest of vLLM's .so are optional imports
 VLLM_SO = {
     "vllm/_C_stable_libtorch.abi3.so": True,
@@ -134,7 +140,7 @@ def pip_download(folder: Path, specs: list[str]) -> None:
 
 def dependency_wheels() -> list[Path]:
     folder = KIT_CACHE / "wheels"
-    specs = VLLM_DEPS + COMPLETER_DEPS
+    specs = VLLM_DEPS + COMPLETER_DEPS + DRAFT_DEPS
     names = [canon(s.split("==")[0]) for s in specs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
