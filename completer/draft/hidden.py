@@ -33,6 +33,11 @@ def default_layers(num_layers: int) -> list[int]:
     return layers
 
 
+def stored_bytes(tokens: int, num_layers: int, hidden_size: int) -> int:
+    """Disk that the hidden states of ``tokens`` tokens take: bf16, the auxiliary layers plus the last."""
+    return tokens * (num_layers + 1) * hidden_size * 2
+
+
 def hs_path(data_dir: Path, index: int) -> Path:
     return Path(data_dir) / HS_DIR / f"hs_{index}.safetensors"
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -136,6 +137,8 @@ def collect_examples(opts: TrainOptions, counter, end_ids: list[int],
     files = ex.source_files(root)
     if not files:
         raise TrainError(f"no source files of a known language under {opts.code_dir}")
+    # a seeded order, so that --max-examples samples every corner of a large folder, not its first names
+    random.Random(opts.seed).shuffle(files)
     rows, trained, kept = [], [], []
     bar = progress(len(files), "examples") if progress else None
     for path in files:
@@ -198,7 +201,13 @@ def prepare_data(opts: TrainOptions, device: str, progress=_tqdm) -> tuple[Path,
         part = {**part, "examples": len(rows), "tokens": sum(len(r[0]) for r in rows),
                 "completion_tokens": sum(sum(r[1]) for r in rows)}
         stamp.write_text(json.dumps(part, indent=1))
-    if hidden.missing(data, len(rows)):
+    todo = hidden.missing(data, len(rows))
+    if todo:
+        need = hidden.stored_bytes(sum(len(rows[i][0]) for i in todo), len(layers), int(cfg["hidden_size"]))
+        free = shutil.disk_usage(data).free
+        if need > free:
+            raise TrainError(f"the target's hidden states need {need / 2**30:.1f} GiB on disk, {free / 2**30:.1f} GiB "
+                             f"are free under {data}: lower --max-examples or --context-tokens, or choose another --out")
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         model = AutoModelForCausalLM.from_pretrained(str(opts.target_dir), dtype=dtype).to(device).eval()
         hidden.record(data, rows, hidden.HiddenStateRecorder(model, layers), progress)
@@ -274,9 +283,14 @@ def train(opts: TrainOptions, progress=_tqdm) -> dict:
     if best is None:
         raise TrainError(f"the trainer left no checkpoint in {ckpt}")
     export_head(best, opts.out / HEAD_DIR)
+    # one entry per call, so that a run resumed over several calls keeps its curve of time against epochs
+    previous = json.loads((opts.out / MANIFEST).read_text()).get("history", []) if (opts.out / MANIFEST).exists() else []
+    history = previous + [{"epochs": opts.epochs, "max_steps": opts.max_steps, "data_seconds": round(data_s, 1),
+                           "train_seconds": round(train_s, 1), "checkpoint": best.name}]
     manifest = {"target": str(opts.target_dir), "code_dir": str(opts.code_dir.resolve()), "device": device,
                 "aux_layers": layers, "checkpoint": best.name, "data_seconds": round(data_s, 1),
                 "train_seconds": round(train_s, 1), "speculators_args": args,
-                "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}, **part}
+                "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                "history": history, **part}
     (opts.out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest

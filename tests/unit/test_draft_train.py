@@ -207,3 +207,8 @@ def test_export_head_copies_what_vllm_reads(tmp_path):
     export_head(_epoch(tmp_path / "ckpt", "2"), tmp_path / "head")
     assert sorted(p.name for p in (tmp_path / "head").iterdir()) == ["config.json", "model.safetensors"]
     assert is_eagle3_head(str(tmp_path / "head"))
+
+
+@pytest.mark.parametrize("tokens, layers, hidden_size, expected", [(1000, 3, 1536, 12_288_000), (0, 3, 64, 0)])
+def test_stored_bytes(tokens, layers, hidden_size, expected):
+    assert hidden.stored_bytes(tokens, layers, hidden_size) == expected
