@@ -61,6 +61,7 @@ class TrainOptions:
     total_seq_len: int = 8192  # tokens packed into one training step
     lr: float = 1e-4
     num_workers: int = 2
+    target_completions: bool = False  # completions written by the target (vLLM, greedy), not the files' text
     extra_args: list[str] = field(default_factory=list)  # more `speculators train` flags, passed as given
 
 
@@ -193,7 +194,16 @@ def prepare_data(opts: TrainOptions, device: str, progress=_tqdm) -> tuple[Path,
         rows = list(zip(ds["input_ids"], ds["loss_mask"]))
     else:
         counter = HFTokenCounter(str(opts.target_dir))
-        rows, part = collect_examples(opts, counter, stop_token_ids(counter, QWEN.stop)[:1], progress)
+        stops = stop_token_ids(counter, QWEN.stop)
+        rows, part = collect_examples(opts, counter, stops[:1], progress)
+        if opts.target_completions:
+            from completer.draft import regenerate
+
+            completions = regenerate.generate(opts.target_dir, rows, opts.max_completion_tokens, stops, opts.out)
+            rows = regenerate.with_completions(rows, completions)
+            if len(rows) < 2:
+                raise TrainError("the target wrote (almost) nothing for the training prompts")
+            part = {**part, "target_completions": True}
         if data.exists():
             shutil.rmtree(data)
         data.mkdir(parents=True)

@@ -45,7 +45,6 @@ def completer(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 def test_a_trained_head_loads_in_vllm_and_keeps_greedy_output(tmp_path):
-    pytest.importorskip("speculators", reason="./setup.sh test installs the draft-training library")
     target = tiny_target(tmp_path / "target")
     code = tmp_path / "code"
     for rel in CODE:

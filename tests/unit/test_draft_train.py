@@ -129,7 +129,7 @@ def test_token_frequencies_count_masked_tokens_only():
 
 
 def test_missing_hidden_states_include_broken_files(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import save_file
 
     (tmp_path / hidden.HS_DIR).mkdir()
@@ -212,3 +212,26 @@ def test_export_head_copies_what_vllm_reads(tmp_path):
 @pytest.mark.parametrize("tokens, layers, hidden_size, expected", [(1000, 3, 1536, 12_288_000), (0, 3, 64, 0)])
 def test_stored_bytes(tokens, layers, hidden_size, expected):
     assert hidden.stored_bytes(tokens, layers, hidden_size) == expected
+
+
+def test_target_completions_replace_the_files_text(tmp_path):
+    from types import SimpleNamespace
+
+    from completer.draft import regenerate
+
+    rows = [([1, 2, 3, 4], [0, 0, 1, 1]), ([5, 6, 7], [0, 1, 1]), ([8, 9], [0, 1])]
+    assert [regenerate.prompt_of(r) for r in rows] == [[1, 2], [5], [8]]
+    assert regenerate.with_completions(rows, [[10, 11, 12], [], [13]]) == [
+        ([1, 2, 10, 11, 12], [0, 0, 1, 1, 1]), ([8, 13], [0, 1])]
+    with pytest.raises(ValueError):
+        regenerate.with_completions(rows, [[1]])
+
+    def fake_run(cmd):
+        request = json.loads(Path(cmd[-2]).read_text())
+        assert request["prompts"] == [[1, 2], [5], [8]] and request["stop_ids"] == [99]
+        Path(cmd[-1]).write_text(json.dumps({"completions": [[7]] * 3}))
+        return SimpleNamespace(returncode=0)
+
+    assert regenerate.generate(tmp_path, rows, 16, [99], tmp_path / "w", run=fake_run) == [[7], [7], [7]]
+    with pytest.raises(RuntimeError):
+        regenerate.generate(tmp_path, rows, 16, [99], tmp_path / "w", run=lambda cmd: SimpleNamespace(returncode=3))
