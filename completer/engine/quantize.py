@@ -48,7 +48,7 @@ conversion; below it the model stays bf16. The pass@1 gate is `completer bench q
 class Recipe:
     """How a model is quantized. ``ignore``: modules kept in bf16 (llmcompressor's syntax)."""
 
-    method: Literal["rtn", "gptq", "smoothquant+gptq"] = "gptq"
+    method: Literal["rtn", "smoothquant", "gptq", "smoothquant+gptq"] = "smoothquant"
     ignore: tuple[str, ...] = ("lm_head",)
     samples: int = 256
     seq_len: int = 256

@@ -23,7 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = ("rtn", "gptq", "smoothquant+gptq")
+METHODS = ("rtn", "smoothquant", "gptq", "smoothquant+gptq")
+# SmoothQuant's default pairs, plus up_proj -> down_proj: down_proj's input (act(gate) * up) carries the
+# largest activation outliers, which per-token int8 quantizes worst; scaling up_proj's output channels
+# down and down_proj's input channels up by the same factors leaves the bf16 function unchanged.
+SMOOTH_MAPPINGS = [
+    [["re:.*q_proj", "re:.*k_proj", "re:.*v_proj"], "re:.*input_layernorm"],
+    [["re:.*gate_proj", "re:.*up_proj"], "re:.*post_attention_layernorm"],
+    [["re:.*down_proj"], "re:.*up_proj"],
+]
 
 
 def say(**record) -> None:
@@ -55,14 +63,13 @@ def recipe(method: str, ignore: list[str], smoothing: float):
     from llmcompressor.modifiers.gptq import GPTQModifier
     from llmcompressor.modifiers.quantization import QuantizationModifier
 
-    if method == "rtn":
-        return [QuantizationModifier(targets="Linear", scheme="W8A8", ignore=ignore)]
-    gptq = GPTQModifier(targets="Linear", scheme="W8A8", ignore=ignore)
-    if method == "gptq":
-        return [gptq]
+    quant = GPTQModifier(targets="Linear", scheme="W8A8", ignore=ignore) if "gptq" in method else \
+        QuantizationModifier(targets="Linear", scheme="W8A8", ignore=ignore)
+    if not method.startswith("smoothquant"):
+        return [quant]
     from llmcompressor.modifiers.transform.smoothquant import SmoothQuantModifier
 
-    return [SmoothQuantModifier(smoothing_strength=smoothing), gptq]
+    return [SmoothQuantModifier(smoothing_strength=smoothing, mappings=SMOOTH_MAPPINGS, ignore=ignore), quant]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     say(stage="quantizing", method=args.method, samples=len(dataset) if dataset is not None else 0)
     oneshot(model=model, dataset=dataset, recipe=recipe(args.method, args.ignore, args.smoothing),
             num_calibration_samples=len(dataset) if dataset is not None else 0, max_seq_length=args.seq_len,
-            shuffle_calibration_samples=False)
+            shuffle_calibration_samples=False,
+            # SmoothQuant needs only the bf16 activations' ranges: one pass of the whole model per
+            # sample, not GPTQ's two passes per layer
+            pipeline="sequential" if "gptq" in args.method else "basic")
     say(stage="checking")
     quantized = top1(model, heldout)
     agree = sum(int((a == b).sum()) for a, b in zip(reference, quantized))

@@ -1,0 +1,274 @@
+"""bf16 against int8 in vLLM, side by side in one run: agreement, prefill, decode, speculation.
+
+    flock /tmp/completer-engine.lock .venv/bin/python scripts/int8_bench.py \
+        --model target=BF16_DIR --model target-int8=INT8_DIR ... \
+        --pair bf16+bf16=TARGET,DRAFT ... --out /tmp/int8-speed.json
+
+Each --model NAME=DIR: teacher-forced top-1 agreement with the first model of its role (the name
+before '-', e.g. ``target``) on held-out code windows (the same ones the conversion checks), prefill
+tok/s of a 1,024-token prompt and decode ms/token over 64 greedy tokens. Each --pair NAME=T,D: the
+target with the draft (draft_model, k = 3): ms per generated token on the long prompts, and whether
+the output equals the target's alone at the same precision. One core, enforce_eager, greedy, as in
+FACTS.md. Writes one JSON file of records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0")
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def heldout_windows(tokenizer_dir: str, n: int, seq_len: int) -> list[list[int]]:
+    from transformers import AutoTokenizer
+
+    from completer.engine.quantize import code_texts
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    stream: list[int] = []
+    for text in code_texts()["heldout"]:
+        stream.extend(tok(text, add_special_tokens=False)["input_ids"])
+        if len(stream) >= n * seq_len:
+            break
+    return [stream[i:i + seq_len] for i in range(0, n * seq_len, seq_len)]
+
+
+def build(model: str, draft: str | None = None):
+    from vllm import LLM
+
+    spec = {"method": "draft_model", "model": draft, "num_speculative_tokens": 3} if draft else None
+    return LLM(model=model, dtype="bfloat16", enforce_eager=True, max_model_len=2048, max_num_seqs=1,
+               enable_prefix_caching=False, speculative_config=spec, seed=0)
+
+
+def top1(llm, windows):
+    from vllm import SamplingParams, TokensPrompt
+
+    params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
+    out = []
+    for w in windows:
+        res = llm.generate([TokensPrompt(prompt_token_ids=w)], params, use_tqdm=False)[0]
+        # prompt_logprobs[i]: the distribution for token i; rank 1 is the top-1 token
+        out.append([next(t for t, lp in d.items() if lp.rank == 1) for d in res.prompt_logprobs[1:]])
+    return out
+
+
+def timed(llm, ids, max_tokens):
+    from vllm import SamplingParams, TokensPrompt
+
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
+    t = time.perf_counter()
+    res = llm.generate([TokensPrompt(prompt_token_ids=ids)], params, use_tqdm=False)[0]
+    return time.perf_counter() - t, list(res.outputs[0].token_ids)
+
+
+def quality(n: int, precisions: list[str], out: str, seed: int = 0) -> None:
+    """pass@1 of completer's row (k = 0) of `completer bench quality` on the same seeded HumanEval-
+    infilling tasks, one engine per target precision, one after the other."""
+    import asyncio
+
+    from completer.bench import quality as q
+    from completer.bench.workloads import default_data_dir
+    from completer.config import Settings
+    from completer.engine import start_engine
+    from completer.pipeline import Completer
+
+    tasks = q.load(default_data_dir(), n, seed)
+
+    async def generate(settings: Settings, row: str) -> list:
+        engine = await asyncio.to_thread(start_engine, settings)
+        try:
+            completer = Completer(engine, settings)
+            records = []
+            for i, task in enumerate(tasks):
+                res = await completer.complete(task.prompt + task.suffix, len(task.prompt), "python", k=0,
+                                               cache_salt=f"{row}-{i}")
+                gen = res.generation
+                records.append(q._record(task, row, res.text, len(gen.token_ids) if gen else 0,
+                                         gen.latency_s if gen else 0.0))
+            return records
+        finally:
+            engine.shutdown()
+
+    started = time.time()
+    records = []
+    for precision in precisions:
+        settings = Settings(speculation_policy="per_request", quantization={"target": precision, "draft": "bf16"})
+        records += asyncio.run(generate(settings, f"completer, target {precision}"))
+    q.score(tasks, records)
+    result = {"n": n, "seed": seed, "wall_s": round(time.time() - started, 1), "rows": q.summarize(records),
+              "records": [q.asdict(r) for r in records]}
+    Path(out).write_text(json.dumps(result, indent=1))
+    for row in result["rows"]:
+        print(json.dumps(row), flush=True)
+
+
+def report(recipes_path: str, speed_path: str, quality_path: str, out: str, commands: list[str]) -> None:
+    """docs/benchmarks/int8.{json,md,png} from the three runs' JSON files."""
+    from completer.bench.latency import machine_description, vllm_version
+    from completer.bench.report import write_results
+
+    recipes = json.loads(Path(recipes_path).read_text())
+    speed = json.loads(Path(speed_path).read_text())
+    qual = json.loads(Path(quality_path).read_text())
+    models = {r["name"]: r for r in speed if r["kind"] == "model"}
+    pairs = {r["name"]: r for r in speed if r["kind"] == "pair"}
+    pass_at_1 = {(r["set"], r["row"].rsplit(" ", 1)[-1]): r["pass@1"] for r in qual["rows"]}
+    sets = list(dict.fromkeys(s for s, _ in pass_at_1))
+    summary = {f"{m}_{k}": round(v, 4) for m, r in models.items()
+               for k, v in r.items() if k in ("agreement", "prefill_tok_s", "decode_ms_per_token")}
+    summary |= {f"pair_{p}_ms_per_token": round(r["ms_per_token"], 2) for p, r in pairs.items()}
+    summary |= {f"pass_at_1_{s}_{prec}": v for (s, prec), v in pass_at_1.items()}
+    summary |= {f"recipe_{r['model']}_{r['name']}_agreement": round(r["agreement"], 4) for r in recipes}
+    result = {"summary": summary, "commands": commands, "machine": machine_description(), "vllm": vllm_version(),
+              "recipes": recipes, "speed": speed, "quality": {k: v for k, v in qual.items() if k != "records"},
+              "quality_records": qual["records"]}
+    lines = ["# int8 (W8A8) against bf16 on the CPU", "",
+             f"Machine: {result['machine']}; {result['vllm']}; one core (VLLM_CPU_OMP_THREADS_BIND=0), "
+             "enforce_eager, greedy. Qwen2.5-Coder-1.5B target and 0.5B draft, dequantized from the official "
+             "Q4_K_M GGUF files to bf16, then quantized to compressed-tensors W8A8 (int8 per-channel weights, "
+             "int8 dynamic per-token activations) with llmcompressor 0.14.", "",
+             "## Recipes: top-1 agreement with bf16 (teacher-forced, held-out code)", "",
+             "Measured at conversion (llmcompressor's simulated int8) on 16 windows of 256 tokens of the project's "
+             "own source files that calibration never sees.", "",
+             "| model | recipe | kept in bf16 | calibration samples | agreement | conversion s |",
+             "|---|---|---|---:|---:|---:|"]
+    for r in recipes:
+        lines.append(f"| {r['model']} | {r['method']} | {', '.join(r['ignore'])} | {r['samples']} | "
+                     f"{r['agreement']:.1%} | {r['seconds']} |")
+    lines += ["", "## Speed and agreement in vLLM", "",
+              "Agreement: teacher-forced top-1 against the bf16 model of the same role, in vLLM, on the same "
+              "held-out windows. Prefill: one 1,024-token prompt. Decode: 64 greedy tokens.", "",
+              "| model | agreement | prefill tok/s | decode ms/token |", "|---|---:|---:|---:|"]
+    for name, r in models.items():
+        lines.append(f"| {name} | {r['agreement']:.1%} | {r['prefill_tok_s']:.0f} | {r['decode_ms_per_token']:.1f} |")
+    lines += ["", "Target + draft (draft_model, k = 3), 64 greedy tokens from each of 3 held-out 128-token prompts:", "",
+              "| pair (target+draft) | ms per generated token | output identical to the target alone |",
+              "|---|---:|---|"]
+    for name, r in pairs.items():
+        lines.append(f"| {name} | {r['ms_per_token']:.1f} | {r['identical_to_target_alone']} |")
+    lines += ["", f"## Quality gate: HumanEval-infilling pass@1 (completer's row, k = 0, n = {qual['n']} per set, "
+              f"seed {qual['seed']}, the same tasks for both; {qual['wall_s']} s)", "",
+              "| set | bf16 | int8 target | difference (points) |", "|---|---:|---:|---:|"]
+    for s in sets:
+        b, i = pass_at_1.get((s, "bf16")), pass_at_1.get((s, "int8"))
+        lines.append(f"| {s} | {b:.1%} | {i:.1%} | {(i - b) * 100:+.1f} |")
+    lines += ["", "Commands:", "", "```", *commands, "```"]
+
+    def draw(path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        names = list(models)
+        bars = a1.bar(names, [models[n]["decode_ms_per_token"] for n in names])
+        a1.bar_label(bars, fmt="%.1f", fontsize=7)
+        pn = list(pairs)
+        bars = a1.bar(pn, [pairs[n]["ms_per_token"] for n in pn], color="tab:orange")
+        a1.bar_label(bars, fmt="%.1f", fontsize=7)
+        a1.set_ylabel("ms per generated token")
+        a1.tick_params(axis="x", rotation=30, labelsize=7)
+        a1.set_title("decode, one core")
+        for j, prec in enumerate(("bf16", "int8")):
+            vals = [(pass_at_1.get((s, prec)) or 0) * 100 for s in sets]
+            bars = a2.bar([x + j * 0.4 for x in range(len(sets))], vals, 0.4, label=f"target {prec}")
+            a2.bar_label(bars, fmt="%.0f", fontsize=7)
+        a2.set_xticks([x + 0.2 for x in range(len(sets))], sets, fontsize=8)
+        a2.set_ylabel("pass@1 (%)")
+        a2.set_title("HumanEval-infilling")
+        a2.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+    write_results(Path(out), "int8", result, "\n".join(lines) + "\n", draw)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["report"]:
+        ap = argparse.ArgumentParser()
+        ap.add_argument("cmd")
+        ap.add_argument("--recipes", required=True)
+        ap.add_argument("--speed", required=True)
+        ap.add_argument("--quality", required=True)
+        ap.add_argument("--out", default="docs/benchmarks")
+        ap.add_argument("--command", action="append", default=[])
+        a = ap.parse_args()
+        report(a.recipes, a.speed, a.quality, a.out, a.command)
+        return
+    if sys.argv[1:2] == ["quality"]:
+        ap = argparse.ArgumentParser()
+        ap.add_argument("cmd")
+        ap.add_argument("-n", type=int, default=20)
+        ap.add_argument("--precision", action="append", default=[])
+        ap.add_argument("--out", required=True)
+        a = ap.parse_args()
+        quality(a.n, a.precision or ["bf16", "int8"], a.out)
+        return
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", action="append", default=[], help="NAME=DIR")
+    ap.add_argument("--pair", action="append", default=[], help="NAME=TARGET_DIR,DRAFT_DIR")
+    ap.add_argument("--windows", type=int, default=16)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--long-prompts", type=int, default=3)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    models = dict(m.split("=", 1) for m in args.model)
+    pairs = {k: v.split(",") for k, v in (p.split("=", 1) for p in args.pair)}
+    first = next(iter(models.values()), None) or next(iter(pairs.values()))[0]
+    windows = heldout_windows(first, args.windows, args.seq_len)
+    prefill_ids = [t for w in windows[:4] for t in w]  # 1,024 tokens
+    long_prompts = [w[:128] for w in windows[-args.long_prompts:]]
+    records, reference, alone = [], {}, {}
+    for name, folder in models.items():
+        llm = build(folder)
+        preds = top1(llm, windows)
+        role = name.split("-")[0]
+        reference.setdefault(role, preds)
+        ref = reference[role]
+        agree = sum(a == b for x, y in zip(ref, preds) for a, b in zip(x, y)) / sum(len(x) for x in ref)
+        timed(llm, prefill_ids[:64], 2)  # warm-up
+        prefill_s, _ = timed(llm, prefill_ids, 1)
+        one_s, _ = timed(llm, long_prompts[0], 1)
+        decode_s, _ = timed(llm, long_prompts[0], 65)
+        outs = [timed(llm, p, 64)[1] for p in long_prompts]
+        alone[folder] = outs
+        rec = {"kind": "model", "name": name, "folder": folder, "agreement": agree,
+               "agreement_tokens": sum(len(x) for x in ref), "prefill_tok_s": len(prefill_ids) / prefill_s,
+               "decode_ms_per_token": (decode_s - one_s) / 64 * 1000}
+        records.append(rec)
+        print(json.dumps(rec), flush=True)
+        del llm
+        gc.collect()
+    for name, (target, draft) in pairs.items():
+        llm = build(target, draft)
+        timed(llm, long_prompts[0][:32], 4)  # warm-up
+        total, outs = 0.0, []
+        for p in long_prompts:
+            s, toks = timed(llm, p, 64)
+            total += s
+            outs.append(toks)
+        rec = {"kind": "pair", "name": name, "target": target, "draft": draft,
+               "ms_per_token": total / (64 * len(long_prompts)) * 1000,
+               "identical_to_target_alone": outs == alone[target] if target in alone else None}
+        records.append(rec)
+        print(json.dumps(rec), flush=True)
+        del llm
+        gc.collect()
+    Path(args.out).write_text(json.dumps(records, indent=1))
+
+
+if __name__ == "__main__":
+    main()
