@@ -223,7 +223,9 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--long-prompts", type=int, default=3)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--state", help="JSON file keeping the reference predictions and the targets' outputs "
+                                    "between runs (one process per model frees its memory fully)")
+    ap.add_argument("--out", required=True, help="JSON file of records (appended to when it exists)")
     args = ap.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
     pairs = {k: v.split(",") for k, v in (p.split("=", 1) for p in args.pair)}
@@ -231,7 +233,11 @@ def main() -> None:
     windows = heldout_windows(first, args.windows, args.seq_len)
     prefill_ids = [t for w in windows[:4] for t in w]  # 1,024 tokens
     long_prompts = [w[:128] for w in windows[-args.long_prompts:]]
-    records, reference, alone = [], {}, {}
+    state_path = Path(args.state) if args.state else None
+    state = json.loads(state_path.read_text()) if state_path and state_path.is_file() else {"reference": {}, "alone": {}}
+    reference, alone = state["reference"], state["alone"]
+    out_path = Path(args.out)
+    records = json.loads(out_path.read_text()) if out_path.is_file() else []
     for name, folder in models.items():
         llm = build(folder)
         preds = top1(llm, windows)
@@ -243,8 +249,7 @@ def main() -> None:
         prefill_s, _ = timed(llm, prefill_ids, 1)
         one_s, _ = timed(llm, long_prompts[0], 1)
         decode_s, _ = timed(llm, long_prompts[0], 65)
-        outs = [timed(llm, p, 64)[1] for p in long_prompts]
-        alone[folder] = outs
+        alone[folder] = [timed(llm, p, 64)[1] for p in long_prompts]
         rec = {"kind": "model", "name": name, "folder": folder, "agreement": agree,
                "agreement_tokens": sum(len(x) for x in ref), "prefill_tok_s": len(prefill_ids) / prefill_s,
                "decode_ms_per_token": (decode_s - one_s) / 64 * 1000}
@@ -267,8 +272,9 @@ def main() -> None:
         print(json.dumps(rec), flush=True)
         del llm
         gc.collect()
-    Path(args.out).write_text(json.dumps(records, indent=1))
-
+    if state_path:
+        state_path.write_text(json.dumps(state))
+    out_path.write_text(json.dumps(records, indent=1))
 
 if __name__ == "__main__":
     main()
