@@ -35,6 +35,7 @@ CONFIGS = {
 POLICY, STOCK = "completer", "stock fixed k"
 # /metrics counters read around each scenario (summed over labels: every engine of the server)
 COUNTERS = {"generation_tokens": "vllm:generation_tokens_total", "prompt_tokens": "vllm:prompt_tokens_total",
+            "cached_prompt_tokens": "vllm:prompt_tokens_cached_total",
             "draft_tokens": "vllm:spec_decode_num_draft_tokens_total",
             "accepted_tokens": "vllm:spec_decode_num_accepted_tokens_total",
             "finished_requests": "vllm:request_success_total"}
@@ -117,7 +118,8 @@ def scenario_figures(requests: list[Request], editors: int, server: dict[str, fl
     return {**figures, "editors": editors, "wall_s": wall, "suggestions": shown, "model_suggestions": model,
             "suggestions_per_s": rate(shown), "model_suggestions_per_s": rate(model),
             "generated_tokens_per_s": rate(server.get("generation_tokens", 0.0)),
-            "server": server, "acceptance_rate": server.get("accepted_tokens", 0.0) / drafted if drafted else None}
+            "server": server, "acceptance_rate": server.get("accepted_tokens", 0.0) / drafted if drafted else None,
+            "cached_share": _ratio(server.get("cached_prompt_tokens"), server.get("prompt_tokens"))}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -207,6 +209,7 @@ def details(result: dict) -> str:
              lambda f: f"{_f(f['time_to_suggestion_waited_s']['p50'])} / "
                        f"{_f(f['time_to_suggestion_waited_s']['p95'])}"),
             ("draft acceptance (server)", lambda f: _f(f["acceptance_rate"], ".0%")),
+            ("prompt tokens from the prefix cache (server)", lambda f: _f(f.get("cached_share"), ".0%")),
             ("failed / stale answers", lambda f: f"{f['failed']} / {f['stale']}")]
     columns = [(name, n) for name in result["configs"] for n in result["configs"][name]]
     head = "| | " + " | ".join(f"{name}, N={n}" for name, n in columns) + " |\n|---|" + "---:|" * len(columns) + "\n"

@@ -77,15 +77,15 @@ def test_scenario_figures_count_suggestions_and_server_tokens_per_second():
                 request(1, 0, outcome="cancelled", text="", sent=1.0, answered=1.5),
                 request(1, 1, text="", sent=3.0, answered=4.0),  # an empty answer: no suggestion
                 request(1, 2, sent=4.0, answered=10.0, waited=True)]
-    f = load.scenario_figures(requests, 2, {"generation_tokens": 50.0, "draft_tokens": 20.0,
-                                            "accepted_tokens": 15.0}, engine_requests=3)
+    f = load.scenario_figures(requests, 2, {"generation_tokens": 50.0, "draft_tokens": 20.0, "accepted_tokens": 15.0,
+                                            "prompt_tokens": 100.0, "cached_prompt_tokens": 40.0}, engine_requests=3)
     assert f["wall_s"] == 10.0 and f["editors"] == 2 and f["engine_requests"] == 3
     assert (f["suggestions"], f["model_suggestions"]) == (3, 2)
     assert f["suggestions_per_s"] == pytest.approx(0.3) and f["model_suggestions_per_s"] == pytest.approx(0.2)
     assert f["generated_tokens_per_s"] == pytest.approx(5.0) and f["acceptance_rate"] == pytest.approx(0.75)
     assert f["time_to_suggestion_model_s"]["n"] == 2 and f["time_to_suggestion_model_s"]["p95"] == 6.0
     assert f["time_to_suggestion_waited_s"]["n"] == 2
-    assert f["speculated"] == 1 and not any("cold" in key for key in f)
+    assert f["speculated"] == 1 and f["cached_share"] == pytest.approx(0.4) and not any("cold" in key for key in f)
     assert load.scenario_figures([], 1, {})["model_suggestions_per_s"] is None
 
 
