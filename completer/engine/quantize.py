@@ -260,7 +260,8 @@ def _run_worker(py: Path, src: Path, out: Path, recipe: Recipe, progress: Progre
         return _follow(cmd, log_path, src.name, progress)
 
 
-_STEP = re.compile(r"\((\d+)/(\d+)\): (Calibrating|Propagating)")
+# the sequential pipeline's bars ("(3/29): Calibrating: ... 12/64") and the basic one's ("Calibrating: ... 12/64")
+_STEP = re.compile(r"(?:\((\d+)/(\d+)\): )?(Calibrating|Propagating)[^|]*\|[^|]*\| *(\d+)/(\d+)")
 
 
 def _follow(cmd: list[str], log_path: Path, name: str, progress: ProgressFn) -> dict:
@@ -276,8 +277,9 @@ def _follow(cmd: list[str], log_path: Path, name: str, progress: ProgressFn) -> 
             for line in proc.stderr:
                 logf.write(line)
                 for m in _STEP.finditer(line):
-                    done, total = int(m.group(1)), int(m.group(2))
-                    progress(f"quantizing {name}, {m.group(3).lower()} layer groups", done / total)
+                    groups, group = int(m.group(2) or 1), int(m.group(1) or 1) - 1
+                    frac = (group + int(m.group(4)) / max(int(m.group(5)), 1)) / groups
+                    progress(f"quantizing {name}, {m.group(3).lower()} on code samples", frac)
 
         reader = threading.Thread(target=stderr_reader, daemon=True)
         reader.start()

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             shuffle_calibration_samples=False,
             # SmoothQuant needs only the bf16 activations' ranges: one pass of the whole model per
             # sample, not GPTQ's two passes per layer
-            pipeline="sequential" if "gptq" in args.method else "basic")
+            pipeline="sequential" if "gptq" in args.method else "basic" if dataset is not None else "datafree")
     say(stage="checking")
     quantized = top1(model, heldout)
     agree = sum(int((a == b).sum()) for a, b in zip(reference, quantized))

@@ -171,9 +171,10 @@ def test_convert_is_idempotent_and_rebuilds_corrupt(cache, monkeypatch):
 
 WORKER = """
 import json, sys
-print("(1/4): Calibrating: 100%", file=sys.stderr, flush=True)
+print("(1/4): Calibrating: 100%|#####| 8/8 [00:01<00:00]", file=sys.stderr, flush=True)
 print(json.dumps({"stage": "checking"}), flush=True)
-print("(4/4): Propagating: 100%", file=sys.stderr, flush=True)
+print("(4/4): Propagating:  50%|##   | 4/8 [00:01<00:00]\\rCalibrating: 100%|#| 2/2", file=sys.stderr,
+      flush=True)
 print("not json")
 print(json.dumps({"result": {"agreement": 0.97}}), flush=True)
 sys.exit(int(sys.argv[1]))
@@ -193,7 +194,9 @@ def test_follow_worker(tmp_path, rc):
         return
     assert quantize._follow(cmd, log, "m", lambda msg, frac: seen.append((msg, frac))) == {"agreement": 0.97}
     assert ("quantizing m: checking", None) in seen
-    assert ("quantizing m, calibrating layer groups", 0.25) in seen and ("quantizing m, propagating layer groups", 1.0) in seen
+    assert ("quantizing m, calibrating on code samples", 0.25) in seen
+    assert ("quantizing m, propagating on code samples", 0.875) in seen  # group 4 of 4, half done
+    assert ("quantizing m, calibrating on code samples", 1.0) in seen  # the basic pipeline: one bar
     assert "Calibrating" in log.read_text()
 
 
