@@ -107,8 +107,12 @@ def quality(n: int, precisions: list[str], out: str, seed: int = 0) -> None:
 
     started = time.time()
     records = []
-    for precision in precisions:
-        settings = Settings(speculation_policy="per_request", quantization={"target": precision, "draft": "bf16"})
+    from completer.engine import quantize
+
+    for precision in precisions:  # "bf16", "int8" (the target's recipe) or "int8:METHOD" (another recipe)
+        kind, _, method = precision.partition(":")
+        quantize.RECIPES["target"] = quantize.Recipe(method=method) if method else quantize.DEFAULT_RECIPE
+        settings = Settings(speculation_policy="per_request", quantization={"target": kind, "draft": "bf16"})
         records += asyncio.run(generate(settings, f"completer, target {precision}"))
     q.score(tasks, records)
     result = {"n": n, "seed": seed, "wall_s": round(time.time() - started, 1), "rows": q.summarize(records),
