@@ -60,6 +60,8 @@ class Recipe:
 
 
 DEFAULT_RECIPE = Recipe()
+RECIPES: dict[str, Recipe] = {"target": DEFAULT_RECIPE, "draft": DEFAULT_RECIPE}
+"""The recipe each role's int8 model is made with (docs/benchmarks/int8.md)."""
 
 DEFAULTS: dict[str, dict[str, Precision]] = {
     "cpu": {"target": "bf16", "draft": "bf16"},
@@ -68,12 +70,13 @@ DEFAULTS: dict[str, dict[str, Precision]] = {
 """What `auto` means per backend and role (settings' ``quantization``): docs/benchmarks/int8.md."""
 
 
-def precision(setting: str, role: str, backend: str) -> Precision:
+def precision(setting: str, role: str, backend: str, dtype: str = "bfloat16") -> Precision:
     """The precision a ``quantization`` setting (``auto``, ``bf16`` or ``int8``) gives ``role``
-    (``target`` or ``draft``) on ``backend``."""
+    (``target`` or ``draft``) on ``backend``. ``auto`` keeps other dtypes than bfloat16 unquantized:
+    float32 is chosen to be bit-stable, which int8 is not."""
     if setting in ("bf16", "int8"):
         return setting  # type: ignore[return-value]
-    return DEFAULTS.get(backend, DEFAULTS["cuda"])[role]
+    return DEFAULTS.get(backend, DEFAULTS["cuda"])[role] if dtype == "bfloat16" else "bf16"
 
 
 # ---------------------------------------------------------------- where things live
@@ -136,10 +139,18 @@ def _sha256(path: Path) -> str:
 _warned: set[str] = set()
 
 
-def select(bf16_dir: str, precision: Precision, recipe: Recipe = DEFAULT_RECIPE) -> str:
+def select(bf16_dir: str, precision: Precision, recipe: Recipe = DEFAULT_RECIPE, *, explicit: bool = True) -> str:
     """The folder to load for ``precision``: the int8 folder when it is complete, else ``bf16_dir``
-    with one warning saying why (a failed conversion, a failed gate, or none made yet)."""
+    with one warning saying why (a failed conversion, a failed gate, or none made yet). int8 versions
+    are made only of the models converted into the cache; any other folder is loaded as it is, with a
+    warning only where int8 was asked for ``explicit``-ly (not by ``auto``)."""
     if precision == "bf16" or not Path(bf16_dir).is_dir():
+        return bf16_dir
+    if Path(cache_dir()).resolve() / "converted" not in Path(bf16_dir).resolve().parents:
+        if explicit and bf16_dir not in _warned:
+            _warned.add(bf16_dir)
+            log.warning("int8 requested for %s, running it as it is: int8 versions are made of the catalogue's "
+                        "models and .gguf files (`completer models fetch`)", bf16_dir)
         return bf16_dir
     folder = int8_dir(Path(bf16_dir), recipe)
     problem = check_manifest(folder, hashes=False)

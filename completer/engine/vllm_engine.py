@@ -251,13 +251,16 @@ def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
     start vLLM from the same plan. Raises models.ModelError, memory.DoesNotFit, EngineError."""
     backend = detect_backend()
     progress("resolving models", None)
+    quant = settings.quantization
     target_dir = quantize.select(models.resolve(settings.model, progress=progress),
-                                 quantize.precision(settings.quantization.target, "target", backend))
+                                 quantize.precision(quant.target, "target", backend, settings.dtype),
+                                 quantize.RECIPES["target"], explicit=quant.target == "int8")
     method = engine_method(settings, backend)
     draft_dir = models.resolve(settings.speculative_config.model, progress=progress) \
         if method in ("draft_model", "eagle3") else None
     if draft_dir and method == "draft_model":
-        draft_dir = quantize.select(draft_dir, quantize.precision(settings.quantization.draft, "draft", backend))
+        draft_dir = quantize.select(draft_dir, quantize.precision(quant.draft, "draft", backend, settings.dtype),
+                                    quantize.RECIPES["draft"], explicit=quant.draft == "int8")
     target_info = models.read_info(target_dir) if os.path.isdir(target_dir) else None
     draft_info = models.read_info(draft_dir) if draft_dir and os.path.isdir(draft_dir) else None
     if target_info and draft_info and method == "draft_model":

@@ -46,6 +46,13 @@ def test_precision(setting, role, backend, want):
     assert quantize.precision(setting, role, backend) == want
 
 
+@pytest.mark.parametrize("setting,dtype,want", [("auto", "float32", "bf16"), ("auto", "float16", "bf16"),
+                                                ("int8", "float32", "int8"), ("bf16", "bfloat16", "bf16")])
+def test_precision_auto_keeps_other_dtypes(monkeypatch, setting, dtype, want):
+    monkeypatch.setitem(quantize.DEFAULTS, "cpu", {"target": "int8", "draft": "int8"})
+    assert quantize.precision(setting, "target", "cpu", dtype) == want
+
+
 @pytest.mark.parametrize("a,b,same", [
     (quantize.Recipe(), quantize.Recipe(), True),
     (quantize.Recipe(ignore=("lm_head", "x")), quantize.Recipe(ignore=("x", "lm_head")), True),
@@ -113,6 +120,17 @@ def test_select(cache, caplog):
     quantize.write_manifest(out, {})
     assert quantize.select(str(bf16), "int8") == str(out)
     assert quantize.select("some/repo-id", "int8") == "some/repo-id"
+
+
+@pytest.mark.parametrize("explicit,warned", [(True, True), (False, False)])
+def test_select_leaves_other_folders_alone(tmp_path, caplog, explicit, warned):
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    int8_files(quantize.int8_dir(folder))  # even a complete-looking sibling is not this model's int8
+    quantize.write_manifest(quantize.int8_dir(folder), {})
+    with caplog.at_level(logging.WARNING):
+        assert quantize.select(str(folder), "int8", explicit=explicit) == str(folder)
+    assert bool(caplog.records) is warned
 
 
 def test_select_says_why_a_conversion_failed(cache, caplog):
