@@ -1,6 +1,7 @@
 """`completer draft train` then `draft eval --head` end to end on the CPU: a tiny random Qwen2 target
-with the real Qwen2.5-Coder tokenizer, a few training steps of speculators' EAGLE-3 trainer, and a
-head that vLLM loads with method eagle3 whose greedy output equals the target alone, token for token."""
+with the real Qwen2.5-Coder tokenizer, completions written by the target through vLLM, a few training
+steps of speculators' EAGLE-3 trainer, and a head that vLLM loads with method eagle3 whose greedy
+output equals the target alone, token for token."""
 
 from __future__ import annotations
 
@@ -53,10 +54,11 @@ def test_a_trained_head_loads_in_vllm_and_keeps_greedy_output(tmp_path):
     out = tmp_path / "run"
     train = completer("draft", "train", str(code), "--out", str(out), "--target", str(target), "--epochs", "1",
                       "--max-examples", "12", "--per-file", "3", "--context-tokens", "256", "--held-out", "0.3",
-                      "--draft-vocab-size", "256", "--total-seq-len", "1024")
+                      "--draft-vocab-size", "256", "--total-seq-len", "1024", "--target-completions")
     assert train.returncode == 0, train.stderr[-3000:]
     manifest = json.loads((out / "completer-draft.json").read_text())
     assert manifest["examples"] == 12 and manifest["device"] == "cpu" and manifest["aux_layers"] == [2, 4, 5]
+    assert manifest["target_completions"] is True  # the target's own greedy completions, from vLLM
     config = json.loads((out / "head" / "config.json").read_text())
     assert config["speculators_model_type"] == "eagle3" and config["draft_vocab_size"] == 256
 
