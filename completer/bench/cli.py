@@ -302,7 +302,8 @@ def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, conte
 @bench.command("load")
 @click.option("--editors", "editors", multiple=True, type=click.IntRange(1, 16),
               help="Editors typing at once, one scenario each (repeatable; default 1, 2, 4, 8).")
-@click.option("--chars", default=40, show_default=True, help="Characters each editor types (its session's first ones).")
+@click.option("--chars", default=120, show_default=True,
+              help="Characters each editor types (its session's first ones).")
 @click.option("--cps", "chars_per_s", default=10.0, show_default=True, help="Typing pace, characters per second.")
 @click.option("--max-wait", "max_wait_s", default=30.0, show_default=True,
               help="Most seconds a typist waits for a suggestion at a pause point.")

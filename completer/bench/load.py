@@ -340,7 +340,7 @@ async def _run_config(name: str, url: str, policy: str, editor_settings: dict, p
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-def run(editors: tuple[int, ...] = EDITORS, chars: int = 40, chars_per_s: float = 10.0, max_wait_s: float = 30.0,
+def run(editors: tuple[int, ...] = EDITORS, chars: int = 120, chars_per_s: float = 10.0, max_wait_s: float = 30.0,
         context_tokens: int = 512, out: Path | None = None, cpu_threads_bind: str | None = None,
         command: str = "") -> dict:
     """Both configurations, one server at a time, every N of ``editors`` on each; writes
