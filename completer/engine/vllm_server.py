@@ -92,8 +92,10 @@ def plan_server(settings: Settings, *, host: str, port: int, extra_vllm_args: Se
     if api_key:
         extra[API_KEY_ENV] = api_key
     names = list(dict.fromkeys([settings.model, plan.target_dir]))  # what /v1/models lists
+    # --enable-prompt-tokens-details: each answer's usage says how much of its prompt came from the
+    # prefix cache, which the policy's prefill-speed and cache measurements read
     argv = [sys.executable, "-m", SERVER_MODULE, *serve_args(plan.args), "--served-model-name", *names,
-            "--host", host, "--port", str(port), *extra_vllm_args]
+            "--enable-prompt-tokens-details", "--host", host, "--port", str(port), *extra_vllm_args]
     return ServerCommand(argv, extra, plan)
 
 

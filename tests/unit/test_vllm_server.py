@@ -84,6 +84,7 @@ def test_the_server_gets_the_in_process_engines_arguments_and_classes(pair):
     assert json.loads(flag(argv, "--additional-config")) == plan.args["additional_config"]
     assert flag(argv, "--served-model-name") == pair.model
     assert (flag(argv, "--host"), flag(argv, "--port")) == ("127.0.0.1", "8123")
+    assert "--enable-prompt-tokens-details" in argv  # answers report their cached prompt tokens
     assert argv[-2:] == ["--tensor-parallel-size", "2"]
     assert not any(KEY in a for a in argv) and "--api-key" not in argv
     assert env[vllm_server.API_KEY_ENV] == KEY
