@@ -60,6 +60,7 @@ def test_precision_auto_keeps_other_dtypes(monkeypatch, setting, dtype, want):
     (quantize.Recipe(ignore=("lm_head", "re:.*down_proj")), quantize.Recipe(), False),
     (quantize.Recipe(samples=128), quantize.Recipe(), False),
     (quantize.Recipe(heldout=4), quantize.Recipe(), True),  # the check's size is not the model's
+    (quantize.Recipe(min_agreement=0.5), quantize.Recipe(), True),  # nor the gate
 ])
 def test_recipe_key(a, b, same):
     assert (a.key() == b.key()) is same
