@@ -385,9 +385,9 @@ def models_fetch(names, wheel_dir, int8) -> None:
             click.echo(f"completer: {err}", err=True)
             sys.exit(EXIT_ENGINE)
         click.echo(f"{name}: {folder}")
-        wanted = int8 if int8 is not None else quantize.precision("auto", roles.get(name, "target"), backend) == "int8"
-        if wanted:
-            done = quantize.convert(folder, progress=progress)
+        role = roles.get(name, "target")
+        if int8 if int8 is not None else quantize.precision("auto", role, backend) == "int8":
+            done = quantize.convert(folder, recipe=quantize.RECIPES[role], progress=progress)
             if done.precision == "int8":
                 click.echo(f"{name} int8: {done.folder} (top-1 agreement with bf16 {done.agreement:.1%})")
             else:
