@@ -122,7 +122,8 @@ def quality(n: int, precisions: list[str], out: str, seed: int = 0) -> None:
         print(json.dumps(row), flush=True)
 
 
-def report(recipes_path: str, speed_path: str, quality_path: str, out: str, commands: list[str]) -> None:
+def report(recipes_path: str, speed_path: str, quality_path: str, out: str, commands: list[str],
+           notes: list[str]) -> None:
     """docs/benchmarks/int8.{json,md,png} from the three runs' JSON files."""
     from completer.bench.latency import machine_description, vllm_version
     from completer.bench.report import write_results
@@ -142,7 +143,7 @@ def report(recipes_path: str, speed_path: str, quality_path: str, out: str, comm
     summary |= {f"pass_at_1_{s}_{prec}": v for (s, prec), v in pass_at_1.items()}
     summary |= {f"mean_latency_s_{s}_{prec}": round(v, 3) for (s, prec), v in latency.items()}
     summary |= {f"recipe_{r['model']}_{r['name']}_agreement": round(r["agreement"], 4) for r in recipes}
-    result = {"summary": summary, "commands": commands, "machine": machine_description(), "vllm": vllm_version(),
+    result = {"summary": summary, "commands": commands, "notes": notes, "machine": machine_description(), "vllm": vllm_version(),
               "recipes": recipes, "speed": speed, "quality": {k: v for k, v in qual.items() if k != "records"},
               "quality_records": qual["records"]}
     lines = ["# int8 (W8A8) against bf16 on the CPU", "",
@@ -183,7 +184,7 @@ def report(recipes_path: str, speed_path: str, quality_path: str, out: str, comm
                                                f" ({(pass_at_1[(s, p)] - b) * 100:+.1f})") for p in precs]
         lines.append(f"| {s} | " + " | ".join(cells) + " | "
                      + " | ".join(f"{latency[(s, p)]:.2f}" for p in precs) + " |")
-    lines += ["", "Commands:", "", "```", *commands, "```"]
+    lines += ["", *[f"{n}\n" for n in notes], "Commands:", "", "```", *commands, "```"]
 
     def draw(path: Path) -> None:
         import matplotlib
@@ -226,8 +227,9 @@ def main() -> None:
         ap.add_argument("--quality", required=True)
         ap.add_argument("--out", default="docs/benchmarks")
         ap.add_argument("--command", action="append", default=[])
+        ap.add_argument("--note", action="append", default=[], help="A paragraph before the commands.")
         a = ap.parse_args()
-        report(a.recipes, a.speed, a.quality, a.out, a.command)
+        report(a.recipes, a.speed, a.quality, a.out, a.command, a.note)
         return
     if sys.argv[1:2] == ["quality"]:
         ap = argparse.ArgumentParser()
