@@ -13,6 +13,8 @@ export const SERVER_SETTINGS = [
   "speculative_config.num_speculative_tokens",
   "speculative_config.prompt_lookup_max",
   "speculative_config.prompt_lookup_min",
+  "quantization.target",
+  "quantization.draft",
   "max_tokens",
   "max_tokens_single_line",
   "temperature",

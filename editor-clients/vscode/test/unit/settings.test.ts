@@ -65,6 +65,7 @@ test("every server setting is declared in package.json with the server's default
     block_size: null, max_num_batched_tokens: null, keystroke_hold_ms: 200, type_ahead: true, warm_prompt: true, warm_prompt_pause_ms: 1000, engine_restart_attempts: 5, engine_restart_backoff_s: 2, dtype: "bfloat16", max_model_len: 4096, max_num_seqs: 4, kv_cache_space_gib: null,
     gpu_memory_utilization: null, cpu_threads_bind: null, enforce_eager: null, trust_remote_code: false,
     engine_url: null, engine_api_key_file: null,
+    "quantization.target": "auto", "quantization.draft": "auto",
     log_level: "",  // empty: unset, sent as null (the command line's level)
   };
   assert.deepEqual([...SERVER_SETTINGS].sort(), Object.keys(defaults).sort());
