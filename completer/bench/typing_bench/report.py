@@ -97,9 +97,15 @@ def _fmt_wait(value, mode: dict) -> str:
     return "never" if value is None and mode["waited"] else _fmt(value)
 
 
+def mode_table(modes: dict, rows: list) -> list[str]:
+    """Markdown lines of a table with a column per mode: ``rows`` are (label, cell(mode) -> str)."""
+    names = list(modes)
+    return (["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+            + [f"| {label} | " + " | ".join(cell(modes[n]) for n in names) + " |" for label, cell in rows])
+
+
 def markdown(result: dict) -> str:
     modes = result["modes"]
-    names = list(modes)
     rows = [
         ("requests sent", lambda m: str(m["sent"])),
         ("answered", lambda m: str(m["answered"])),
@@ -152,11 +158,8 @@ def markdown(result: dict) -> str:
              "with every line, the FIM prefix ending at the cursor, no hold while typing; *completer*: the defaults "
              f"({result.get('fim_order', 'psm').upper()} order, fim_middle_anchor "
              f"{result.get('fim_middle_anchor', 'cursor')}, prefix cache, type-ahead, cuts in steps of 16 lines, "
-             f"{result.get('keystroke_hold_ms', 0)} ms hold while typing).", "",
-             "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for label, cell in rows:
-        lines.append(f"| {label} | " + " | ".join(cell(modes[n]) for n in names) + " |")
-    return "\n".join(lines) + "\n"
+             f"{result.get('keystroke_hold_ms', 0)} ms hold while typing).", ""]
+    return "\n".join(lines + mode_table(modes, rows)) + "\n"
 
 
 def plot(result: dict, path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from completer.bench.report import percentile, write_results
 from completer.bench.typing_bench.client import STATS, ServerClient
 from completer.bench.typing_bench.replay import cold_requests, replay
+from completer.bench.typing_bench.report import mode_table
 from completer.bench.typing_bench.session import Request, Session, cold_texts, pause_points, sessions
 
 MODES = {"no warm prompt": {"warm_prompt": False}, "warm prompt": {"warm_prompt": True}}
@@ -149,11 +150,8 @@ def markdown(result: dict) -> str:
         f"other modules' 200-token cuts, nothing cached. Two servers one after the other, the same sessions; "
         f"*warm prompt*: the default (warm_prompt_pause_ms {result['warm_prompt_pause_ms']}), *no warm prompt*: "
         f"warm_prompt false. Context budget {result['context_tokens']} tokens. Machine: {result['machine']}; "
-        f"{result['vllm']}; {result['wall_s']:.0f} s in all.", "",
-        "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for label, cell in rows:
-        lines.append(f"| {label} | " + " | ".join(cell(modes[n]) for n in names) + " |")
-    return "\n".join(lines) + "\n"
+        f"{result['vllm']}; {result['wall_s']:.0f} s in all.", ""]
+    return "\n".join(lines + mode_table(modes, rows)) + "\n"
 
 
 def plot(result: dict, path: Path) -> None:
