@@ -85,25 +85,9 @@ def quality(n: int, precisions: list[str], out: str, seed: int = 0) -> None:
     from completer.bench import quality as q
     from completer.bench.workloads import default_data_dir
     from completer.config import Settings
-    from completer.engine import start_engine
-    from completer.pipeline import Completer
+    from quality_recheck import completer_records  # scripts/, beside this file
 
     tasks = q.load(default_data_dir(), n, seed)
-
-    async def generate(settings: Settings, row: str) -> list:
-        engine = await asyncio.to_thread(start_engine, settings)
-        try:
-            completer = Completer(engine, settings)
-            records = []
-            for i, task in enumerate(tasks):
-                res = await completer.complete(task.prompt + task.suffix, len(task.prompt), "python", k=0,
-                                               cache_salt=f"{row}-{i}")
-                gen = res.generation
-                records.append(q._record(task, row, res.text, len(gen.token_ids) if gen else 0,
-                                         gen.latency_s if gen else 0.0))
-            return records
-        finally:
-            engine.shutdown()
 
     started = time.time()
     records = []
@@ -113,7 +97,7 @@ def quality(n: int, precisions: list[str], out: str, seed: int = 0) -> None:
         kind, _, method = precision.partition(":")
         quantize.RECIPES["target"] = quantize.Recipe(method=method) if method else quantize.DEFAULT_RECIPE
         settings = Settings(speculation_policy="per_request", quantization={"target": kind, "draft": "bf16"})
-        records += asyncio.run(generate(settings, f"completer, target {precision}"))
+        records += asyncio.run(completer_records(settings, tasks, f"completer, target {precision}"))
     q.score(tasks, records)
     result = {"n": n, "seed": seed, "wall_s": round(time.time() - started, 1), "rows": q.summarize(records),
               "records": [q.asdict(r) for r in records]}

@@ -19,7 +19,9 @@ from completer.bench.workloads import default_data_dir
 from completer.config import Settings
 
 
-async def completer_records(settings: Settings, tasks: list) -> list:
+async def completer_records(settings: Settings, tasks: list, row: str = quality.COMPLETER) -> list:
+    """completer's answer (k = 0) to each task through one engine, as records of ``row``; each request
+    has its own prefix-cache salt, so every prompt is read cold."""
     from completer.engine import start_engine
     from completer.pipeline import Completer
 
@@ -29,9 +31,9 @@ async def completer_records(settings: Settings, tasks: list) -> list:
         records = []
         for n, task in enumerate(tasks):
             result = await completer.complete(task.prompt + task.suffix, len(task.prompt), "python", k=0,
-                                              cache_salt=f"recheck-{n}")
+                                              cache_salt=f"{row}-{n}")
             gen = result.generation
-            records.append(quality._record(task, quality.COMPLETER, result.text, len(gen.token_ids) if gen else 0,
+            records.append(quality._record(task, row, result.text, len(gen.token_ids) if gen else 0,
                                            gen.latency_s if gen else 0.0))
             print(f"{n + 1}/{len(tasks)} {task.id}", flush=True)
         return records
