@@ -197,7 +197,7 @@ def prepare_data(opts: TrainOptions, device: str, progress=_tqdm) -> tuple[Path,
         stops = stop_token_ids(counter, QWEN.stop)
         rows, part = collect_examples(opts, counter, stops[:1], progress)
         if opts.target_completions:
-            from completer.draft import regenerate
+            from completer.engine import regenerate
 
             completions = regenerate.generate(opts.target_dir, rows, opts.max_completion_tokens, stops, opts.out)
             rows = regenerate.with_completions(rows, completions)

@@ -217,7 +217,7 @@ def test_stored_bytes(tokens, layers, hidden_size, expected):
 def test_target_completions_replace_the_files_text(tmp_path):
     from types import SimpleNamespace
 
-    from completer.draft import regenerate
+    from completer.engine import regenerate
 
     rows = [([1, 2, 3, 4], [0, 0, 1, 1]), ([5, 6, 7], [0, 1, 1]), ([8, 9], [0, 1])]
     assert [regenerate.prompt_of(r) for r in rows] == [[1, 2], [5], [8]]

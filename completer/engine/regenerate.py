@@ -2,7 +2,7 @@
 
 A head learns to predict the target; trained on the target's own greedy continuations of the
 prompts it matches what it will be asked at serving time better than on the files' text. vLLM
-generates them in a child process (``python -m completer.draft.regenerate IN OUT``), so that its
+generates them in a child process (``python -m completer.engine.regenerate IN OUT``), so that its
 memory is all given back before the target is loaded again for its hidden states.
 """
 
@@ -45,7 +45,7 @@ def generate(target_dir: Path, rows: Sequence[Row], max_tokens: int, stop_ids: S
     request = {"target": str(target_dir), "prompts": [prompt_of(r) for r in rows], "max_tokens": max_tokens,
                "stop_ids": list(stop_ids)}
     (work / "regenerate-in.json").write_text(json.dumps(request))
-    done = run([sys.executable, "-m", "completer.draft.regenerate", str(work / "regenerate-in.json"),
+    done = run([sys.executable, "-m", "completer.engine.regenerate", str(work / "regenerate-in.json"),
                 str(work / "regenerate-out.json")])
     if done.returncode != 0:
         raise RuntimeError(f"generating the target's completions failed (exit {done.returncode})")
