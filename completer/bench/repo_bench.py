@@ -16,7 +16,8 @@ Scores: exact match and edit similarity (quality.exact_match / edit_similarity),
 match "as inserted" (leading newlines and the first line's indentation count), time to
 answer, and for block holes the empty answers and the answers with fewer lines than the
 removed block. The code read from the repositories and the answers stay out of the
-reports; the answers are kept beside the cache (TEXTS_FILE).
+reports; the answers are kept beside the cache (TEXTS_FILE): per hole the expected text, each
+row's shown answer, and its raw text before post-processing (with the engine's finish reason).
 """
 
 from __future__ import annotations
@@ -227,7 +228,13 @@ def oracle_answer(completer, case: Case, follow_chars: int = 400) -> str:
     return postprocess(text, ctx)
 
 
-async def _generate(settings, items: list[Case], progress, speculative: bool) -> tuple[list[RepoRecord], list[dict]]:
+async def _generate(settings, items: list[Case], progress, speculative: bool,
+                    rows: tuple[str, ...] = (PLAIN, COMPLETER)) -> tuple[list[RepoRecord], list[dict]]:
+    """Records of the engine's rows named in ``rows`` (PLAIN, COMPLETER; SPECULATIVE with
+    ``speculative``) and the oracle row, and per case the texts: expected, each row's shown answer,
+    and its raw text as the model wrote it (before post-processing, held-back text removed) with
+    the engine's finish reason (None where completer stopped the stream: the block had ended) and
+    the generated token ids."""
     from completer.engine import start_engine
     from completer.pipeline import Completer
     from completer.types import GenerationPlan
@@ -235,18 +242,22 @@ async def _generate(settings, items: list[Case], progress, speculative: bool) ->
     engine = await asyncio.to_thread(start_engine, settings)
     try:
         completer = Completer(engine, settings)
-        rows = [(COMPLETER, 0)] + ([(SPECULATIVE, 5)] if speculative else [])
+        completer_rows = [(row, k) for row, k in ((COMPLETER, 0), (SPECULATIVE, 5))
+                          if row in rows or (row == SPECULATIVE and speculative)]
         records, texts = [], []
         for n, case in enumerate(items):
-            plan = GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=completer.stop_token_ids,
-                                  speculate=False, num_speculative_tokens=0)
-            started = time.perf_counter()
-            gen = await engine.complete(plain_prompt(completer, case.document, case.cursor), plan,
-                                        cache_salt=f"plain-{n}")
-            records.append(score(case, PLAIN, gen.text, len(gen.token_ids), time.perf_counter() - started))
-            answers = {PLAIN: gen.text}
-            progress(1)
-            for row, k in rows:
+            answers, raw = {}, {}
+            if PLAIN in rows:
+                plan = GenerationPlan(max_tokens=settings.max_tokens, stop_token_ids=completer.stop_token_ids,
+                                      speculate=False, num_speculative_tokens=0)
+                started = time.perf_counter()
+                gen = await engine.complete(plain_prompt(completer, case.document, case.cursor), plan,
+                                            cache_salt=f"plain-{n}")
+                records.append(score(case, PLAIN, gen.text, len(gen.token_ids), time.perf_counter() - started))
+                answers[PLAIN] = gen.text
+                raw[PLAIN] = {"text": gen.text, "finish_reason": gen.finish_reason}
+                progress(1)
+            for row, k in completer_rows:
                 started = time.perf_counter()
                 result = await completer.complete(case.document, case.cursor, case.task.language, k=k,
                                                   path=case.task.path, cache_salt=f"{row}-{n}")
@@ -254,8 +265,11 @@ async def _generate(settings, items: list[Case], progress, speculative: bool) ->
                 records.append(score(case, row, result.text, len(gen.token_ids) if gen else 0,
                                      time.perf_counter() - started))
                 answers[row] = result.text
+                raw[row] = {"text": gen.text if gen else "", "finish_reason": gen.finish_reason if gen else None,
+                            "kind": result.kind.value, "token_ids": list(gen.token_ids) if gen else []}
                 progress(1)
-            texts.append({"task": case.task.id, "expected": case.expected, "answers": answers})
+            texts.append({"task": case.task.id, "kind": case.task.kind, "language": case.task.language,
+                          "expected": case.expected, "answers": answers, "raw": raw})
         records += [score(case, ORACLE, oracle_answer(completer, case), 0, 0.0) for case in items]
         return records, texts
     finally:
@@ -286,8 +300,10 @@ def prepare(tasks_file: Path, repos_dir: Path, counts: dict[str, int]) -> tuple[
 
 
 def run(tasks_file: Path, repos_dir: Path, counts: dict[str, int], out: Path | None, quick: bool = False,
-        cpu_threads_bind: str | None = None, speculative: bool = False) -> dict:
-    """Score the holes of ``tasks_file`` (the first ``counts[kind]`` per language and kind).
+        cpu_threads_bind: str | None = None, speculative: bool = False,
+        rows: tuple[str, ...] = (PLAIN, COMPLETER)) -> dict:
+    """Score the holes of ``tasks_file`` (the first ``counts[kind]`` per language and kind; a kind
+    counted 0 is left out), in the engine's ``rows`` (PLAIN, COMPLETER) plus the oracle row.
 
     Writes OUT/quality-repo.{json,md,png} when ``out`` is given; returns the JSON's dict.
     Raises ValueError or SourceError before the engine starts when the tasks cannot be read.
@@ -302,8 +318,9 @@ def run(tasks_file: Path, repos_dir: Path, counts: dict[str, int], out: Path | N
                         **({"max_tokens": 48} if quick else {}))
     commit, changes = completer_commit()  # the code this run loads, whatever is committed meanwhile
     started = time.time()
-    with tqdm(total=len(items) * (2 + speculative), desc="bench quality repo", unit="req") as bar:
-        records, texts = asyncio.run(_generate(settings, items, bar.update, speculative))
+    per_case = len(set(rows) & {PLAIN, COMPLETER}) + speculative
+    with tqdm(total=len(items) * per_case, desc="bench quality repo", unit="req") as bar:
+        records, texts = asyncio.run(_generate(settings, items, bar.update, speculative, rows))
     table, summary = summarize(records)
     meta = {"command": "completer " + " ".join(sys.argv[1:]), "machine": machine_description(),
             "vllm": vllm_version(), "target": settings.model, "completer_commit": commit,

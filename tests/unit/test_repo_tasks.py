@@ -352,3 +352,29 @@ def test_oracle_answer_is_the_removed_text_when_the_cuts_are_right(kind, before,
     task = RepoTask("o/r", "c" * 40, "a.py", "python", kind, len(before), len(before), len(before), "")
     case = repo_bench.Case(task, before + after, len(before), expected)
     assert repo_bench.oracle_answer(completer, case) == expected
+
+
+@pytest.mark.parametrize("rows, expected_rows", [
+    ((repo_bench.PLAIN, repo_bench.COMPLETER), {repo_bench.PLAIN, repo_bench.COMPLETER, repo_bench.ORACLE}),
+    ((repo_bench.COMPLETER,), {repo_bench.COMPLETER, repo_bench.ORACLE}),
+])
+def test_generate_runs_the_rows_asked_for_and_keeps_raw_texts(monkeypatch, rows, expected_rows):
+    import asyncio
+
+    import completer.engine
+    from completer.config import Settings
+    from tests.unit.fake_engine import FakeEngine
+
+    answer = "    self.items.append(item)\n\n    def pop(self):\n"
+    monkeypatch.setattr(completer.engine, "start_engine", lambda settings: FakeEngine(answer))
+    before, after = STACK_WITH_HOLE
+    task = RepoTask("o/r", "c" * 40, "a.py", "python", BLOCK_COL0, len(before), len(before), len(before), "")
+    case = repo_bench.Case(task, before + after, len(before), "        self.items.append(item)")
+    records, texts = asyncio.run(repo_bench._generate(Settings(), [case], lambda n: None, False, rows))
+    assert {r.row for r in records} == expected_rows
+    (kept,) = texts
+    assert kept["expected"] == case.expected and set(kept["answers"]) == set(rows) == set(kept["raw"])
+    raw = kept["raw"][repo_bench.COMPLETER]
+    # the model's text before the cuts (the next method), the shown answer after them
+    assert "def pop" in raw["text"] and "def pop" not in kept["answers"][repo_bench.COMPLETER]
+    assert raw["kind"] == "multi_line" and raw["finish_reason"] is None  # None: completer stopped the stream
