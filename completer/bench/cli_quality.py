@@ -35,12 +35,17 @@ from completer.bench.cli_options import cpu_threads_bind_option, repo_options
               help="Only these HumanEval-infilling sets (repeatable; default: the first three). single-line-mid: "
                    "single-line tasks with the cursor inside the line, after a space or an opening bracket. "
                    "repo (on its own): holes in five pinned public repositories (see --repos-dir).")
+@click.option("--kind", "repo_kinds", multiple=True, type=click.Choice(["single-line", "block-indent", "block-col0"]),
+              help="With --set repo: only holes of this kind (repeatable; default: all). A run of some kinds or "
+                   "of one row prints its report and writes none to --out.")
+@click.option("--completer-only", is_flag=True, help="With --set repo: skip the plain FIM row.")
 @click.option("--differing-only", is_flag=True,
               help="Run only the tasks where the rows' prompts differ (elsewhere every row gets the same answer).")
 @repo_options
 def bench_quality(num_tasks: int | None, quick: bool, data_dir: Path | None, out: Path, seed: int,
                   cpu_threads_bind: str | None, spm: bool, anchors: tuple[str, ...], speculative: bool | None,
-                  sets: tuple[str, ...], differing_only: bool, repos_dir: Path, tasks_file: Path | None) -> None:
+                  sets: tuple[str, ...], repo_kinds: tuple[str, ...], completer_only: bool, differing_only: bool,
+                  repos_dir: Path, tasks_file: Path | None) -> None:
     """pass@1, exact match and edit similarity: plain FIM vs completer's context and post-processing.
 
     \b
@@ -56,8 +61,12 @@ def bench_quality(num_tasks: int | None, quick: bool, data_dir: Path | None, out
             click.echo("completer: --set repo runs on its own (no other sets, --spm, --anchor, --differing-only "
                        "or --data)", err=True)
             sys.exit(EXIT_BAD_INPUT)
-        _bench_quality_repo(num_tasks, quick, out, cpu_threads_bind, bool(speculative), repos_dir, tasks_file)
+        _bench_quality_repo(num_tasks, quick, out, cpu_threads_bind, bool(speculative), repos_dir, tasks_file,
+                            repo_kinds, completer_only)
         return
+    if repo_kinds or completer_only:
+        click.echo("completer: --kind and --completer-only go with --set repo", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     num_tasks = num_tasks or 60
     no_speculative = speculative is False
     data_dir = data_dir or default_data_dir()
@@ -77,15 +86,20 @@ def bench_quality(num_tasks: int | None, quick: bool, data_dir: Path | None, out
 
 
 def _bench_quality_repo(num_tasks: int | None, quick: bool, out: Path, cpu_threads_bind: str | None,
-                        speculative: bool, repos_dir: Path, tasks_file: Path | None) -> None:
+                        speculative: bool, repos_dir: Path, tasks_file: Path | None, kinds: tuple[str, ...] = (),
+                        completer_only: bool = False) -> None:
     from completer.bench import repo_bench
+    from completer.bench.quality import COMPLETER, PLAIN
     from completer.bench.repo_sources import SourceError
     from completer.bench.repo_tasks import KINDS, TASKS_FILE
 
-    counts = {kind: 1 if quick else num_tasks or repo_bench.DEFAULT_COUNTS[kind] for kind in KINDS}
+    counts = {kind: 1 if quick else num_tasks or repo_bench.DEFAULT_COUNTS[kind] for kind in KINDS
+              if not kinds or kind in kinds}
+    rows = (COMPLETER,) if completer_only else (PLAIN, COMPLETER)
+    whole = not (quick or kinds or completer_only)  # only a whole run replaces the report in --out
     try:
-        result = repo_bench.run(tasks_file or TASKS_FILE, repos_dir.expanduser(), counts, None if quick else out,
-                                quick=quick, cpu_threads_bind=cpu_threads_bind, speculative=speculative)
+        result = repo_bench.run(tasks_file or TASKS_FILE, repos_dir.expanduser(), counts, out if whole else None,
+                                quick=quick, cpu_threads_bind=cpu_threads_bind, speculative=speculative, rows=rows)
     except (ValueError, SourceError) as err:
         click.echo(f"completer: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)

@@ -378,3 +378,36 @@ def test_generate_runs_the_rows_asked_for_and_keeps_raw_texts(monkeypatch, rows,
     # the model's text before the cuts (the next method), the shown answer after them
     assert "def pop" in raw["text"] and "def pop" not in kept["answers"][repo_bench.COMPLETER]
     assert raw["kind"] == "multi_line" and raw["finish_reason"] is None  # None: completer stopped the stream
+
+
+@pytest.mark.parametrize("args, counts, rows, writes", [
+    ([], repo_bench.DEFAULT_COUNTS, (PLAIN, repo_bench.COMPLETER), True),
+    (["--kind", "block-indent", "--kind", "block-col0"], {BLOCK_INDENT: 5, BLOCK_COL0: 5},
+     (PLAIN, repo_bench.COMPLETER), False),
+    (["--completer-only", "-n", "2"], {SINGLE_LINE: 2, BLOCK_INDENT: 2, BLOCK_COL0: 2}, (repo_bench.COMPLETER,), False),
+])
+def test_bench_quality_repo_runs_the_kinds_and_rows_asked_for(monkeypatch, tmp_path, args, counts, rows, writes):
+    from click.testing import CliRunner
+
+    from completer.cli import main
+
+    seen = {}
+
+    def fake_run(tasks_file, repos_dir, counts, out, **kwargs):
+        seen.update(counts=counts, out=out, rows=kwargs["rows"])
+        return {"rows": [], "summary": {}, "command": "c", "machine": "m", "vllm": "v", "target": "t",
+                "repos": [], "counts": counts, "tasks": 0, "context_tokens": 1, "max_tokens": 1, "wall_s": 0}
+
+    monkeypatch.setattr(repo_bench, "run", fake_run)
+    result = CliRunner().invoke(main, ["bench", "quality", "--set", "repo", "--out", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    assert seen["counts"] == counts and seen["rows"] == rows and (seen["out"] == tmp_path) is writes
+
+
+def test_bench_quality_kind_needs_the_repo_set():
+    from click.testing import CliRunner
+
+    from completer.cli import EXIT_BAD_INPUT, main
+
+    result = CliRunner().invoke(main, ["bench", "quality", "--set", "multi-line", "--kind", "block-col0"])
+    assert result.exit_code == EXIT_BAD_INPUT
