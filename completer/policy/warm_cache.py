@@ -52,11 +52,15 @@ class StepCosts:
 
     def observe_speculated(self, *, first_token_s: float | None, latency_s: float, verify_steps: int, k: int) -> None:
         """One speculated request: its steps after the first token each verified ``k`` drafts.
-        A step costs one target step plus k draft tokens: (step / decode_s - 1) / k, kept in [0, 2]."""
+        A step costs one target step plus k draft tokens: (step / decode_s - 1) / k, at most 2.
+
+        Negative where a speculated step takes less than a bypassed one: on vLLM's Model Runner V2
+        an EAGLE-3 engine's k = 0 steps ran 0.3-0.8x the target alone's speed on an H200
+        (docs/benchmarks/gpu/bypass-graphs/), so there drafting pays even when nothing is accepted."""
         if first_token_s is None or self.decode_s is None or k < 1 or verify_steps < self.min_new_tokens:
             return
         step_s = (latency_s - first_token_s) / verify_steps
-        sample = min(max((step_s / self.decode_s - 1) / k, 0.0), 2.0)
+        sample = min((step_s / self.decode_s - 1) / k, 2.0)
         self.draft_cost = self._average(self.draft_cost, sample)
 
     def _average(self, old: float | None, sample: float) -> float:
@@ -71,7 +75,7 @@ def expected_seconds(costs: StepCosts, read_tokens: int, new_tokens: int, *, spe
                      speedup: float, draft_cost: float) -> float:
     """Prefill of the uncached prompt (the draft reads it too when speculating) plus the decode."""
     assert costs.prefill_s is not None and costs.decode_s is not None
-    prefill = read_tokens * costs.prefill_s * (1 + draft_cost if speculate else 1)
+    prefill = read_tokens * costs.prefill_s * (1 + max(draft_cost, 0.0) if speculate else 1)
     decode = new_tokens * costs.decode_s / (speedup if speculate else 1)
     return prefill + decode
 

@@ -252,18 +252,21 @@ def test_a_request_keeps_its_own_k_of_what_the_step_drafted(request_k, drafted_k
     assert drafts_kept(request_k, drafted_k) == kept
 
 
-@pytest.mark.parametrize("method, alpha, speculate, reason", [
-    ("eagle3", 0.75, True, sp.CHEAP_DRAFT),  # the head reads no prompt: short answers gain too
-    ("ngram_gpu", 0.75, True, sp.CHEAP_DRAFT),
-    ("eagle3", 0.05, False, sp.SHORT),  # a head that predicts nothing costs more than it saves
-    ("draft_model", 0.95, False, sp.SHORT),  # a draft model reads the whole prompt again
+@pytest.mark.parametrize("method, alpha, measured_cost, speculate, reason", [
+    ("eagle3", 0.75, None, True, sp.CHEAP_DRAFT),  # the head reads no prompt: short answers gain too
+    ("ngram_gpu", 0.75, None, True, sp.CHEAP_DRAFT),
+    ("eagle3", 0.05, None, False, sp.SHORT),  # a head that predicts nothing costs more than it saves
+    # ... unless this engine's bypassed steps were measured slower than its speculated ones
+    ("eagle3", 0.05, -0.03, True, sp.CHEAP_DRAFT),
+    ("draft_model", 0.95, None, False, sp.SHORT),  # a draft model reads the whole prompt again
 ])
 def test_a_short_answer_speculates_only_where_the_drafter_reads_no_prompt_and_drafting_pays(
-        method, alpha, speculate, reason):
+        method, alpha, measured_cost, speculate, reason):
     caps = Capabilities("cuda", method, 5, per_request_speculation=True, speculation_with_sampling=True,
                         engine_k_only=method == "eagle3")
     p = SpeculationPolicy(Settings(), caps, block_size=16, count_tokens=len)
     p.acceptance.rates["python"] = alpha
+    p.step_costs.draft_cost = measured_cost
     ctx = Context(language="python", prefix="x = ", suffix="\n", prompt="x = ", kind=CompletionKind.SINGLE_LINE,
                   line_prefix="x = ", line_suffix="")
     plan = p.plan(ctx, lambda speculate: "")

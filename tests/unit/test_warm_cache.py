@@ -93,7 +93,8 @@ def test_speculation_pays_where_only_the_speculating_cache_holds_a_short_request
 @pytest.mark.parametrize("decode_s, step_s, k, expected", [
     (0.10, 0.10 + 5 * 0.031, 5, 0.31),  # each of k drafts adds 0.031 s: 0.31 of a 0.1 s target step
     (0.007, 0.007 * 1.75, 5, 0.15),  # an H200-like EAGLE-3 step
-    (0.10, 0.09, 3, 0.0),  # faster than the target alone (noise): kept at 0
+    (0.10, 0.09, 3, -0.1 / 3),  # a speculated step faster than a bypassed one: drafting costs less than nothing
+    (0.0056, 0.0047, 5, (0.0047 / 0.0056 - 1) / 5),  # EAGLE-3 on V2, 1.5B on an H200: k = 0 steps are the slow ones
     (0.10, 0.10 * 12, 5, 2.0),  # capped
 ])
 def test_the_draft_cost_comes_from_speculated_steps_against_the_target_alone(decode_s, step_s, k, expected):
