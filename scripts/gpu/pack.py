@@ -2,7 +2,7 @@
 """Pack vLLM 0.26 (CUDA), completer's missing dependencies and optionally the target GGUF
 into numbered batches under .gpu/ that each fit one call to the GPU machine.
 
-Usage: python3 scripts/gpu/pack.py [--with-model] [--batch-mib 56]
+Usage: python3 scripts/gpu/pack.py [--with-model] [--batch-mib 50]
 
 A call to the GPU machine carries at most 64 MiB, the repository's own files included, so each
 .gpu/batch-NN/ stays under --batch-mib. Large payloads are cut into chunks; chunks are packed
@@ -342,7 +342,8 @@ def write_if_changed(path: Path, text: str) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--with-model", action="store_true", help="also carry the target GGUF")
-    ap.add_argument("--batch-mib", type=float, default=56, help="largest batch, in MiB")
+    ap.add_argument("--batch-mib", type=float, default=50,
+                    help="largest batch, in MiB (a call carries 64 MiB with the ~9 MiB working tree)")
     ap.add_argument("--out", type=Path, default=REPO / ".gpu")
     args = ap.parse_args()
     capacity = int(args.batch_mib * MIB) - MANIFEST_RESERVE
