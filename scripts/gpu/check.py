@@ -2,11 +2,12 @@
 
   python3 scripts/gpu/check.py contract              every vLLM name the CUDA classes touch exists
   python3 scripts/gpu/check.py exact [--model DIR]   greedy identity in float32, speculation vs the target alone
-        (exact-eagle3, exact-draft, exact-ngram: one method each):
+        (exact-eagle3, exact-draft, exact-ngram (ngram_gpu and ngram); exact-v1: the three V1-runner
+        methods against one reference engine):
         - eagle3 (per request, Model Runner V2, asynchronous scheduling) with a random head on a
           random-weight 1.5B-shaped target: k = 5 and k = 0 rows of one engine, and a stock
           target-alone engine with the same random weights;
-        - draft_model with the draft equal to the target, and ngram_gpu (V1 runner, against the
+        - draft_model with the draft equal to the target, ngram_gpu and ngram (V1 runner, against the
           target alone on V1 too): random 1.5B-shaped weights, or the real ones with --model DIR;
         each on 8 of completer's own prompts, one request at a time, then all 8 at once.
   python3 scripts/gpu/check.py default               `completer complete examples/sample.py:6:5` with the
@@ -87,7 +88,7 @@ def _compare(name: str, reference: dict, runs: dict) -> bool:
     return ok
 
 
-def check_exact(model: str | None, methods: tuple[str, ...] = ("eagle3", "draft_model", "ngram_gpu")) -> bool:
+def check_exact(model: str | None, methods: tuple[str, ...] = ("eagle3", "draft_model", "ngram_gpu", "ngram")) -> bool:
     """Greedy identity for each of ``methods`` against the target alone, in float32.
 
     eagle3 runs on Model Runner V2; draft_model and ngram_gpu run on the V1 runner, so their
@@ -118,6 +119,9 @@ def check_exact(model: str | None, methods: tuple[str, ...] = ("eagle3", "draft_
         "ngram_gpu": (f"ngram_gpu, {weights}", target_dir, extra,
                       SpeculativeConfig(method="ngram_gpu", num_speculative_tokens=5),
                       {"ngram_gpu k=5": 5, "ngram_gpu engine, k=0": 0}),
+        "ngram": (f"ngram (prompt lookup on the host), {weights}", target_dir, extra,
+                  SpeculativeConfig(method="ngram", num_speculative_tokens=5),
+                  {"ngram k=5": 5, "ngram engine, k=0": 0}),
     }
     ok = True
     references: dict[tuple, dict] = {}
@@ -170,7 +174,8 @@ def check_default() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checks", nargs="+", choices=["contract", "exact", "exact-eagle3", "exact-draft", "exact-ngram", "default"])
+    parser.add_argument("checks", nargs="+", choices=["contract", "exact", "exact-eagle3", "exact-draft", "exact-ngram", "exact-v1",
+                                                         "default"])
     parser.add_argument("--model", help="exact: a local target folder with real weights (draft = target)")
     args = parser.parse_args()
     ok = True
@@ -180,7 +185,8 @@ def main() -> int:
                    "exact": lambda: check_exact(args.model),
                    "exact-eagle3": lambda: check_exact(args.model, ("eagle3",)),
                    "exact-draft": lambda: check_exact(args.model, ("draft_model",)),
-                   "exact-ngram": lambda: check_exact(args.model, ("ngram_gpu",))}[check]()
+                   "exact-ngram": lambda: check_exact(args.model, ("ngram_gpu", "ngram")),
+                   "exact-v1": lambda: check_exact(args.model, ("draft_model", "ngram_gpu", "ngram"))}[check]()
         except Exception as err:  # one failing check must not hide the others
             ok &= record(check, False, error=f"{type(err).__name__}: {err}")
     return 0 if ok else 1
