@@ -29,6 +29,12 @@ from completer.bench.cli_options import cpu_threads_bind_option
 @click.option("--engine", "engines", multiple=True, help="--gpu: only these engines (names in bench/gpu_latency.py).")
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(file_okay=False, path_type=Path),
               help="--gpu: a folder with the target's tokenizer.json (default: the converted default target).")
+@click.option("--real-target", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="--gpu: real weights and real acceptance instead of shapes: this target folder (shape `real`).")
+@click.option("--real-head", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="--real-target: an EAGLE-3 head for it (e.g. from `completer draft train`); else no eagle3 rows.")
+@click.option("--real-draft", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="--real-target: a draft model folder (e.g. the converted 0.5B); else no draft rows.")
 @click.option("--engine-url", help="The HTTP path's overhead: the in-process engine against this running "
                                    "`completer server` (same models and settings), to OUT/remote-overhead.*; "
                                    "-n is then the single-line tasks (default 10).")
@@ -40,7 +46,8 @@ from completer.bench.cli_options import cpu_threads_bind_option
               help="--engine-url / --start-server: long tasks besides the single-line ones.")
 def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int,
                   cpu_threads_bind: str | None, gpu: bool, shapes: tuple[str, ...], engines: tuple[str, ...],
-                  tokenizer_dir: Path | None, engine_url: str | None, engine_api_key_file: str | None,
+                  tokenizer_dir: Path | None, real_target: Path | None, real_head: Path | None,
+                  real_draft: Path | None, engine_url: str | None, engine_api_key_file: str | None,
                   start_server: bool, long_tasks: int) -> None:
     """Target alone vs draft k=3/5/8 vs ngram vs completer's policy, side by side.
 
@@ -55,7 +62,13 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
                                engine_api_key_file)
         return
     if gpu:
-        _bench_latency_gpu(out, shapes, engines, tokenizer_dir, num_tasks or 16, seed)
+        real = None
+        if real_target is not None:
+            from completer.bench.gpu_latency import RealModels
+
+            real = RealModels(real_target, real_head, real_draft)
+            tokenizer_dir = tokenizer_dir or real_target
+        _bench_latency_gpu(out, shapes, engines, tokenizer_dir, num_tasks or 16, seed, real)
         return
     num_tasks = num_tasks or 200
     tasks = min(num_tasks, 6) if quick else num_tasks
@@ -85,7 +98,7 @@ def _bench_remote_overhead(n_short: int, n_long: int, out: Path, seed: int, cpu_
 
 
 def _bench_latency_gpu(out: Path, shapes: tuple[str, ...], engines: tuple[str, ...], tokenizer_dir: Path | None,
-                       num_tasks: int, seed: int) -> None:
+                       num_tasks: int, seed: int, real=None) -> None:
     from completer.bench import gpu_latency
     from completer.engine import models
 
@@ -98,7 +111,7 @@ def _bench_latency_gpu(out: Path, shapes: tuple[str, ...], engines: tuple[str, .
             click.echo(f"completer: no tokenizer for the shapes: {err}; or pass --tokenizer", err=True)
             sys.exit(EXIT_BAD_INPUT)
     result = gpu_latency.run(list(shapes) or ["1.5b", "7b"], list(engines) or None, out, tokenizer_dir,
-                             n=num_tasks, seed=seed)
+                             n=num_tasks, seed=seed, real=real)
     click.echo(gpu_latency.markdown(result))
     click.echo(json.dumps(result["summary"], indent=1))
 

@@ -12,6 +12,9 @@ then batch by batch (up to BATCH requests of one class at once, the same ones fo
 record's ``batch`` is how many ran together).
 Finished engines are appended to OUT/gpu-latency-records.jsonl, so a rerun (or a call for another
 shape) skips them and the report covers every engine recorded.
+
+With real models (``RealModels``: a target folder, optionally a trained EAGLE-3 head and a draft),
+the same rows run on real weights with real acceptance; their shape is recorded as ``real``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,33 @@ BATCH = 8  # requests of one class at once (fewer if the tasks hold fewer of tha
 # acceptance length 3.33 at k = 3 and 4.47 at k = 5, both what a rate of 0.88 per position gives)
 EAGLE3_LENGTH = 4.0
 DRAFT_RATE = 0.88
+
+
+REAL = "real"  # the shape of a run on real weights
+
+
+@dataclass(frozen=True)
+class RealModels:
+    """Real weights for the table: the target's folder, and optionally an EAGLE-3 head and a draft model."""
+
+    target: Path
+    head: Path | None = None
+    draft: Path | None = None
+
+    def folders(self) -> dict[str, Path]:
+        """The folders ``settings_for`` reads, keyed as the shapes' are."""
+        folders = {REAL: self.target}
+        if self.head is not None:
+            folders[f"eagle3-{REAL}"] = self.head
+        if self.draft is not None:
+            folders["0.5b"] = self.draft
+        return folders
+
+
+def runnable(spec: "EngineSpec", folders: dict, shape: str) -> bool:
+    """Whether ``spec``'s drafter has a model here (EAGLE-3 needs a head, draft_model a draft)."""
+    needs = {"eagle3": f"eagle3-{shape}", "draft_model": "0.5b"}.get(spec.method)
+    return needs is None or needs in folders
 
 
 def synthetic_length(length: float) -> dict:
@@ -122,8 +152,9 @@ async def _run_engine(spec: EngineSpec, shape: str, folders: dict, prompts: list
     from completer.engine.vllm_engine import VllmEngine
 
     settings = settings_for(spec, folders, shape)
-    extra = {"load_format": "dummy"}
-    if spec.speculative_overrides:
+    real = shape == REAL  # real weights and real acceptance: no dummy load, no synthetic rejection sampling
+    extra = {} if real else {"load_format": "dummy"}
+    if spec.speculative_overrides and not real:
         extra["speculative_config"] = spec.speculative_overrides
     if spec.additional_config:
         extra["additional_config"] = spec.additional_config
@@ -200,18 +231,32 @@ def load_records(path: Path) -> list[GpuRecord]:
 
 
 def run(shapes: list[str], engines: list[str] | None, out: Path, tokenizer_dir: Path, n: int = 16,
-        seed: int = 0, models_dir: Path | None = None) -> dict:
-    """Run each missing (shape, engine) and write the report over every recorded one."""
+        seed: int = 0, models_dir: Path | None = None, real: RealModels | None = None) -> dict:
+    """Run each missing (shape, engine) and write the report over every recorded one.
+
+    With ``real``, ``shapes`` is ignored: the engines run once on those weights (shape ``real``), the
+    ones whose drafter has no model skipped with a line on stderr."""
+    import sys
+
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "gpu-latency-records.jsonl"
     done = {(r.shape, r.engine) for r in load_records(path)}
-    folders = shape_folders(models_dir or cache_dir() / "shape-models", tokenizer_dir)
+    if real is not None:
+        shapes, folders = [REAL], real.folders()
+    else:
+        folders = shape_folders(models_dir or cache_dir() / "shape-models", tokenizer_dir)
     prompts = build_prompts(tokenizer_dir, n, seed)
     batches = {c: [[p for p in prompts if p.length_class == c][:BATCH]] for c in (SHORT, LONG)}
     specs = [s for s in engine_specs() if engines is None or s.name in engines]
-    todo = [(shape, s) for shape in shapes for s in specs if (shape, s.name) not in done]
+    todo = []
+    for shape in shapes:
+        for spec in specs:
+            if not runnable(spec, folders, shape):
+                print(f"completer: skipping engine {spec.name}: no {spec.method} model given", file=sys.stderr)
+            elif (shape, spec.name) not in done:
+                todo.append((shape, spec))
     started = time.time()
     with tqdm(total=sum(len(prompts) * len(s.rows) + 2 * len(s.rows) for _, s in todo), desc="bench gpu",
               unit="req") as bar:
@@ -273,6 +318,7 @@ def write_report(records: list[GpuRecord], out: Path, wall_s: float) -> dict:
     rows = summarize(records)
     result = {"machine": gpu_description() + "; host " + machine_description(), "vllm": vllm_version(),
               "command": "completer bench latency --gpu", "wall_s_this_call": round(wall_s, 1),
+              "weights": "real" if any(r.shape == REAL for r in records) else "random",
               "k": K, "eagle3_acceptance_length": EAGLE3_LENGTH, "draft_rate": DRAFT_RATE, "lengths": LENGTHS,
               "summary": summary_figures(rows), "rows": rows}
     (out / "gpu-latency.json").write_text(json.dumps(result, indent=1))
@@ -291,10 +337,11 @@ def gpu_description() -> str:
 
 
 def markdown(result: dict) -> str:
+    weights = ("real weights and real acceptance (shape `real`)" if result.get("weights") == "real" else
+               f"random weights at the real shapes, synthetic acceptance (EAGLE-3 acceptance length "
+               f"{result['eagle3_acceptance_length']}, draft {result['draft_rate']} per position)")
     lines = [f"# Latency on a GPU: {result['machine']}", "",
-             f"vLLM {result['vllm']}; `{result['command']}`; random weights at the real shapes, synthetic "
-             f"acceptance (EAGLE-3 acceptance length {result['eagle3_acceptance_length']}, draft "
-             f"{result['draft_rate']} per position); short {result['lengths'][SHORT]} tokens, long "
+             f"vLLM {result['vllm']}; `{result['command']}`; {weights}; short {result['lengths'][SHORT]} tokens, long "
              f"{result['lengths'][LONG]}; speedup = target alone's p50 / the row's p50, same shape, batch and class.",
              "", "| shape | batch | class | config | n | p50 ms | tokens/s | acc. len | speedup |",
              "|---|---:|---|---|---:|---:|---:|---:|---:|"]

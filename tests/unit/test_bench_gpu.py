@@ -98,3 +98,26 @@ def test_a_whole_run_records_every_engine_once_and_writes_the_report(tmp_path, m
     assert (tmp_path / "out" / "gpu-latency.md").is_file() and (tmp_path / "out" / "gpu-latency.png").is_file()
     g.run(["1.5b"], ["target", "eagle3"], tmp_path / "out", tok, n=4, models_dir=tmp_path / "m")
     assert len(built) == 2  # both engines were recorded: nothing ran again
+
+
+@pytest.mark.parametrize("head, draft, runnable_engines", [
+    (None, None, {"target", "ngram_gpu"}),
+    ("head", None, {"target", "ngram_gpu", "eagle3", "eagle3-stock"}),
+    (None, "draft", {"target", "ngram_gpu", "draft"}),
+])
+def test_real_weights_run_the_engines_whose_drafter_was_given(tmp_path, head, draft, runnable_engines):
+    models = g.RealModels(tmp_path / "target", head and tmp_path / head, draft and tmp_path / draft)
+    folders = models.folders()
+    assert folders[g.REAL] == tmp_path / "target"
+    got = {s.name for s in g.engine_specs() if g.runnable(s, folders, g.REAL)}
+    assert runnable_engines <= got
+    assert ("draft" in got) == (draft is not None)
+    assert any(name.startswith("eagle3") for name in got) == (head is not None)
+
+
+def test_real_weights_are_named_in_the_report():
+    rec = g.GpuRecord(g.REAL, "target", g.BASELINE, "long", 1, "t", 0.5, 128, 0, 0, 0)
+    result = {"machine": "m", "vllm": "0.26.0", "command": "c", "weights": "real", "eagle3_acceptance_length": 4.0,
+              "draft_rate": 0.88, "lengths": g.LENGTHS, "rows": g.summarize([rec])}
+    assert "real weights and real acceptance" in g.markdown(result)
+    assert "synthetic" not in g.markdown(result)
