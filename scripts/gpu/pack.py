@@ -2,7 +2,7 @@
 """Pack vLLM 0.26 (CUDA), completer's missing dependencies and optionally the target GGUF
 into numbered batches under .gpu/ that each fit one call to the GPU machine.
 
-Usage: python3 scripts/gpu/pack.py [--with-model] [--batch-mib 50]
+Usage: python3 scripts/gpu/pack.py [--with-model] [--with-draft] [--batch-mib 50]
 
 A call to the GPU machine carries at most 64 MiB, the repository's own files included, so each
 .gpu/batch-NN/ stays under --batch-mib. Large payloads are cut into chunks; chunks are packed
@@ -33,7 +33,7 @@ except ImportError:  # progress bars are a nicety
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from completer.engine.models import CATALOGUE, DEFAULT_TARGET, cache_dir  # noqa: E402
+from completer.engine.models import CATALOGUE, DEFAULT_DRAFT, DEFAULT_TARGET, cache_dir  # noqa: E402
 
 MIB = 1 << 20
 KIT_CACHE = cache_dir() / "gpu-kit"
@@ -262,8 +262,8 @@ def write_python_tar(z: zipfile.ZipFile, target: Path) -> None:
 
 
 # ---------------------------------------------------------------- plan and write
-def model_payload() -> tuple[Path, dict]:
-    entry = CATALOGUE[DEFAULT_TARGET]
+def model_payload(name: str = DEFAULT_TARGET) -> tuple[Path, dict]:
+    entry = CATALOGUE[name]
     path = cache_dir() / "gguf" / entry.filename
     if not path.exists() or path.stat().st_size != entry.size:
         sys.exit(f"{path} missing or not {entry.size} bytes: run `python -m completer models fetch` first")
@@ -342,6 +342,7 @@ def write_if_changed(path: Path, text: str) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--with-model", action="store_true", help="also carry the target GGUF")
+    ap.add_argument("--with-draft", action="store_true", help="also carry the 0.5B draft's GGUF (after the target's)")
     ap.add_argument("--batch-mib", type=float, default=50,
                     help="largest batch, in MiB (a call carries 64 MiB with the ~9 MiB working tree)")
     ap.add_argument("--out", type=Path, default=REPO / ".gpu")
@@ -358,6 +359,9 @@ def main() -> None:
         sources.append((path, {"file": path.name, "install": {"kind": "file", "dest": f"tokenizer/{path.name}"}}, "base"))
     if args.with_model:
         path, rec = model_payload()
+        sources.append((path, rec, "model"))
+    if args.with_draft:  # the 0.5B draft's GGUF after the target's (real-weights draft rows)
+        path, rec = model_payload(DEFAULT_DRAFT)
         sources.append((path, rec, "model"))
 
     payloads = []
@@ -403,8 +407,8 @@ def main() -> None:
 
     for b in sorted(batches):
         size = sum(f.stat().st_size for f in (args.out / f"batch-{b:02d}").iterdir())
-        group = "model" if all(c["file"].startswith(CATALOGUE[DEFAULT_TARGET].filename) for c in batches[b]) \
-            else "vllm+deps"
+        gguf = (CATALOGUE[DEFAULT_TARGET].filename, CATALOGUE[DEFAULT_DRAFT].filename)
+        group = "model" if all(c["file"].startswith(gguf) for c in batches[b]) else "vllm+deps"
         names = ", ".join(sorted(c["file"] for c in batches[b]))
         print(f"batch-{b:02d}  {size / MIB:6.2f} MiB  {group:9s}  {len(batches[b]):2d} chunks: {names}")
     base = len({c["batch"] for p in payloads if p["group"] == "base" for c in p["chunks"]})
