@@ -66,6 +66,50 @@ class RepoRecord:
     expected_lines: int
     tokens: int
     latency_s: float
+    cause: str = ""  # a block answer's miss, by cause (miss_cause); "" for other rows and kinds
+
+
+# why a completer block answer is not the removed block (miss_cause)
+EXACT, EMPTY = "exact", "empty"
+MODEL_ENDED, MODEL_CLOSED = "shorter: the model ended (stop token)", "shorter: the model closed the block"
+CUT_SHORT = "shorter: cut while the model went on in the block"
+LONGER, OTHER_CODE = "longer: the model went on past the block", "as long: other code"
+CAUSES = (EXACT, EMPTY, MODEL_ENDED, MODEL_CLOSED, CUT_SHORT, LONGER, OTHER_CODE)
+
+
+def miss_cause(shown: str, raw: str, expected: str, finish_reason: str | None, line_prefix: str) -> str:
+    """Why the block answer ``shown`` is not ``expected``, read from the model's ``raw`` text (after
+    the held-back text, as far as it was streamed) and how it ended (``finish_reason``: "stop" for a
+    stop token, None where completer stopped the stream). ``line_prefix``: the cursor's line before it.
+
+    A shorter answer is the model's when the raw text ends with the answer (a stop token), or goes on
+    with a line indented less than the answer's first line of code, or with a closing bracket (the
+    model closed the block); otherwise the cuts dropped lines the model wrote in the block
+    (CUT_SHORT). One of CAUSES.
+    """
+    from completer.postprocess.truncate import indent_of
+
+    if exact_match(shown, expected):
+        return EXACT
+    if not shown.strip():
+        return EMPTY
+    if line_count(shown) > line_count(expected):
+        return LONGER
+    if line_count(shown) == line_count(expected):
+        return OTHER_CODE
+    body = shown.rstrip()
+    rest = raw[len(body):] if raw.startswith(body) else raw[raw.find(body) + len(body):] if body in raw else None
+    if rest is None:
+        return CUT_SHORT
+    if not rest.strip():
+        return MODEL_ENDED if finish_reason == "stop" else CUT_SHORT
+    base = indent_of(next(line for line in (line_prefix + shown).split("\n") if line.strip()))
+    following = next((line for line in rest.split("\n")[1:] if line.strip()), None)
+    if following is None:  # the rest is on the answer's own last line
+        return CUT_SHORT
+    if indent_of(following) < base or following.strip()[:1] in ")]}":
+        return MODEL_CLOSED
+    return CUT_SHORT
 
 
 def line_count(text: str) -> int:
@@ -82,12 +126,18 @@ def exact_as_inserted(completion: str, expected: str) -> bool:
     return norm(completion) == norm(expected)
 
 
-def score(case: Case, row: str, completion: str, tokens: int, latency_s: float) -> RepoRecord:
+def score(case: Case, row: str, completion: str, tokens: int, latency_s: float, raw: str | None = None,
+          finish_reason: str | None = None) -> RepoRecord:
+    """The record of one answer; with the model's ``raw`` text, a block answer's miss_cause too."""
     t = case.task
+    cause = ""
+    if raw is not None and t.kind in BLOCK_KINDS:
+        cause = miss_cause(completion, raw, case.expected, finish_reason,
+                           case.document[:case.cursor].rpartition("\n")[2])
     return RepoRecord(t.id, t.repo, t.language, t.kind, row, exact_match(completion, case.expected),
                       exact_as_inserted(completion, case.expected), edit_similarity(completion, case.expected),
                       not completion.strip(), line_count(completion), line_count(case.expected), tokens,
-                      round(latency_s, 3))
+                      round(latency_s, 3), cause)
 
 
 def cases(tasks: list[RepoTask], texts: dict[tuple[str, str, str], str]) -> list[Case]:
@@ -141,11 +191,33 @@ def summarize(records: list[RepoRecord]) -> tuple[list[dict], dict]:
                for kind in BLOCK_KINDS},
             "mean_latency_s": whole["mean_latency_s"], "median_latency_s": whole["median_latency_s"],
         }
+        causes = cause_counts(recs)
+        if causes:
+            summary[row]["block_answers_by_cause"] = causes
     return table, summary
+
+
+def cause_counts(records: list[RepoRecord]) -> dict[str, int]:
+    """Block answers by miss_cause, in CAUSES order (only causes that occur; {} when none was classified)."""
+    found = [r.cause for r in records if r.cause]
+    return {cause: found.count(cause) for cause in CAUSES if cause in found}
 
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
+
+
+def causes_markdown(summary: dict) -> str:
+    """The block answers of each row that has causes, counted by cause (a Markdown table), or ""."""
+    rows = {row: s["block_answers_by_cause"] for row, s in summary.items() if s.get("block_answers_by_cause")}
+    if not rows:
+        return ""
+    lines = ["| row | " + " | ".join(CAUSES) + " |", "|---|" + "---:|" * len(CAUSES)]
+    lines += [f"| {row} | " + " | ".join(str(causes.get(c, 0)) for c in CAUSES) + " |" for row, causes in rows.items()]
+    return ("Block answers by cause, read from the model's raw text beside the shown answer: *the model ended* "
+            "(a stop token right after the answer) and *the model closed the block* (its next line is indented "
+            "less, or closes a bracket) are the model's own short answers; *cut while the model went on in the "
+            "block* are lines the streaming stop or the cuts dropped.\n\n" + "\n".join(lines) + "\n\n")
 
 
 def markdown(table: list[dict], meta: dict) -> str:
@@ -169,7 +241,8 @@ def markdown(table: list[dict], meta: dict) -> str:
             "Exact match ignores the whitespace around the answer; *exact as inserted* counts leading newlines and the "
             "first line's indentation. *Empty*: block holes answered with nothing; *shorter*: block answers with fewer "
             "lines than the removed block. Latency is the time to the whole answer.\n\n"
-            + "\n".join(lines) + "\n\n![exact match by kind](quality-repo.png)\n")
+            + "\n".join(lines) + "\n\n" + causes_markdown(meta.get("summary", {}))
+            + "![exact match by kind](quality-repo.png)\n")
 
 
 def plot(table: list[dict], path: Path) -> None:
@@ -263,7 +336,8 @@ async def _generate(settings, items: list[Case], progress, speculative: bool,
                                                   path=case.task.path, cache_salt=f"{row}-{n}")
                 gen = result.generation
                 records.append(score(case, row, result.text, len(gen.token_ids) if gen else 0,
-                                     time.perf_counter() - started))
+                                     time.perf_counter() - started, gen.text if gen else "",
+                                     gen.finish_reason if gen else None))
                 answers[row] = result.text
                 raw[row] = {"text": gen.text if gen else "", "finish_reason": gen.finish_reason if gen else None,
                             "kind": result.kind.value, "token_ids": list(gen.token_ids) if gen else []}
@@ -334,6 +408,6 @@ def run(tasks_file: Path, repos_dir: Path, counts: dict[str, int], out: Path | N
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "quality-repo.json").write_text(json.dumps(result, indent=1))
-        (out / "quality-repo.md").write_text(markdown(table, meta))
+        (out / "quality-repo.md").write_text(markdown(table, result))
         plot(table, out / "quality-repo.png")
     return result

@@ -411,3 +411,36 @@ def test_bench_quality_kind_needs_the_repo_set():
 
     result = CliRunner().invoke(main, ["bench", "quality", "--set", "multi-line", "--kind", "block-col0"])
     assert result.exit_code == EXIT_BAD_INPUT
+
+
+@pytest.mark.parametrize("shown, raw, expected, finish, line_prefix, cause", [
+    ("a = 1\n    b = 2", "a = 1\n    b = 2", "a = 1\n    b = 2", "stop", "    ", repo_bench.EXACT),
+    ("", "", "a = 1\n    b = 2", "stop", "    ", repo_bench.EMPTY),
+    # the model wrote one line and its stop token
+    ("a = 1", "a = 1", "a = 1\n    b = 2", "stop", "    ", repo_bench.MODEL_ENDED),
+    # the model closed the block after one line: a closing brace, or a line indented less
+    ("a := 1", "a := 1\n\t}\n\tfoo()", "a := 1\n\t\tb := 2", None, "\t\t", repo_bench.MODEL_CLOSED),
+    ("a = 1", "a = 1\n\n    return a", "a = 1\n        b = 2", None, "        ", repo_bench.MODEL_CLOSED),
+    ("        a = 1", "        a = 1\n    return a", "        a = 1\n        b = 2", None, "", repo_bench.MODEL_CLOSED),
+    # the model went on in the block, the cuts kept one line
+    ("a = 1", "a = 1\n    b = 2\n    c = 3", "a = 1\n    b = 2", None, "    ", repo_bench.CUT_SHORT),
+    # the stream was stopped right after the answer: not the model's end
+    ("a = 1", "a = 1\n", "a = 1\n    b = 2", None, "    ", repo_bench.CUT_SHORT),
+    ("a = 1\n    b = 2\n    c = 3", "a = 1\n    b = 2\n    c = 3", "a = 1\n    b = 2", "stop", "    ",
+     repo_bench.LONGER),
+    ("a = 9\n    b = 2", "a = 9\n    b = 2", "a = 1\n    b = 2", "stop", "    ", repo_bench.OTHER_CODE),
+])
+def test_miss_cause(shown, raw, expected, finish, line_prefix, cause):
+    assert repo_bench.miss_cause(shown, raw, expected, finish, line_prefix) == cause
+
+
+def test_causes_are_counted_in_the_summary_and_the_report():
+    records = [_record("completer", "go", BLOCK_INDENT, False), _record("completer", "go", BLOCK_COL0, True),
+               _record(PLAIN, "go", BLOCK_COL0, False)]
+    records[0].cause, records[1].cause = repo_bench.MODEL_CLOSED, repo_bench.EXACT
+    _, summary = repo_bench.summarize(records)
+    assert summary["completer"]["block_answers_by_cause"] == {repo_bench.EXACT: 1, repo_bench.MODEL_CLOSED: 1}
+    assert "block_answers_by_cause" not in summary[PLAIN]
+    table = repo_bench.causes_markdown(summary)
+    assert "| completer | 1 | 0 | 0 | 1 | 0 | 0 | 0 |" in table and PLAIN not in table
+    assert repo_bench.causes_markdown({PLAIN: summary[PLAIN]}) == ""
