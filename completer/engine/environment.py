@@ -30,6 +30,10 @@ def default_threads_bind(n_cpus: int) -> str:
     (the editor, a build, this server's own event loop) is busy: OpenMP threads spin at
     barriers waiting for a core that is taken. Measured here on 2 cores: both cores bound,
     10.9 tok/s when idle but 5 s → 40 s per request under load; one core, 7.0 tok/s.
+    The OpenMP runtime stays torch's GNU libgomp (vLLM preloads it) although vLLM's start-up warning
+    asks for Intel's libiomp5 under speculation: preloaded, it was slower here on one core (long
+    decode 0.78× idle, 0.67× with another process busy) and on both cores under load
+    (docs/benchmarks/cpu-runtime.md).
     """
     return "0" if n_cpus <= 2 else f"0-{n_cpus - 2}"
 
