@@ -28,12 +28,11 @@ def default_threads_bind(n_cpus: int) -> str:
 
     vLLM's `auto`, and a binding over every core, stall badly as soon as another process
     (the editor, a build, this server's own event loop) is busy: OpenMP threads spin at
-    barriers waiting for a core that is taken. Measured here on 2 cores: both cores bound,
-    10.9 tok/s when idle but 5 s → 40 s per request under load; one core, 7.0 tok/s.
-    The OpenMP runtime stays torch's GNU libgomp (vLLM preloads it) although vLLM's start-up warning
-    asks for Intel's libiomp5 under speculation: preloaded, it was slower here on one core (long
-    decode 0.78× idle, 0.67× with another process busy) and on both cores under load
-    (docs/benchmarks/cpu-runtime.md).
+    barriers waiting for a core that is taken. Measured on 2 cores (docs/benchmarks/cpu-runtime.md):
+    both cores bound are 1.5× faster idle, but 0.7× as fast as one core with another process busy,
+    which then keeps 47 % of its speed (92 % beside one core). The OpenMP runtime stays torch's GNU
+    libgomp (vLLM preloads it) although vLLM's start-up warning asks for Intel's libiomp5 under
+    speculation: preloaded, it was slower on one core (long decode 0.78× idle, 0.67× busy) and on both.
     """
     return "0" if n_cpus <= 2 else f"0-{n_cpus - 2}"
 
