@@ -295,6 +295,8 @@ async def measure_engine(runtime: str, bind: str, n_short: int, n_long: int, see
     from completer.policy.speculation import SpeculationPolicy
     from completer.types import CompletionKind
 
+    if time.time() > stop_at:
+        raise SystemExit(f"{runtime} {bind}: past --stop-at, no engine started")
     busy = Busy(work_dir)
     settings = Settings(cpu_threads_bind=bind, context_tokens=context_tokens, max_tokens=128)
     started = time.perf_counter()
@@ -404,7 +406,8 @@ def run_main(args) -> None:
         if runtime == INTEL:
             env["LD_PRELOAD"] = iomp
         result = work / f"engine-{'intel' if runtime == INTEL else 'gnu'}-{bind}.json"
-        cmd = ["flock", LOCK, sys.executable, __file__, "engine", "--runtime", runtime, "--bind", bind,
+        wait = ["-w", str(max(1, int(args.stop_at - time.time())))] if args.stop_at != float("inf") else []
+        cmd = ["flock", *wait, LOCK, sys.executable, __file__, "engine", "--runtime", runtime, "--bind", bind,
                "--short", str(args.short), "--long", str(args.long), "--seed", str(args.seed),
                "--context-tokens", str(args.context_tokens), "--work", str(work), "--budget", str(args.budget),
                "--stop-at", str(args.stop_at),
