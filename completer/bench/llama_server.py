@@ -130,7 +130,7 @@ def server_args(model: Path, port: int, threads: int, context: int, draft: Path 
     args = [str(binary()), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
             "-tb", str(threads), "-c", str(context), "-np", "1", "--no-webui", "--log-disable"]
     if draft is not None:
-        args += ["-md", str(draft), "--draft-max", str(draft_max), "-td", str(threads), "-tbd", str(threads)]
+        args += ["-md", str(draft), "--spec-draft-n-max", str(draft_max), "-td", str(threads), "-tbd", str(threads)]
     return args
 
 

@@ -32,7 +32,7 @@ def test_the_request_writes_exactly_n_greedy_tokens_from_a_cold_prompt():
 
 @pytest.mark.parametrize("draft, expected", [
     (None, []),
-    (Path("d.gguf"), ["-md", "d.gguf", "--draft-max", "5"]),
+    (Path("d.gguf"), ["-md", "d.gguf", "--spec-draft-n-max", "5"]),
 ])
 def test_server_args_one_slot_on_the_given_threads_and_the_draft_if_any(draft, expected):
     args = ls.server_args(Path("t.gguf"), 8080, 2, 4096, draft)
