@@ -242,6 +242,7 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
         "cpu_threads_bind": cpu_threads_bind,
         # RSS of this process and each engine's processes after its last request (absent: resumed)
         "resident_memory": {engine: m for engine, m in memory.items() if m},
+        "summary": summary_figures(rows),
         "rows": rows,
         "records": [asdict(r) for r in records],
     }
@@ -249,6 +250,23 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
         write_report(result, records, out)
         checkpoint.unlink(missing_ok=True)  # latency.json holds every record now
     return result
+
+
+def summary_figures(rows: list[dict]) -> dict:
+    """The figures people compare: the policy's speedup over the target alone per class (``long``,
+    ``short``) and, with llama-server rows, the policy against llama-server (mean latency, same tasks;
+    > 1: completer is faster)."""
+    by = {(r["config"], r["class"]): r for r in rows}
+    out = {}
+    for length_class in (LONG, SHORT):
+        policy = by.get((POLICY, length_class))
+        if policy is not None:
+            out[length_class] = policy["speedup"]
+        llama = by.get(("llama-server (Q4_K_M)", length_class))
+        if policy is not None and llama is not None and policy["mean_s"]:
+            out[f"llama_server_{length_class}"] = llama["speedup"]
+            out[f"policy_vs_llama_server_{length_class}"] = round(llama["mean_s"] / policy["mean_s"], 3)
+    return out
 
 
 def memory_note(memory: dict[str, dict]) -> str:

@@ -41,3 +41,13 @@ def test_server_args_one_slot_on_the_given_threads_and_the_draft_if_any(draft, e
     for a, b in zip(expected[::2], expected[1::2]):
         assert args[args.index(a) + 1] == b
     assert ("-md" in args) == (draft is not None)
+
+
+def test_the_latency_summary_compares_the_policy_with_the_target_alone_and_llama_server():
+    from completer.bench.latency import POLICY, summary_figures
+
+    rows = [{"config": POLICY, "class": "long", "speedup": 1.5, "mean_s": 20.0},
+            {"config": "llama-server (Q4_K_M)", "class": "long", "speedup": 1.2, "mean_s": 30.0},
+            {"config": POLICY, "class": "short", "speedup": 1.0, "mean_s": 4.0}]
+    assert summary_figures(rows) == {"long": 1.5, "llama_server_long": 1.2, "policy_vs_llama_server_long": 1.5,
+                                     "short": 1.0}
