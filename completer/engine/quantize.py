@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from completer.engine.models import ModelError, ProgressFn, _noop, cache_dir
+from completer.engine.models import ModelError, ProgressFn, _noop, cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def int8_dir(bf16_dir: Path, recipe: Recipe = DEFAULT_RECIPE) -> Path:
 
 def write_manifest(folder: Path, info: dict) -> None:
     """Record every file's size and SHA-256 in ``folder``/MANIFEST, atomically, after all else."""
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+    files = {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
              for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps({**info, "files": files}, indent=1))
@@ -125,17 +125,11 @@ def check_manifest(folder: Path, *, hashes: bool) -> str | None:
         p = Path(folder) / name
         if not p.is_file() or p.stat().st_size != want["size"]:
             return f"{p} is missing or has the wrong size"
-        if hashes and _sha256(p) != want["sha256"]:
+        if hashes and sha256_file(p) != want["sha256"]:
             return f"{p} does not match its SHA-256"
     return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- choosing a folder
