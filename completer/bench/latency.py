@@ -42,6 +42,14 @@ def rotated(items: list, n: int) -> list:
     return items[n:] + items[:n]
 
 
+def task_context(task: Task, counter: HFTokenCounter, settings: Settings):
+    """Completer's context for ``task``, of the kind its class says (the benchmark knows each task's
+    class; the policy sees what the classifier sees)."""
+    ctx = build_context(task.prefix + task.suffix, len(task.prefix), task.language, counter, QWEN,
+                        settings.context_tokens, settings.prefix_share)
+    return replace(ctx, kind=CompletionKind.SINGLE_LINE if task.length_class == SHORT else CompletionKind.MULTI_LINE)
+
+
 def plans_for(task: Task, settings: Settings, stop_ids: tuple[int, ...]) -> GenerationPlan:
     """The same stop rules for every configuration: lengths stay comparable token for token."""
     if task.length_class == SHORT:
@@ -109,11 +117,7 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
         for n, task in enumerate(tasks):
             if task.id in finished:
                 continue
-            text = task.prefix + task.suffix
-            ctx = build_context(text, len(task.prefix), task.language, counter, QWEN, settings.context_tokens,
-                                settings.prefix_share)
-            # the benchmark knows each task's class; the policy sees what the classifier sees
-            ctx = replace(ctx, kind=CompletionKind.SINGLE_LINE if task.length_class == SHORT else CompletionKind.MULTI_LINE)
+            ctx = task_context(task, counter, settings)
             base_plan = plans_for(task, settings, stop_ids)
             outputs: dict[str, list[int]] = {}
             order = rotated(names, n)

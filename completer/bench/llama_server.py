@@ -196,18 +196,12 @@ def run_rows(tasks: list, baseline: dict[str, int], settings, cores: list[int], 
     servers' resident memory. Tasks without a baseline count are skipped.
 
     Raises LlamaServerError where llama-server cannot be built or started."""
-    from dataclasses import replace
-
     import psutil
 
-    from completer.bench.latency import rotated
+    from completer.bench.latency import rotated, task_context
     from completer.bench.report import Record
-    from completer.bench.workloads import SHORT
-    from completer.context.builder import build_context
-    from completer.context.prompt import QWEN
     from completer.context.tokens import HFTokenCounter
     from completer.engine import models
-    from completer.types import CompletionKind
 
     ensure_built()
     gguf = {name: models.cache_dir() / "gguf" / models.CATALOGUE[name].filename
@@ -223,17 +217,14 @@ def run_rows(tasks: list, baseline: dict[str, int], settings, cores: list[int], 
         for n, task in enumerate(tasks):
             if task.id not in baseline:
                 continue
-            ctx = build_context(task.prefix + task.suffix, len(task.prefix), task.language, counter, QWEN,
-                                settings.context_tokens, settings.prefix_share)
-            ctx = replace(ctx, kind=CompletionKind.SINGLE_LINE if task.length_class == SHORT else CompletionKind.MULTI_LINE)
-            ids = counter.encode(ctx.prompt)
+            ids = counter.encode(task_context(task, counter, settings).prompt)
             for row in rotated(list(servers), n):
                 latency, first, tokens = servers[row].complete(ids, baseline[task.id])
                 records.append(Record(row, task.id, task.length_class, latency, first, tokens, 0, 0, 0, None))
                 progress(1)
         for row, server in servers.items():
-            memory[row] = {"rss_bytes": psutil.Process(server.process.pid).memory_info().rss,
-                           "rss_gib": round(psutil.Process(server.process.pid).memory_info().rss / 2**30, 2)}
+            rss = psutil.Process(server.process.pid).memory_info().rss
+            memory[row] = {"rss_bytes": rss, "rss_gib": round(rss / 2**30, 2)}
         return records, memory
     finally:
         for server in servers.values():
