@@ -39,6 +39,8 @@ class RequestRecord:
     latency_s: float = 0.0
     first_token_s: float | None = None
     chars: int = 0  # length of the suggestion shown
+    # seconds the policy expected of each plan, where it weighed the two prefix caches (GenerationPlan.expected_s)
+    expected_s: dict[str, float] | None = None
     outcome: str = "shown"  # one of OUTCOMES
 
     @property
@@ -58,6 +60,8 @@ class RequestRecord:
             cached_tokens=gen.cached_tokens if gen else 0, draft_tokens=gen.num_draft_tokens if gen else 0,
             accepted_tokens=gen.num_accepted_tokens if gen else 0, latency_s=gen.latency_s if gen else 0.0,
             first_token_s=gen.first_token_s if gen else None, chars=len(completion.text),
+            expected_s=({"speculating": round(plan.expected_s[0], 4), "bypassed": round(plan.expected_s[1], 4)}
+                        if plan and plan.expected_s else None),
             outcome=("shown" if shown else "not_shown") if completion.text else "empty")
 
     @property
@@ -71,7 +75,9 @@ class RequestRecord:
         rate = f"{self.acceptance_rate:.0%}" if self.acceptance_rate is not None else "-"
         return (f"completion {self.id} {self.kind} ({self.source}): plan k={self.k} ({self.reason}), "
                 f"{self.tokens} tokens in {self.latency_s:.2f}s, prompt {self.prompt_tokens} "
-                f"({self.cached_tokens} cached), acceptance {rate}")
+                f"({self.cached_tokens} cached), acceptance {rate}"
+                + (f", expected {self.expected_s['speculating']:.2f}s speculating / "
+                   f"{self.expected_s['bypassed']:.2f}s bypassed" if self.expected_s else ""))
 
 
 class RequestLog:

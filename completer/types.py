@@ -46,6 +46,8 @@ class GenerationPlan:
     top_p: float = 1.0
     seed: int | None = None
     reason: str = ""  # why the policy planned it so (policy.speculation.REASONS)
+    # (speculating, bypassed) seconds the warm-cache comparison expected, where it weighed the two plans
+    expected_s: tuple[float, float] | None = None
 
 
 @dataclass

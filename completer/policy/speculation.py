@@ -15,7 +15,7 @@ from completer.config import Settings
 from completer.engine.interface import Capabilities
 from completer.policy.acceptance import AcceptanceTracker, best_k, expected_speedup
 from completer.policy.rules import speculation_allowed
-from completer.policy.warm_cache import RecentPrompts, StepCosts, other_plan_pays
+from completer.policy.warm_cache import RecentPrompts, StepCosts, plan_seconds
 from completer.types import CompletionKind, Context, Generation, GenerationPlan
 
 log = logging.getLogger(__name__)
@@ -113,14 +113,15 @@ class SpeculationPolicy:
         reason = by_length = speculation_reason(s, self.caps, expected)
         if reason == SHORT and self._short_drafts_pay(ctx.language):
             reason = by_length = CHEAP_DRAFT
+        seconds = None
         if k is not None:
             reason = FIXED_K
-        elif reason == SHORT and self._warmer(ctx, False, max_tokens, prefix_cache):
-            reason = WARM_CACHE
-            log.debug("speculating: the speculating prefix cache holds more of the prompt")
-        elif reason == LONG and self._warmer(ctx, True, max_tokens, prefix_cache):
-            reason = WARM_CACHE
-            log.debug("bypassing speculation: the bypass's prefix cache holds more of the prompt")
+        elif reason in (SHORT, LONG):
+            seconds = self._warmer_seconds(ctx, reason == LONG, max_tokens, prefix_cache)
+            if seconds is not None and (seconds[1] < seconds[0] if reason == LONG else seconds[0] < seconds[1]):
+                reason = WARM_CACHE
+                log.debug("%s: the other plan's prefix cache holds more of the prompt",
+                          "bypassing speculation" if by_length == LONG else "speculating")
         if reason == FIXED_K:
             speculate = k > 0
         elif reason == WARM_CACHE:
@@ -131,7 +132,19 @@ class SpeculationPolicy:
             k = self.k_for(ctx.language) if speculate else 0
         return GenerationPlan(max_tokens=max_tokens, stop=stop, min_tokens=1 if at_line_start(ctx) else 0,
                               speculate=speculate, num_speculative_tokens=k, temperature=s.temperature,
-                              top_p=s.top_p, seed=s.seed, reason=reason)
+                              top_p=s.top_p, seed=s.seed, reason=reason, expected_s=seconds)
+
+    def as_dict(self) -> dict:
+        """The policy part of `completer/stats`: the step costs and acceptance it plans with.
+
+        ``prefill_s_per_token`` and ``decode_s_per_token`` are seconds (None until measured),
+        ``draft_cost`` one draft token relative to a target step, ``acceptance`` the per-token
+        acceptance rate per language (the prior until a language has enough drafts).
+        """
+        costs = self.step_costs
+        return {"prefill_s_per_token": costs.prefill_s, "decode_s_per_token": costs.decode_s,
+                "draft_cost": self.draft_cost(), "acceptance_prior": self.acceptance.prior,
+                "acceptance": dict(self.acceptance.rates), "block_size": self.block_size}
 
     def _short_drafts_pay(self, language: str) -> bool:
         """Whether a short answer should speculate: its drafter reads no prompt (PROMPT_FREE_DRAFTERS)
@@ -172,27 +185,28 @@ class SpeculationPolicy:
         if plan.speculate:
             self.acceptance.observe(language, generation.num_draft_tokens, generation.num_accepted_tokens)
 
-    def _warmer(self, ctx: Context, planned_speculate: bool, max_tokens: int,
-                prefix_cache: Callable[[bool], str]) -> bool:
-        """Whether the plan other than the planned one would finish sooner, reading far less of its prompt afresh."""
+    def _warmer_seconds(self, ctx: Context, planned_speculate: bool, max_tokens: int,
+                        prefix_cache: Callable[[bool], str]) -> tuple[float, float] | None:
+        """(speculating, bypassed) expected seconds where the plan other than the planned one
+        finds at least a block more of its prompt in its prefix cache; None where it does not."""
         s = self.settings
         if not (s.warm_cache_plan and s.enable_prefix_caching and self.caps.per_request_speculation):
-            return False
+            return None
         speculating_chars = self.recent_prompts.cached_chars(prefix_cache(True), ctx.prompt)
         bypassed_chars = self.recent_prompts.cached_chars(prefix_cache(False), ctx.prompt)
         planned, other = ((speculating_chars, bypassed_chars) if planned_speculate
                           else (bypassed_chars, speculating_chars))
         if other <= planned:
-            return False  # nothing to gain: spare the tokenizer
+            return None  # nothing to gain: spare the tokenizer
         speculating = self.count_tokens(ctx.prompt[:speculating_chars]) if speculating_chars else 0
         bypassed = self.count_tokens(ctx.prompt[:bypassed_chars]) if bypassed_chars else 0
-        alpha = self.acceptance.alpha(ctx.language)
+        if (bypassed - speculating if planned_speculate else speculating - bypassed) < self.block_size:
+            return None  # less than a block: the prefix cache keeps whole blocks only
         draft_cost = self.draft_cost()
-        speedup = expected_speedup(alpha, self.k_for(ctx.language), draft_cost)
-        return other_plan_pays(self.step_costs, planned_speculate=planned_speculate, prompt_tokens=ctx.prompt_tokens,
-                               cached_if_speculating=speculating, cached_if_bypassed=bypassed,
-                               new_tokens=max_tokens, speedup=speedup, draft_cost=draft_cost,
-                               block_tokens=self.block_size)
+        speedup = expected_speedup(self.acceptance.alpha(ctx.language), self.k_for(ctx.language), draft_cost)
+        return plan_seconds(self.step_costs, prompt_tokens=ctx.prompt_tokens, cached_if_speculating=speculating,
+                            cached_if_bypassed=bypassed, new_tokens=max_tokens, speedup=speedup,
+                            draft_cost=draft_cost, block_tokens=self.block_size)
 
 
 def with_fixed_k(plan: GenerationPlan, k: int) -> GenerationPlan:

@@ -80,6 +80,19 @@ def expected_seconds(costs: StepCosts, read_tokens: int, new_tokens: int, *, spe
     return prefill + decode
 
 
+def plan_seconds(costs: StepCosts, *, prompt_tokens: int, cached_if_speculating: int, cached_if_bypassed: int,
+                 new_tokens: int, speedup: float, draft_cost: float, block_tokens: int) -> tuple[float, float] | None:
+    """(speculating, bypassed): the seconds each plan is expected to take, where the two caches
+    differ by at least a block and this machine's step costs are known; else None (nothing to weigh)."""
+    if not costs.known or abs(cached_if_bypassed - cached_if_speculating) < block_tokens:
+        return None
+    speculating = expected_seconds(costs, prompt_tokens - cached_if_speculating, new_tokens, speculate=True,
+                                   speedup=speedup, draft_cost=draft_cost)
+    bypassed = expected_seconds(costs, prompt_tokens - cached_if_bypassed, new_tokens, speculate=False,
+                                speedup=speedup, draft_cost=draft_cost)
+    return speculating, bypassed
+
+
 def other_plan_pays(costs: StepCosts, *, planned_speculate: bool, prompt_tokens: int, cached_if_speculating: int,
                     cached_if_bypassed: int, new_tokens: int, speedup: float, draft_cost: float,
                     block_tokens: int) -> bool:
@@ -92,10 +105,12 @@ def other_plan_pays(costs: StepCosts, *, planned_speculate: bool, prompt_tokens:
     """
     planned, other = ((cached_if_speculating, cached_if_bypassed) if planned_speculate
                       else (cached_if_bypassed, cached_if_speculating))
-    if not costs.known or other - planned < block_tokens:
+    if other - planned < block_tokens:
         return False
-    speculating = expected_seconds(costs, prompt_tokens - cached_if_speculating, new_tokens, speculate=True,
-                                   speedup=speedup, draft_cost=draft_cost)
-    bypassed = expected_seconds(costs, prompt_tokens - cached_if_bypassed, new_tokens, speculate=False,
-                                speedup=speedup, draft_cost=draft_cost)
+    seconds = plan_seconds(costs, prompt_tokens=prompt_tokens, cached_if_speculating=cached_if_speculating,
+                           cached_if_bypassed=cached_if_bypassed, new_tokens=new_tokens, speedup=speedup,
+                           draft_cost=draft_cost, block_tokens=block_tokens)
+    if seconds is None:
+        return False
+    speculating, bypassed = seconds
     return bypassed < speculating if planned_speculate else speculating < bypassed

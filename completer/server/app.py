@@ -257,6 +257,7 @@ async def on_stats(ls: CompleterServer, params: Any) -> dict:
         "speculation": bool(engine and engine.capabilities.speculation_method),
         **ls.service.as_dict(),
         **ls.warmer.as_dict(),
+        "policy": ls.host.completer.policy.as_dict() if ls.host.completer is not None else None,
         **stats,
     }
 

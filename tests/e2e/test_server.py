@@ -151,21 +151,30 @@ HEADER = "".join(f'def scale_{i}(values, factor={i}):\n    """Multiply every val
 DESCRIBE = 'def describe(point):\n    """Return the point as "(x, y)"."""\n    return \n\n\ndef main():\n    print(describe((1, 2)))\n'
 
 
-async def test_a_long_request_after_a_one_line_one_uses_the_cache_the_one_line_one_filled(client):
+async def test_a_long_request_after_a_one_line_one_weighs_the_cache_the_one_line_one_filled(client):
     """Bypassed and speculating requests keep separate prefix caches: right after a one-line
-    answer, only the bypass's cache holds the file, and reading it again costs more than
-    speculation saves on this machine (warm_cache_plan)."""
+    answer only the bypass's cache holds the file. The block request that follows weighs reading
+    it again against what speculation saves at this machine's measured step costs
+    (warm_cache_plan), takes the plan expected to finish sooner, and a bypass finds its prompt cached."""
     uri = "file:///workspace/warm.py"
     line = HEADER.count("\n")
     open_doc(client, uri, HEADER + DESCRIBE)
     one_line = await complete_detail(client, uri, line + 2, len("    return "))
     assert one_line["kind"] == "single_line" and one_line["k"] == 0, one_line
+    policy = (await stats(client))["policy"]
+    assert policy["prefill_s_per_token"] > 0 and policy["decode_s_per_token"] > 0, policy
     # the user writes a line of their own above the return, then stops on a fresh indented line
     type_text(client, uri, line + 2, 0, "    x, y = point\n    \n", version=2)
     block = await complete_detail(client, uri, line + 3, 4)
     assert block["kind"] == "multi_line", block
-    assert block["k"] == 0, block  # bypassed: the speculating cache holds none of this prompt
-    assert block["cached_tokens"] >= block["prompt_tokens"] // 2, block
+    expected = block["expected_s"]
+    assert expected is not None, block  # the bypass's cache holds far more than a block more
+    bypass = expected["bypassed"] < expected["speculating"]
+    assert (block["k"] == 0, block["reason"]) == (bypass, "warm_cache" if bypass else "long"), block
+    if bypass:
+        assert block["cached_tokens"] >= block["prompt_tokens"] // 2, block
+    else:  # the speculating cache never saw this file
+        assert block["cached_tokens"] < block["prompt_tokens"] // 2, block
 
 
 def module(verb: str, op: str) -> str:

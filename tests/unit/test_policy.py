@@ -173,6 +173,8 @@ def test_the_warm_cache_turns_a_long_plan_into_a_bypass_and_back():
     p.recent_prompts.remember("bypass", prompt)  # only the bypass's cache holds the prompt
     plan = p.plan(ctx, no_cache)
     assert (plan.speculate, plan.reason) == (False, sp.WARM_CACHE)
+    speculating, bypassed = plan.expected_s  # the plan carries what it weighed
+    assert bypassed < speculating
     short = Context(**{**ctx.__dict__, "kind": CompletionKind.SINGLE_LINE})
     p.recent_prompts.prompts.clear()
     p.recent_prompts.remember("", prompt)  # only the speculating cache holds it
@@ -272,3 +274,22 @@ def test_a_short_answer_speculates_only_where_the_drafter_reads_no_prompt_and_dr
     plan = p.plan(ctx, lambda speculate: "")
     assert (plan.speculate, plan.reason) == (speculate, reason)
     assert plan.num_speculative_tokens == (5 if speculate else 0)
+
+
+def test_a_plan_with_both_caches_alike_weighs_nothing():
+    p = policy()
+    p.step_costs.prefill_s, p.step_costs.decode_s = 0.02, 0.09
+    ctx = Context(language="python", prefix="", suffix="", prompt="x" * 4000, kind=CompletionKind.MULTI_LINE,
+                  line_prefix="", line_suffix="", prompt_tokens=4000)
+    plan = p.plan(ctx, no_cache)
+    assert (plan.speculate, plan.reason, plan.expected_s) == (True, sp.LONG, None)
+
+
+def test_the_policys_stats_give_its_step_costs_and_acceptance():
+    p = policy()
+    assert p.as_dict()["prefill_s_per_token"] is None
+    p.step_costs.prefill_s, p.step_costs.decode_s = 0.02, 0.09
+    p.acceptance.observe("python", 40, 30)
+    stats = p.as_dict()
+    assert (stats["prefill_s_per_token"], stats["decode_s_per_token"]) == (0.02, 0.09)
+    assert 0 < stats["acceptance"]["python"] < 1 and stats["draft_cost"] > 0

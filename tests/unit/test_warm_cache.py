@@ -1,6 +1,6 @@
 import pytest
 
-from completer.policy.warm_cache import RecentPrompts, StepCosts, expected_seconds, other_plan_pays
+from completer.policy.warm_cache import RecentPrompts, StepCosts, expected_seconds, other_plan_pays, plan_seconds
 
 CPU = StepCosts(prefill_s=0.015, decode_s=0.15)  # 1.5B target on one core of a 2-core CPU
 GPU = StepCosts(prefill_s=0.00003, decode_s=0.007)
@@ -110,3 +110,23 @@ def test_no_draft_cost_before_the_target_alone_was_measured_or_from_too_few_step
     costs.decode_s = 0.1
     costs.observe_speculated(first_token_s=0.5, latency_s=0.7, verify_steps=2, k=5)
     assert costs.draft_cost is None
+
+
+@pytest.mark.parametrize("costs, cached_if_speculating, cached_if_bypassed, weighed", [
+    (CPU, 0, 1400, True),
+    (CPU, 1400, 0, True),  # either cache may be the warmer one
+    (CPU, 0, 100, False),  # less than a block apart
+    (StepCosts(), 0, 1400, False),  # nothing measured yet
+])
+def test_plan_seconds_weighs_the_plans_only_a_block_apart_and_measured(costs, cached_if_speculating,
+                                                                       cached_if_bypassed, weighed):
+    seconds = plan_seconds(costs, prompt_tokens=1900, cached_if_speculating=cached_if_speculating,
+                           cached_if_bypassed=cached_if_bypassed, new_tokens=128, speedup=1.3, draft_cost=0.31,
+                           block_tokens=128)
+    assert (seconds is not None) is weighed
+    if weighed:
+        speculating, bypassed = seconds
+        assert speculating == expected_seconds(costs, 1900 - cached_if_speculating, 128, speculate=True,
+                                               speedup=1.3, draft_cost=0.31)
+        assert bypassed == expected_seconds(costs, 1900 - cached_if_bypassed, 128, speculate=False,
+                                            speedup=1.3, draft_cost=0.31)
