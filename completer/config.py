@@ -111,7 +111,8 @@ class Settings(BaseModel):
     gpu_memory_utilization: float | None = setting(None, section="engine", reload=True, gt=0, le=0.98)
     """GPU memory share; planned from the model sizes when unset."""
     cpu_threads_bind: str | None = setting(None, section="engine", reload=True)
-    """VLLM_CPU_OMP_THREADS_BIND; unset: every core but one ("0" on 2 cores; docs/benchmarks/cpu-runtime.md)."""
+    """VLLM_CPU_OMP_THREADS_BIND; unset: that variable as set when completer started, else every core
+    but one ("0" on 2 cores; docs/benchmarks/cpu-runtime.md)."""
     enforce_eager: bool | None = setting(None, section="engine", reload=True)
     """Skip torch.compile and CUDA graphs. Unset: on the CPU (start in seconds rather than half a
     minute), not on a GPU (CUDA graphs are most of vLLM's speed there)."""

@@ -34,6 +34,7 @@ from completer.types import CompletionKind, GenerationPlan
 BASELINE = "target alone"
 NGRAM_BASELINE = "target alone (ngram engine)"
 POLICY = "completer policy"
+QUICK_CONTEXT_TOKENS = 512  # --quick: a prompt's token budget (the default is 1536)
 
 
 def rotated(items: list, n: int) -> list:
@@ -129,7 +130,10 @@ async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], prog
                                    reason=plan.reason)
                 else:
                     plan = with_fixed_k(base_plan, k)
-                gen = await engine.complete(ctx.prompt, plan, cache_salt=f"bench-{name}-{n}")
+                # timed runs read every prompt afresh; --quick compares tokens only, so a task's
+                # configurations share its prompt's prefix cache (one read per cache, not per config)
+                salt = f"bench-{n}" if quick else f"bench-{name}-{n}"
+                gen = await engine.complete(ctx.prompt, plan, cache_salt=salt)
                 if k == POLICY and plan.speculate:
                     tracker.observe(task.language, gen.num_draft_tokens, gen.num_accepted_tokens)
                 outputs[name] = gen.token_ids
@@ -191,9 +195,11 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
 
     tasks = load_tasks(n, seed)
     # --quick checks exactness: in float32 a token never depends on the shape of the step that
-    # computed it (in bf16, verifying k+1 tokens at once can flip a near-tie)
+    # computed it (in bf16, verifying k+1 tokens at once can flip a near-tie); a float32 prompt
+    # reads slowly on a CPU (no bf16 matrix units), so --quick keeps prompts short
     base = Settings(speculation_policy="per_request", max_tokens=32 if quick else 128,
                     max_tokens_single_line=24 if quick else 48, dtype="float32" if quick else "bfloat16",
+                    context_tokens=QUICK_CONTEXT_TOKENS if quick else Settings().context_tokens,
                     cpu_threads_bind=cpu_threads_bind)
     draft_settings = base.model_copy(update={"speculative_config": SpeculativeConfig(num_speculative_tokens=8)})
     draft_configs = {BASELINE: 0, "draft k=3": 3, "draft k=5": 5, "draft k=8": 8, POLICY: POLICY}

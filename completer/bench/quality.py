@@ -298,11 +298,13 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
         differing_only: bool = False) -> dict:
     from tqdm import tqdm
 
-    from completer.bench.latency import machine_description, vllm_version
+    from completer.bench.latency import QUICK_CONTEXT_TOKENS, machine_description, vllm_version
     from completer.config import Settings
 
-    # --quick checks exactness: float32, where results do not depend on batch or draft shapes
-    settings = Settings(speculation_policy="per_request", max_tokens=48 if quick else 128,
+    # --quick checks exactness: float32, where results do not depend on batch or draft shapes, and
+    # short prompts (a float32 prompt reads slowly on a CPU)
+    settings = Settings(speculation_policy="per_request", max_tokens=32 if quick else 128,
+                        context_tokens=QUICK_CONTEXT_TOKENS if quick else Settings().context_tokens,
                         dtype="float32" if quick else "bfloat16", cpu_threads_bind=cpu_threads_bind)
     tasks = load(data_dir, n, seed, sets)
     started = time.time()

@@ -23,6 +23,10 @@ def detect_backend() -> str:
         return "cpu"
 
 
+# vLLM's own variable, as set when completer started: a binding the user chose there is kept
+USER_THREADS_BIND = os.environ.get("VLLM_CPU_OMP_THREADS_BIND") or None
+
+
 def default_threads_bind(n_cpus: int) -> str:
     """An explicit OpenMP binding that leaves one core to everything else on a small machine.
 
@@ -35,6 +39,12 @@ def default_threads_bind(n_cpus: int) -> str:
     speculation: preloaded, it was slower on one core (long decode 0.78× idle, 0.67× busy) and on both.
     """
     return "0" if n_cpus <= 2 else f"0-{n_cpus - 2}"
+
+
+def threads_bind(setting: str | None, from_environment: str | None, n_cpus: int) -> str:
+    """VLLM_CPU_OMP_THREADS_BIND for the engine: the setting, else the variable as the user set it
+    before completer started, else default_threads_bind."""
+    return setting or from_environment or default_threads_bind(n_cpus)
 
 
 def prepare_environment(settings: Settings, plan: MemoryPlan | None, backend: str,
@@ -53,9 +63,8 @@ def prepare_environment(settings: Settings, plan: MemoryPlan | None, backend: st
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     if backend == "cpu":
         preload_tcmalloc(env)
-        env["VLLM_CPU_OMP_THREADS_BIND"] = settings.cpu_threads_bind or default_threads_bind(
-            os.cpu_count() or 1
-        )
+        env["VLLM_CPU_OMP_THREADS_BIND"] = threads_bind(settings.cpu_threads_bind, USER_THREADS_BIND,
+                                                       os.cpu_count() or 1)
         # the KV cache goes in vLLM's arguments, in bytes (engine_args): VLLM_CPU_KVCACHE_SPACE (whole
         # GiB) would override it
 

@@ -37,7 +37,9 @@ async def collect(client, n: int = 8) -> list[list[int]]:
 
 # float32: a token then never depends on the shape of the step that computed it. In bf16,
 # verifying k+1 tokens at once rounds differently from one at a time and can flip a near-tie.
-SETTINGS = {"max_tokens": 48, "max_tokens_single_line": 48, "dtype": "float32", "cpu_threads_bind": ALL_CORES}
+# A float32 prompt reads slowly on a CPU (no bf16 matrix units): prompts of at most 384 tokens.
+SETTINGS = {"max_tokens": 48, "max_tokens_single_line": 48, "dtype": "float32", "context_tokens": 384,
+            "cpu_threads_bind": ALL_CORES}
 SAMPLED = {"temperature": 0.8, "seed": 7}
 
 
@@ -50,7 +52,7 @@ async def test_speculative_output_is_token_identical_to_target_alone():
         with_draft = await collect(spec_client)
         # sampled requests on the CPU never speculate, so with a seed they equal the target alone's
         spec_client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=SAMPLED))
-        sampled_with_draft = await collect(spec_client, 4)
+        sampled_with_draft = await collect(spec_client, 2)
         assert (await stats(spec_client))["requests_speculated"] >= 7
     finally:
         await spec_client.shutdown_session()
@@ -59,7 +61,7 @@ async def test_speculative_output_is_token_identical_to_target_alone():
         await wait_ready(alone_client)
         alone = await collect(alone_client)
         alone_client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=SAMPLED))
-        sampled_alone = await collect(alone_client, 4)
+        sampled_alone = await collect(alone_client, 2)
     finally:
         await alone_client.shutdown_session()
     assert len(with_draft) == len(alone) >= 8
@@ -68,4 +70,4 @@ async def test_speculative_output_is_token_identical_to_target_alone():
     detail = {i: (with_draft[i], alone[i]) for i in mismatches}
     assert not mismatches, f"outputs differ on prompts {mismatches}: {detail}"
     assert sampled_with_draft == sampled_alone, "sampled requests differ from the target alone"
-    assert sampled_alone != alone[:4], "sampling had no effect: the comparison would prove nothing"
+    assert sampled_alone != alone[:2], "sampling had no effect: the comparison would prove nothing"

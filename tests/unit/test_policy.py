@@ -229,6 +229,17 @@ def test_default_threads_bind_leaves_a_core_free(cpus, bind):
     assert default_threads_bind(cpus) == bind
 
 
+@pytest.mark.parametrize("setting, from_environment, bind", [
+    (None, None, "0"),  # 2 cores: the default leaves one free
+    (None, "0-1", "0-1"),  # vLLM's variable as the user set it
+    ("1", "0-1", "1"),  # the setting wins
+])
+def test_the_threads_bind_is_the_setting_else_the_users_variable_else_the_default(setting, from_environment, bind):
+    from completer.engine.environment import threads_bind
+
+    assert threads_bind(setting, from_environment, 2) == bind
+
+
 @pytest.mark.parametrize("preload, present, expected", [
     ("", True, "/lib/libtcmalloc_minimal.so.4"),
     ("/torch/libgomp.so", True, "/lib/libtcmalloc_minimal.so.4:/torch/libgomp.so"),  # first, so it wins
