@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -272,10 +272,23 @@ class ModelInfo:
     num_layers: int
     num_kv_heads: int
     head_dim: int
+    dtype_bytes: int = 2  # bytes per element as loaded (the folders completer makes hold bf16)
 
     @property
     def kv_bytes_per_token(self) -> int:
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * 2  # K and V, bf16
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes  # K and V
+
+
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}  # "auto": the folder's own (bf16)
+
+
+def loaded_as(info: ModelInfo, dtype: str) -> ModelInfo:
+    """``info`` as vLLM holds the model in ``dtype``: bf16 weights loaded in float32 take twice
+    their file size, and so does each token's KV cache."""
+    size = DTYPE_BYTES.get(dtype, info.dtype_bytes)
+    if size == info.dtype_bytes:
+        return info
+    return replace(info, weight_bytes=info.weight_bytes * size // info.dtype_bytes, dtype_bytes=size)
 
 
 def read_info(path: str) -> ModelInfo:

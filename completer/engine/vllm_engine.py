@@ -261,8 +261,9 @@ def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
     if draft_dir and method == "draft_model":
         draft_dir = quantize.select(draft_dir, quantize.precision(quant.draft, "draft", backend, settings.dtype),
                                     quantize.RECIPES["draft"], explicit=quant.draft == "int8")
-    target_info = models.read_info(target_dir) if os.path.isdir(target_dir) else None
-    draft_info = models.read_info(draft_dir) if draft_dir and os.path.isdir(draft_dir) else None
+    target_info = models.loaded_as(models.read_info(target_dir), settings.dtype) if os.path.isdir(target_dir) else None
+    draft_info = models.loaded_as(models.read_info(draft_dir), settings.dtype) \
+        if draft_dir and os.path.isdir(draft_dir) else None
     if target_info and draft_info and method == "draft_model":
         models.check_pair(target_info, draft_info)
     memory = plan_memory(backend=backend, target=target_info, draft=draft_info,

@@ -82,3 +82,20 @@ def test_resident_memory_adds_the_engines_processes_and_their_children_once():
             p.kill()
         engine.kill()
         engine.wait()
+
+
+QWEN_1_5B = dict(path="q", vocab_size=151936, tokenizer_vocab=None, weight_bytes=3_087_467_520, num_layers=28,
+                 num_kv_heads=2, head_dim=128)
+
+
+@pytest.mark.parametrize("dtype, weight_bytes, kv_bytes_per_token", [
+    ("bfloat16", 3_087_467_520, 28_672),  # as the folder holds it
+    ("auto", 3_087_467_520, 28_672),
+    ("float16", 3_087_467_520, 28_672),
+    ("float32", 6_174_935_040, 57_344),  # every weight and KV element takes 4 bytes instead of 2
+])
+def test_a_model_loaded_in_float32_takes_twice_the_memory(dtype, weight_bytes, kv_bytes_per_token):
+    from completer.engine.models import ModelInfo, loaded_as
+
+    info = loaded_as(ModelInfo(**QWEN_1_5B), dtype)
+    assert (info.weight_bytes, info.kv_bytes_per_token) == (weight_bytes, kv_bytes_per_token)
