@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from completer.bench import repo_bench, repo_sources, repo_tasks
+from completer.bench import repo_bench, repo_report, repo_scoring, repo_sources, repo_tasks
 from completer.bench.quality import PLAIN, mid_line_starts
-from completer.bench.repo_bench import RepoRecord
+from completer.bench.repo_scoring import RepoRecord
 from completer.bench.repo_sources import SourceError
 from completer.bench.repo_tasks import BLOCK_COL0, BLOCK_INDENT, SINGLE_LINE, RepoTask
 from completer.context.prompt import QWEN
@@ -284,12 +284,12 @@ def test_a_changed_file_is_detected(tmp_path, source_repo):
     ("\ta = 1", "    a = 1", False),
 ])
 def test_exact_as_inserted(completion, expected, exact):
-    assert repo_bench.exact_as_inserted(completion, expected) is exact
+    assert repo_scoring.exact_as_inserted(completion, expected) is exact
 
 
 @pytest.mark.parametrize("text,lines", [("", 0), ("\n  \n", 0), ("a", 1), ("\na\nb\n\n", 2)])
 def test_line_count(text, lines):
-    assert repo_bench.line_count(text) == lines
+    assert repo_scoring.line_count(text) == lines
 
 
 def _record(row, language, kind, exact, empty=False, answer_lines=2, latency=1.0):
@@ -301,7 +301,7 @@ def test_summary_and_markdown():
     records = [_record(PLAIN, "python", SINGLE_LINE, True), _record(PLAIN, "python", BLOCK_INDENT, False, True, 0),
                _record(PLAIN, "go", BLOCK_COL0, True, answer_lines=3, latency=3.0),
                _record("completer", "python", SINGLE_LINE, False)]
-    table, summary = repo_bench.summarize(records)
+    table, summary = repo_report.summarize(records)
     plain = summary[PLAIN]
     assert plain["single_line_exact_match"] == 1.0 and plain["block_exact_match"] == 0.5
     assert plain["empty_block_answers"] == 1 and plain["short_block_answers"] == 1 and plain["block_tasks"] == 2
@@ -313,7 +313,7 @@ def test_summary_and_markdown():
             "completer_commit": "abc", "completer_changes": ["completer/x.py"],
             "repos": [{"repo": "o/n", "commit": "c" * 40, "language": "python"}],
             "counts": {SINGLE_LINE: 1}, "tasks": 3, "context_tokens": 1536, "max_tokens": 128, "wall_s": 1}
-    md = repo_bench.markdown(table, meta)
+    md = repo_report.markdown(table, meta)
     assert "| python | block-indent | plain FIM | 1 | 0.0% | 0.0% | 0.500 | 1.00 | 1.00 | 1 | 1 |" in md
     assert "abc plus uncommitted changes to completer/x.py" in md and "o/n@cccccccccc (python)" in md
 
@@ -350,7 +350,7 @@ def test_oracle_answer_is_the_removed_text_when_the_cuts_are_right(kind, before,
 
     completer = Completer(FakeEngine(""), Settings())
     task = RepoTask("o/r", "c" * 40, "a.py", "python", kind, len(before), len(before), len(before), "")
-    case = repo_bench.Case(task, before + after, len(before), expected)
+    case = repo_scoring.Case(task, before + after, len(before), expected)
     assert repo_bench.oracle_answer(completer, case) == expected
 
 
@@ -369,7 +369,7 @@ def test_generate_runs_the_rows_asked_for_and_keeps_raw_texts(monkeypatch, rows,
     monkeypatch.setattr(completer.engine, "start_engine", lambda settings: FakeEngine(answer))
     before, after = STACK_WITH_HOLE
     task = RepoTask("o/r", "c" * 40, "a.py", "python", BLOCK_COL0, len(before), len(before), len(before), "")
-    case = repo_bench.Case(task, before + after, len(before), "        self.items.append(item)")
+    case = repo_scoring.Case(task, before + after, len(before), "        self.items.append(item)")
     records, texts = asyncio.run(repo_bench._generate(Settings(), [case], lambda n: None, False, rows))
     assert {r.row for r in records} == expected_rows
     (kept,) = texts
@@ -414,33 +414,33 @@ def test_bench_quality_kind_needs_the_repo_set():
 
 
 @pytest.mark.parametrize("shown, raw, expected, finish, line_prefix, cause", [
-    ("a = 1\n    b = 2", "a = 1\n    b = 2", "a = 1\n    b = 2", "stop", "    ", repo_bench.EXACT),
-    ("", "", "a = 1\n    b = 2", "stop", "    ", repo_bench.EMPTY),
+    ("a = 1\n    b = 2", "a = 1\n    b = 2", "a = 1\n    b = 2", "stop", "    ", repo_scoring.EXACT),
+    ("", "", "a = 1\n    b = 2", "stop", "    ", repo_scoring.EMPTY),
     # the model wrote one line and its stop token
-    ("a = 1", "a = 1", "a = 1\n    b = 2", "stop", "    ", repo_bench.MODEL_ENDED),
+    ("a = 1", "a = 1", "a = 1\n    b = 2", "stop", "    ", repo_scoring.MODEL_ENDED),
     # the model closed the block after one line: a closing brace, or a line indented less
-    ("a := 1", "a := 1\n\t}\n\tfoo()", "a := 1\n\t\tb := 2", None, "\t\t", repo_bench.MODEL_CLOSED),
-    ("a = 1", "a = 1\n\n    return a", "a = 1\n        b = 2", None, "        ", repo_bench.MODEL_CLOSED),
-    ("        a = 1", "        a = 1\n    return a", "        a = 1\n        b = 2", None, "", repo_bench.MODEL_CLOSED),
+    ("a := 1", "a := 1\n\t}\n\tfoo()", "a := 1\n\t\tb := 2", None, "\t\t", repo_scoring.MODEL_CLOSED),
+    ("a = 1", "a = 1\n\n    return a", "a = 1\n        b = 2", None, "        ", repo_scoring.MODEL_CLOSED),
+    ("        a = 1", "        a = 1\n    return a", "        a = 1\n        b = 2", None, "", repo_scoring.MODEL_CLOSED),
     # the model went on in the block, the cuts kept one line
-    ("a = 1", "a = 1\n    b = 2\n    c = 3", "a = 1\n    b = 2", None, "    ", repo_bench.CUT_SHORT),
+    ("a = 1", "a = 1\n    b = 2\n    c = 3", "a = 1\n    b = 2", None, "    ", repo_scoring.CUT_SHORT),
     # the stream was stopped right after the answer: not the model's end
-    ("a = 1", "a = 1\n", "a = 1\n    b = 2", None, "    ", repo_bench.CUT_SHORT),
+    ("a = 1", "a = 1\n", "a = 1\n    b = 2", None, "    ", repo_scoring.CUT_SHORT),
     ("a = 1\n    b = 2\n    c = 3", "a = 1\n    b = 2\n    c = 3", "a = 1\n    b = 2", "stop", "    ",
-     repo_bench.LONGER),
-    ("a = 9\n    b = 2", "a = 9\n    b = 2", "a = 1\n    b = 2", "stop", "    ", repo_bench.OTHER_CODE),
+     repo_scoring.LONGER),
+    ("a = 9\n    b = 2", "a = 9\n    b = 2", "a = 1\n    b = 2", "stop", "    ", repo_scoring.OTHER_CODE),
 ])
 def test_miss_cause(shown, raw, expected, finish, line_prefix, cause):
-    assert repo_bench.miss_cause(shown, raw, expected, finish, line_prefix) == cause
+    assert repo_scoring.miss_cause(shown, raw, expected, finish, line_prefix) == cause
 
 
 def test_causes_are_counted_in_the_summary_and_the_report():
     records = [_record("completer", "go", BLOCK_INDENT, False), _record("completer", "go", BLOCK_COL0, True),
                _record(PLAIN, "go", BLOCK_COL0, False)]
-    records[0].cause, records[1].cause = repo_bench.MODEL_CLOSED, repo_bench.EXACT
-    _, summary = repo_bench.summarize(records)
-    assert summary["completer"]["block_answers_by_cause"] == {repo_bench.EXACT: 1, repo_bench.MODEL_CLOSED: 1}
+    records[0].cause, records[1].cause = repo_scoring.MODEL_CLOSED, repo_scoring.EXACT
+    _, summary = repo_report.summarize(records)
+    assert summary["completer"]["block_answers_by_cause"] == {repo_scoring.EXACT: 1, repo_scoring.MODEL_CLOSED: 1}
     assert "block_answers_by_cause" not in summary[PLAIN]
-    table = repo_bench.causes_markdown(summary)
+    table = repo_report.causes_markdown(summary)
     assert "| completer | 1 | 0 | 0 | 1 | 0 | 0 | 0 |" in table and PLAIN not in table
-    assert repo_bench.causes_markdown({PLAIN: summary[PLAIN]}) == ""
+    assert repo_report.causes_markdown({PLAIN: summary[PLAIN]}) == ""
