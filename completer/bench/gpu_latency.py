@@ -23,19 +23,18 @@ import asyncio
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from completer.bench.gpu_shapes import shape_folders
+from completer.bench.latency import task_context
 from completer.bench.report import percentile
 from completer.bench.workloads import LONG, SHORT, load_tasks
 from completer.config import Settings, SpeculativeConfig
-from completer.context.builder import build_context
-from completer.context.prompt import QWEN
 from completer.context.tokens import HFTokenCounter
 from completer.engine.models import cache_dir
 from completer.policy.speculation import SpeculationPolicy
-from completer.types import CompletionKind, GenerationPlan
+from completer.types import GenerationPlan
 
 BASELINE = "target alone"
 POLICY = "completer policy"
@@ -210,12 +209,8 @@ class Item:
 def build_prompts(tokenizer_dir: Path, n: int, seed: int) -> list[Item]:
     """Completer's contexts for ``n`` latency-benchmark tasks (half short, half long)."""
     counter = HFTokenCounter(str(tokenizer_dir))
-    items = []
-    for task in load_tasks(n, seed):
-        ctx = build_context(task.prefix + task.suffix, len(task.prefix), task.language, counter, QWEN, 1536, 0.75)
-        kind = CompletionKind.SINGLE_LINE if task.length_class == SHORT else CompletionKind.MULTI_LINE
-        items.append(Item(task.id, task.length_class, replace(ctx, kind=kind)))
-    return items
+    settings = Settings()  # the default context budget, as on the CPU
+    return [Item(task.id, task.length_class, task_context(task, counter, settings)) for task in load_tasks(n, seed)]
 
 
 def load_records(path: Path) -> list[GpuRecord]:
