@@ -9,7 +9,7 @@ import click
 
 cpu_threads_bind_option = click.option(
     "--cpu-threads-bind", help="VLLM_CPU_OMP_THREADS_BIND for the engine, e.g. 0-1 to use every core "
-                               "of an otherwise idle 2-core machine (default: all cores but one).")
+                               "of an otherwise idle 2-core machine (default: $VLLM_CPU_OMP_THREADS_BIND where set, else all cores but one).")
 
 
 def repo_options(command):
