@@ -16,8 +16,8 @@ from completer.bench.cli_options import cpu_threads_bind_option, repo_options
 @click.option("-n", "--num-tasks", type=click.IntRange(1), default=None,
               help="Tasks sampled from each HumanEval-infilling set (default 60); with --set repo, holes of each "
                    "kind per language (default 6 single-line, 5 block-indent, 5 block-col0).")
-@click.option("--quick", is_flag=True, help="Two tasks per set (one per kind and language for --set repo) and short "
-                                            "completions: checks that it works.")
+@click.option("--quick", is_flag=True, help="Two tasks per set (one with -n 1; one per kind and language for --set "
+                                            "repo) and short completions: checks that it works.")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder with HumanEval-*Infilling*.jsonl.gz (default: ../shared/data/humaneval-infilling).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
@@ -67,13 +67,13 @@ def bench_quality(num_tasks: int | None, quick: bool, data_dir: Path | None, out
     if repo_kinds or completer_only:
         click.echo("completer: --kind and --completer-only go with --set repo", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    num_tasks = num_tasks or 60
+    num_tasks = min(num_tasks or 2, 2) if quick else num_tasks or 60
     no_speculative = speculative is False
     data_dir = data_dir or default_data_dir()
     if data_dir is None:
         click.echo("completer: no HumanEval-infilling data found; pass --data", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    result = quality.run(2 if quick else num_tasks, None if quick else out, data_dir, seed, quick=quick,
+    result = quality.run(num_tasks, None if quick else out, data_dir, seed, quick=quick,
                          cpu_threads_bind=cpu_threads_bind, spm=spm, anchors=anchors,
                          speculative=not no_speculative, sets=sets or quality.DEFAULT_SETS,
                          differing_only=differing_only)

@@ -13,7 +13,7 @@ from tests.e2e.helpers import ALL_CORES, complete_detail, open_doc, start_client
 
 pytestmark = pytest.mark.engine
 
-# 8 tasks spread over HumanEval multi-line infilling, shipped with the tests
+# HumanEval multi-line infilling, shipped with the tests
 DATA = Path(__file__).resolve().parents[1] / "data" / "humaneval-infilling"
 
 
@@ -24,7 +24,7 @@ def tasks(n: int = 8) -> list[tuple[str, str]]:
     return [(r["prompt"], r["suffix"]) for r in rows[::step][:n]]
 
 
-async def collect(client, n: int = 8) -> list[list[int]]:
+async def collect(client, n: int = 6) -> list[list[int]]:
     outputs = []
     for i, (prefix, suffix) in enumerate(tasks()[:n]):
         uri = f"file:///workspace/task{i}.py"
@@ -53,7 +53,7 @@ async def test_speculative_output_is_token_identical_to_target_alone():
         # sampled requests on the CPU never speculate, so with a seed they equal the target alone's
         spec_client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=SAMPLED))
         sampled_with_draft = await collect(spec_client, 2)
-        assert (await stats(spec_client))["requests_speculated"] >= 7
+        assert (await stats(spec_client))["requests_speculated"] >= 5
     finally:
         await spec_client.shutdown_session()
     alone_client = await start_client({**SETTINGS, "speculative_config": {"method": "none"}})
@@ -64,7 +64,7 @@ async def test_speculative_output_is_token_identical_to_target_alone():
         sampled_alone = await collect(alone_client, 2)
     finally:
         await alone_client.shutdown_session()
-    assert len(with_draft) == len(alone) >= 8
+    assert len(with_draft) == len(alone) >= 6
     assert sum(len(t) for t in alone) > 100, "too few tokens to compare"
     mismatches = [i for i, (a, b) in enumerate(zip(with_draft, alone)) if a != b]
     detail = {i: (with_draft[i], alone[i]) for i in mismatches}

@@ -17,10 +17,10 @@ DATA = REPO / "tests" / "data" / "humaneval-infilling"
 
 @pytest.mark.timeout(600)
 def test_quality_benchmark_quick():
-    done = subprocess.run([sys.executable, "-m", "completer", "bench", "quality", "--quick", "--data", str(DATA),
+    done = subprocess.run([sys.executable, "-m", "completer", "bench", "quality", "--quick", "-n", "1", "--data", str(DATA),
                            "--cpu-threads-bind", ALL_CORES], capture_output=True, text=True, timeout=580, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("single-line", "multi-line", "random-span-light"):
         for row in ("plain FIM", "completer |", "completer, speculative k=5"):
             assert f"| {name} | {row}" in done.stdout, done.stdout
-    assert "identical on 6/6 tasks" in done.stdout
+    assert "identical on 3/3 tasks" in done.stdout  # one task of each set

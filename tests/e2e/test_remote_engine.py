@@ -40,7 +40,7 @@ PLANS = [GenerationPlan(max_tokens=48, speculate=True, num_speculative_tokens=5)
          GenerationPlan(max_tokens=48, speculate=False)]
 
 
-def prompts(n: int = 3) -> list[str]:
+def prompts(n: int = 2) -> list[str]:
     return [QWEN.render(prefix, suffix) for prefix, suffix in tasks(n)]
 
 
