@@ -106,15 +106,15 @@ def quality(n: int, precisions: list[str], out: str, seed: int = 0) -> None:
         print(json.dumps(row), flush=True)
 
 
-def report(recipes_path: str, speed_path: str, quality_path: str, out: str, commands: list[str],
+def report(recipes_path: str, speed_path: str, quality_path: str | None, out: str, commands: list[str],
            notes: list[str]) -> None:
-    """docs/benchmarks/int8.{json,md,png} from the three runs' JSON files."""
+    """OUT/int8.{json,md,png} from the three runs' JSON files (without a quality run: recipes and speed)."""
     from completer.bench.latency import machine_description, vllm_version
     from completer.bench.report import write_results
 
     recipes = json.loads(Path(recipes_path).read_text())
     speed = json.loads(Path(speed_path).read_text())
-    qual = json.loads(Path(quality_path).read_text())
+    qual = json.loads(Path(quality_path).read_text()) if quality_path else {"rows": [], "records": []}
     models = {r["name"]: r for r in speed if r["kind"] == "model"}
     pairs = {r["name"]: r for r in speed if r["kind"] == "pair"}
     pass_at_1 = {(r["set"], r["row"].rsplit(" ", 1)[-1]): r["pass@1"] for r in qual["rows"]}
@@ -128,7 +128,8 @@ def report(recipes_path: str, speed_path: str, quality_path: str, out: str, comm
     summary |= {f"mean_latency_s_{s}_{prec}": round(v, 3) for (s, prec), v in latency.items()}
     summary |= {f"recipe_{r['model']}_{r['name']}_agreement": round(r["agreement"], 4) for r in recipes}
     result = {"summary": summary, "commands": commands, "notes": notes, "machine": machine_description(), "vllm": vllm_version(),
-              "recipes": recipes, "speed": speed, "quality": {k: v for k, v in qual.items() if k != "records"},
+              "recipes": recipes, "speed": speed,
+              "quality": {k: v for k, v in qual.items() if k != "records"} if quality_path else None,
               "quality_records": qual["records"]}
     lines = ["# int8 (W8A8) against bf16 on the CPU", "",
              f"Machine: {result['machine']}; {result['vllm']}; one core (VLLM_CPU_OMP_THREADS_BIND=0), "
@@ -157,11 +158,12 @@ def report(recipes_path: str, speed_path: str, quality_path: str, out: str, comm
         gain = f"{base / r['ms_per_token']:.2f}x" if base else "–"
         lines.append(f"| {name} | {r['ms_per_token']:.1f} | {gain} | "
                      f"{', '.join(map(str, r.get('common_prefix_tokens') or []))} |")
-    lines += ["", f"## Quality gate: HumanEval-infilling pass@1 (completer's row, k = 0, n = {qual['n']} per set, "
-              f"seed {qual['seed']}, the same tasks for both; {qual['wall_s']} s)", "",
-              "pass@1 (points against bf16), then the mean seconds per completion (both cores, completer's defaults):",
-              "", "| set | " + " | ".join(f"target {p}" for p in precs) + " | "
-              + " | ".join(f"s, {p}" for p in precs) + " |", "|---|" + "---:|" * (2 * len(precs))]
+    if quality_path:
+        lines += ["", f"## Quality gate: HumanEval-infilling pass@1 (completer's row, k = 0, n = {qual['n']} per "
+                  f"set, seed {qual['seed']}, the same tasks for both; {qual['wall_s']} s)", "",
+                  "pass@1 (points against bf16), then the mean seconds per completion (both cores, completer's "
+                  "defaults):", "", "| set | " + " | ".join(f"target {p}" for p in precs) + " | "
+                  + " | ".join(f"s, {p}" for p in precs) + " |", "|---|" + "---:|" * (2 * len(precs))]
     for s in sets:
         b = pass_at_1.get((s, "bf16"))
         cells = [f"{pass_at_1[(s, p)]:.1%}" + ("" if p == "bf16" or b is None else
@@ -176,7 +178,8 @@ def report(recipes_path: str, speed_path: str, quality_path: str, out: str, comm
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        fig, axes = plt.subplots(1, 2 if quality_path else 1, figsize=(10 if quality_path else 6, 3.6), squeeze=False)
+        a1 = axes[0][0]
         names = list(models)
         bars = a1.bar(names, [models[n]["decode_ms_per_token"] for n in names])
         a1.bar_label(bars, fmt="%.1f", fontsize=7)
@@ -186,6 +189,12 @@ def report(recipes_path: str, speed_path: str, quality_path: str, out: str, comm
         a1.set_ylabel("ms per generated token")
         a1.tick_params(axis="x", rotation=30, labelsize=7)
         a1.set_title("decode, one core")
+        if not quality_path:
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            return
+        a2 = axes[0][1]
         width = 0.8 / len(precs)
         for j, prec in enumerate(precs):
             vals = [(pass_at_1.get((s, prec)) or 0) * 100 for s in sets]
@@ -208,7 +217,7 @@ def main() -> None:
         ap.add_argument("cmd")
         ap.add_argument("--recipes", required=True)
         ap.add_argument("--speed", required=True)
-        ap.add_argument("--quality", required=True)
+        ap.add_argument("--quality", help="The quality run's JSON (omitted: no quality section)")
         ap.add_argument("--out", default="docs/benchmarks")
         ap.add_argument("--command", action="append", default=[])
         ap.add_argument("--note", action="append", default=[], help="A paragraph before the commands.")
