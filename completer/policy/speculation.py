@@ -15,7 +15,7 @@ from completer.config import Settings
 from completer.engine.interface import Capabilities
 from completer.policy.acceptance import AcceptanceTracker, best_k, expected_speedup
 from completer.policy.rules import speculation_allowed
-from completer.policy.warm_cache import RecentPrompts, StepCosts, plan_seconds
+from completer.policy.warm_cache import RecentPrompts, StepCosts, other_plan_sooner, plan_seconds
 from completer.types import CompletionKind, Context, Generation, GenerationPlan
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class SpeculationPolicy:
             reason = FIXED_K
         elif reason in (SHORT, LONG):
             seconds = self._warmer_seconds(ctx, reason == LONG, max_tokens, prefix_cache)
-            if seconds is not None and (seconds[1] < seconds[0] if reason == LONG else seconds[0] < seconds[1]):
+            if other_plan_sooner(seconds, reason == LONG):
                 reason = WARM_CACHE
                 log.debug("%s: the other plan's prefix cache holds more of the prompt",
                           "bypassing speculation" if by_length == LONG else "speculating")
@@ -200,11 +200,10 @@ class SpeculationPolicy:
             return None  # nothing to gain: spare the tokenizer
         speculating = self.count_tokens(ctx.prompt[:speculating_chars]) if speculating_chars else 0
         bypassed = self.count_tokens(ctx.prompt[:bypassed_chars]) if bypassed_chars else 0
-        if (bypassed - speculating if planned_speculate else speculating - bypassed) < self.block_size:
-            return None  # less than a block: the prefix cache keeps whole blocks only
         draft_cost = self.draft_cost()
         speedup = expected_speedup(self.acceptance.alpha(ctx.language), self.k_for(ctx.language), draft_cost)
-        return plan_seconds(self.step_costs, prompt_tokens=ctx.prompt_tokens, cached_if_speculating=speculating,
+        return plan_seconds(self.step_costs, planned_speculate=planned_speculate, prompt_tokens=ctx.prompt_tokens,
+                            cached_if_speculating=speculating,
                             cached_if_bypassed=bypassed, new_tokens=max_tokens, speedup=speedup,
                             draft_cost=draft_cost, block_tokens=self.block_size)
 

@@ -80,11 +80,20 @@ def expected_seconds(costs: StepCosts, read_tokens: int, new_tokens: int, *, spe
     return prefill + decode
 
 
-def plan_seconds(costs: StepCosts, *, prompt_tokens: int, cached_if_speculating: int, cached_if_bypassed: int,
-                 new_tokens: int, speedup: float, draft_cost: float, block_tokens: int) -> tuple[float, float] | None:
-    """(speculating, bypassed): the seconds each plan is expected to take, where the two caches
-    differ by at least a block and this machine's step costs are known; else None (nothing to weigh)."""
-    if not costs.known or abs(cached_if_bypassed - cached_if_speculating) < block_tokens:
+def plan_seconds(costs: StepCosts, *, planned_speculate: bool, prompt_tokens: int, cached_if_speculating: int,
+                 cached_if_bypassed: int, new_tokens: int, speedup: float, draft_cost: float,
+                 block_tokens: int) -> tuple[float, float] | None:
+    """(speculating, bypassed): the seconds each plan is expected to take, where the plan other than
+    the planned one finds at least a block more of its prompt in its cache and this machine's step
+    costs are known; else None: the planned plan stands.
+
+    A long request planned to speculate right after a one-line (bypassed) one finds its prompt
+    only in the bypass's cache, and a one-line request right after a speculating block request
+    only in the speculating one. With both caches equally warm (or cold) there is nothing to weigh.
+    """
+    planned, other = ((cached_if_speculating, cached_if_bypassed) if planned_speculate
+                      else (cached_if_bypassed, cached_if_speculating))
+    if not costs.known or other - planned < block_tokens:
         return None
     speculating = expected_seconds(costs, prompt_tokens - cached_if_speculating, new_tokens, speculate=True,
                                    speedup=speedup, draft_cost=draft_cost)
@@ -93,23 +102,9 @@ def plan_seconds(costs: StepCosts, *, prompt_tokens: int, cached_if_speculating:
     return speculating, bypassed
 
 
-def other_plan_pays(costs: StepCosts, *, planned_speculate: bool, prompt_tokens: int, cached_if_speculating: int,
-                    cached_if_bypassed: int, new_tokens: int, speedup: float, draft_cost: float,
-                    block_tokens: int) -> bool:
-    """True where the plan other than the planned one is expected to finish sooner, from a warmer cache.
-
-    A long request planned to speculate right after a one-line (bypassed) one finds its prompt
-    only in the bypass's cache, and a one-line request right after a speculating block request
-    only in the speculating one. Only where the other plan's cache holds at least a block more
-    of the prompt: with both caches equally warm (or cold) the policy's choice stands.
-    """
-    planned, other = ((cached_if_speculating, cached_if_bypassed) if planned_speculate
-                      else (cached_if_bypassed, cached_if_speculating))
-    if other - planned < block_tokens:
-        return False
-    seconds = plan_seconds(costs, prompt_tokens=prompt_tokens, cached_if_speculating=cached_if_speculating,
-                           cached_if_bypassed=cached_if_bypassed, new_tokens=new_tokens, speedup=speedup,
-                           draft_cost=draft_cost, block_tokens=block_tokens)
+def other_plan_sooner(seconds: tuple[float, float] | None, planned_speculate: bool) -> bool:
+    """Whether the plan other than the planned one is expected to finish first, from plan_seconds'
+    (speculating, bypassed); False where nothing was weighed."""
     if seconds is None:
         return False
     speculating, bypassed = seconds

@@ -1,6 +1,6 @@
 import pytest
 
-from completer.policy.warm_cache import RecentPrompts, StepCosts, expected_seconds, other_plan_pays, plan_seconds
+from completer.policy.warm_cache import RecentPrompts, StepCosts, expected_seconds, other_plan_sooner, plan_seconds
 
 CPU = StepCosts(prefill_s=0.015, decode_s=0.15)  # 1.5B target on one core of a 2-core CPU
 GPU = StepCosts(prefill_s=0.00003, decode_s=0.007)
@@ -69,9 +69,10 @@ def test_expected_seconds_charges_the_draft_for_the_prompt_it_reads():
 ])
 def test_bypass_pays_only_where_the_warmer_cache_outweighs_speculation(costs, cached_if_speculating,
                                                                        cached_if_bypassed, bypass):
-    assert other_plan_pays(costs, planned_speculate=True, prompt_tokens=1900,
+    seconds = plan_seconds(costs, planned_speculate=True, prompt_tokens=1900,
                            cached_if_speculating=cached_if_speculating, cached_if_bypassed=cached_if_bypassed,
-                           new_tokens=128, speedup=1.3, draft_cost=0.31, block_tokens=128) is bypass
+                           new_tokens=128, speedup=1.3, draft_cost=0.31, block_tokens=128)
+    assert other_plan_sooner(seconds, planned_speculate=True) is bypass
 
 
 @pytest.mark.parametrize("costs, cached_if_speculating, cached_if_bypassed, speedup, speculate", [
@@ -85,9 +86,10 @@ def test_bypass_pays_only_where_the_warmer_cache_outweighs_speculation(costs, ca
 ])
 def test_speculation_pays_where_only_the_speculating_cache_holds_a_short_requests_prompt(
         costs, cached_if_speculating, cached_if_bypassed, speedup, speculate):
-    assert other_plan_pays(costs, planned_speculate=False, prompt_tokens=1900,
+    seconds = plan_seconds(costs, planned_speculate=False, prompt_tokens=1900,
                            cached_if_speculating=cached_if_speculating, cached_if_bypassed=cached_if_bypassed,
-                           new_tokens=128, speedup=speedup, draft_cost=0.31, block_tokens=128) is speculate
+                           new_tokens=128, speedup=speedup, draft_cost=0.31, block_tokens=128)
+    assert other_plan_sooner(seconds, planned_speculate=False) is speculate
 
 
 @pytest.mark.parametrize("decode_s, step_s, k, expected", [
@@ -112,17 +114,18 @@ def test_no_draft_cost_before_the_target_alone_was_measured_or_from_too_few_step
     assert costs.draft_cost is None
 
 
-@pytest.mark.parametrize("costs, cached_if_speculating, cached_if_bypassed, weighed", [
-    (CPU, 0, 1400, True),
-    (CPU, 1400, 0, True),  # either cache may be the warmer one
-    (CPU, 0, 100, False),  # less than a block apart
-    (StepCosts(), 0, 1400, False),  # nothing measured yet
+@pytest.mark.parametrize("costs, planned_speculate, cached_if_speculating, cached_if_bypassed, weighed", [
+    (CPU, True, 0, 1400, True),  # planned to speculate; the bypass's cache is a block warmer
+    (CPU, False, 1400, 0, True),  # planned to bypass; the speculating cache is a block warmer
+    (CPU, True, 1400, 0, False),  # the planned plan's own cache is the warmer one: nothing to weigh
+    (CPU, True, 0, 100, False),  # less than a block apart
+    (StepCosts(), True, 0, 1400, False),  # nothing measured yet
 ])
-def test_plan_seconds_weighs_the_plans_only_a_block_apart_and_measured(costs, cached_if_speculating,
-                                                                       cached_if_bypassed, weighed):
-    seconds = plan_seconds(costs, prompt_tokens=1900, cached_if_speculating=cached_if_speculating,
-                           cached_if_bypassed=cached_if_bypassed, new_tokens=128, speedup=1.3, draft_cost=0.31,
-                           block_tokens=128)
+def test_plan_seconds_weighs_the_plans_only_where_the_other_is_a_block_warmer_and_costs_are_known(
+        costs, planned_speculate, cached_if_speculating, cached_if_bypassed, weighed):
+    seconds = plan_seconds(costs, planned_speculate=planned_speculate, prompt_tokens=1900,
+                           cached_if_speculating=cached_if_speculating, cached_if_bypassed=cached_if_bypassed,
+                           new_tokens=128, speedup=1.3, draft_cost=0.31, block_tokens=128)
     assert (seconds is not None) is weighed
     if weighed:
         speculating, bypassed = seconds
@@ -130,3 +133,14 @@ def test_plan_seconds_weighs_the_plans_only_a_block_apart_and_measured(costs, ca
                                                speedup=1.3, draft_cost=0.31)
         assert bypassed == expected_seconds(costs, 1900 - cached_if_bypassed, 128, speculate=False,
                                             speedup=1.3, draft_cost=0.31)
+
+
+@pytest.mark.parametrize("seconds, planned_speculate, sooner", [
+    (None, True, False),  # nothing weighed
+    ((9.0, 4.0), True, True),  # planned to speculate; the bypass is expected first
+    ((4.0, 9.0), True, False),
+    ((4.0, 9.0), False, True),  # planned to bypass; speculation is expected first
+    ((9.0, 4.0), False, False),
+])
+def test_the_other_plan_is_sooner_only_where_its_seconds_are_fewer(seconds, planned_speculate, sooner):
+    assert other_plan_sooner(seconds, planned_speculate) is sooner
