@@ -105,7 +105,7 @@ def _bench_quality_repo(num_tasks: int | None, quick: bool, out: Path, cpu_threa
         sys.exit(EXIT_BAD_INPUT)
     click.echo(repo_bench.markdown(result["rows"], result))
     click.echo(json.dumps(result["summary"], indent=1))
-    click.echo(f"answers and expected texts: {repo_bench.TEXTS_FILE}")
+    click.echo(f"answers and expected texts: {repo_bench.texts_file(quick)}")
 
 
 @click.command("repo-tasks")

@@ -39,6 +39,12 @@ from completer.bench.repo_tasks import SINGLE_LINE, load_tasks, select
 # 16 holes per language, 80 in all, 160 requests: about 25 minutes on a 2-core CPU (9.3 s a request measured)
 DEFAULT_COUNTS = {SINGLE_LINE: 6, "block-indent": 5, "block-col0": 5}
 TEXTS_FILE = Path("~/.cache/completer/bench/quality-repo-texts.json")
+
+
+def texts_file(quick: bool) -> Path:
+    """Where a run keeps its answers and expected texts: a --quick run (a smoke check) keeps its own,
+    so that it never replaces a full run's."""
+    return TEXTS_FILE.with_name("quality-repo-texts-quick.json") if quick else TEXTS_FILE
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -173,7 +179,7 @@ def run(tasks_file: Path, repos_dir: Path, counts: dict[str, int], out: Path | N
             "max_tokens": settings.max_tokens, "context_tokens": settings.context_tokens,
             "cpu_threads_bind": cpu_threads_bind, "wall_s": round(time.time() - started, 1)}
     result = {**meta, "summary": summary, "rows": table, "records": [asdict(r) for r in records]}
-    kept = TEXTS_FILE.expanduser()
+    kept = texts_file(quick).expanduser()
     kept.parent.mkdir(parents=True, exist_ok=True)
     kept.write_text(json.dumps(texts, indent=1))
     if out is not None:

@@ -444,3 +444,9 @@ def test_causes_are_counted_in_the_summary_and_the_report():
     table = repo_report.causes_markdown(summary)
     assert "| completer | 1 | 0 | 0 | 1 | 0 | 0 | 0 |" in table and PLAIN not in table
     assert repo_report.causes_markdown({PLAIN: summary[PLAIN]}) == ""
+
+
+@pytest.mark.parametrize("quick, name", [(False, "quality-repo-texts.json"), (True, "quality-repo-texts-quick.json")])
+def test_a_quick_run_keeps_its_texts_apart_from_a_full_runs(quick, name):
+    assert repo_bench.texts_file(quick).name == name
+    assert repo_bench.texts_file(quick).parent == repo_bench.TEXTS_FILE.parent
