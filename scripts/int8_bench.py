@@ -161,7 +161,7 @@ def report(recipes_path: str, speed_path: str, quality_path: str | None, out: st
     if quality_path:
         lines += ["", f"## Quality gate: HumanEval-infilling pass@1 (completer's row, k = 0, n = {qual['n']} per "
                   f"set, seed {qual['seed']}, the same tasks for both; {qual['wall_s']} s)", "",
-                  "pass@1 (points against bf16), then the mean seconds per completion (both cores, completer's "
+                  "pass@1 (points against bf16), then the mean seconds per completion (completer's "
                   "defaults):", "", "| set | " + " | ".join(f"target {p}" for p in precs) + " | "
                   + " | ".join(f"s, {p}" for p in precs) + " |", "|---|" + "---:|" * (2 * len(precs))]
     for s in sets:

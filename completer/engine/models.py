@@ -272,7 +272,8 @@ class ModelInfo:
     num_layers: int
     num_kv_heads: int
     head_dim: int
-    dtype_bytes: int = 2  # bytes per element as loaded (the folders completer makes hold bf16)
+    dtype_bytes: int = 2  # bytes per element as stored (the folders completer makes hold bf16)
+    quantized: bool = False  # int8 (or other) weights: their size does not follow the dtype
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -284,11 +285,12 @@ DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}  # "auto": the folder'
 
 def loaded_as(info: ModelInfo, dtype: str) -> ModelInfo:
     """``info`` as vLLM holds the model in ``dtype``: bf16 weights loaded in float32 take twice
-    their file size, and so does each token's KV cache."""
+    their file size, and so does each token's KV cache (quantized weights keep their size)."""
     size = DTYPE_BYTES.get(dtype, info.dtype_bytes)
     if size == info.dtype_bytes:
         return info
-    return replace(info, weight_bytes=info.weight_bytes * size // info.dtype_bytes, dtype_bytes=size)
+    weights = info.weight_bytes if info.quantized else info.weight_bytes * size // info.dtype_bytes
+    return replace(info, weight_bytes=weights, dtype_bytes=size)
 
 
 def read_info(path: str) -> ModelInfo:
@@ -297,9 +299,10 @@ def read_info(path: str) -> ModelInfo:
     cfg = json.loads((folder / "config.json").read_text())
     heads = cfg.get("num_attention_heads", 1)
     head_dim = cfg.get("head_dim") or cfg.get("hidden_size", 0) // max(heads, 1)
+    stored = DTYPE_BYTES.get(cfg.get("torch_dtype") or cfg.get("dtype") or "", 2)
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors")) or sum(
         p.stat().st_size for p in folder.glob("*.bin")
-    ) or parameter_bytes(cfg)
+    ) or parameter_bytes(cfg, stored)
     return ModelInfo(
         path=str(folder),
         vocab_size=int(cfg.get("vocab_size", 0)),
@@ -308,6 +311,8 @@ def read_info(path: str) -> ModelInfo:
         num_layers=int(cfg.get("num_hidden_layers", 0)),
         num_kv_heads=int(cfg.get("num_key_value_heads", heads)),
         head_dim=int(head_dim),
+        dtype_bytes=stored,
+        quantized="quantization_config" in cfg,
     )
 
 

@@ -99,3 +99,35 @@ def test_a_model_loaded_in_float32_takes_twice_the_memory(dtype, weight_bytes, k
 
     info = loaded_as(ModelInfo(**QWEN_1_5B), dtype)
     assert (info.weight_bytes, info.kv_bytes_per_token) == (weight_bytes, kv_bytes_per_token)
+
+
+@pytest.mark.parametrize("stored, quantized, weight_bytes, kv_bytes_per_token", [
+    (4, False, 6_174_935_040, 57_344),  # a float32 folder in float32: as stored
+    (2, True, 3_087_467_520, 57_344),  # int8 weights keep their size; the KV cache is float32
+])
+def test_float32_doubles_only_what_is_stored_in_two_bytes(stored, quantized, weight_bytes, kv_bytes_per_token):
+    from completer.engine.models import ModelInfo, loaded_as
+
+    info = ModelInfo(**{**QWEN_1_5B, "weight_bytes": weight_bytes if stored == 4 else 3_087_467_520},
+                     dtype_bytes=stored, quantized=quantized)
+    loaded = loaded_as(info, "float32")
+    assert (loaded.weight_bytes, loaded.kv_bytes_per_token) == (weight_bytes, kv_bytes_per_token)
+
+
+@pytest.mark.parametrize("config, dtype_bytes, quantized", [
+    ({"torch_dtype": "float32"}, 4, False),
+    ({"dtype": "bfloat16"}, 2, False),  # newer transformers write "dtype"
+    ({}, 2, False),  # unsaid: bf16, as completer's own folders
+    ({"dtype": "bfloat16", "quantization_config": {"format": "int-quantized"}}, 2, True),
+])
+def test_read_info_reads_how_the_weights_are_stored(tmp_path, config, dtype_bytes, quantized):
+    import json
+
+    from completer.engine.models import parameter_bytes, read_info
+
+    base = {"hidden_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2, "intermediate_size": 128,
+            "vocab_size": 100}
+    (tmp_path / "config.json").write_text(json.dumps({**base, **config}))
+    info = read_info(str(tmp_path))
+    assert (info.dtype_bytes, info.quantized) == (dtype_bytes, quantized)
+    assert info.weight_bytes == parameter_bytes(base, dtype_bytes)  # no weight files: sized from the config
