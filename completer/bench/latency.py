@@ -199,8 +199,7 @@ def run(n: int, out: Path | None, quick: bool, seed: int = 0, include_ngram: boo
     # reads slowly on a CPU (no bf16 matrix units), so --quick keeps prompts short
     base = Settings(speculation_policy="per_request", max_tokens=32 if quick else 128,
                     max_tokens_single_line=24 if quick else 48, dtype="float32" if quick else "bfloat16",
-                    context_tokens=QUICK_CONTEXT_TOKENS if quick else Settings().context_tokens,
-                    cpu_threads_bind=cpu_threads_bind)
+                    cpu_threads_bind=cpu_threads_bind, **({"context_tokens": QUICK_CONTEXT_TOKENS} if quick else {}))
     draft_settings = base.model_copy(update={"speculative_config": SpeculativeConfig(num_speculative_tokens=8)})
     draft_configs = {BASELINE: 0, "draft k=3": 3, "draft k=5": 5, "draft k=8": 8, POLICY: POLICY}
     ngram_settings = base.model_copy(update={"speculative_config": SpeculativeConfig(method="ngram", num_speculative_tokens=5)})

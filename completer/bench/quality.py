@@ -304,8 +304,8 @@ def run(n: int, out: Path | None, data_dir: Path, seed: int = 0, quick: bool = F
     # --quick checks exactness: float32, where results do not depend on batch or draft shapes, and
     # short prompts (a float32 prompt reads slowly on a CPU)
     settings = Settings(speculation_policy="per_request", max_tokens=32 if quick else 128,
-                        context_tokens=QUICK_CONTEXT_TOKENS if quick else Settings().context_tokens,
-                        dtype="float32" if quick else "bfloat16", cpu_threads_bind=cpu_threads_bind)
+                        dtype="float32" if quick else "bfloat16", cpu_threads_bind=cpu_threads_bind,
+                        **({"context_tokens": QUICK_CONTEXT_TOKENS} if quick else {}))
     tasks = load(data_dir, n, seed, sets)
     started = time.time()
     extras = {} if quick else extra_rows(spm, anchors)
