@@ -2,7 +2,7 @@
 
   python3 scripts/gpu/check.py contract              every vLLM name the CUDA classes touch exists
   python3 scripts/gpu/check.py exact [--model DIR]   greedy identity in float32, speculation vs the target alone
-        (exact-eagle3, exact-draft, exact-ngram (ngram_gpu and ngram); exact-v1: the three V1-runner
+        (exact-eagle3, exact-draft, exact-ngram (ngram_gpu and ngram), exact-ngram-host (ngram); exact-v1: the three V1-runner
         methods against one reference engine):
         - eagle3 (per request, Model Runner V2, asynchronous scheduling) with a random head on a
           random-weight 1.5B-shaped target: k = 5 and k = 0 rows of one engine, and a stock
@@ -174,7 +174,7 @@ def check_default() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checks", nargs="+", choices=["contract", "exact", "exact-eagle3", "exact-draft", "exact-ngram", "exact-v1",
+    parser.add_argument("checks", nargs="+", choices=["contract", "exact", "exact-eagle3", "exact-draft", "exact-ngram", "exact-ngram-host", "exact-v1",
                                                          "default"])
     parser.add_argument("--model", help="exact: a local target folder with real weights (draft = target)")
     args = parser.parse_args()
@@ -186,6 +186,7 @@ def main() -> int:
                    "exact-eagle3": lambda: check_exact(args.model, ("eagle3",)),
                    "exact-draft": lambda: check_exact(args.model, ("draft_model",)),
                    "exact-ngram": lambda: check_exact(args.model, ("ngram_gpu", "ngram")),
+                   "exact-ngram-host": lambda: check_exact(args.model, ("ngram",)),
                    "exact-v1": lambda: check_exact(args.model, ("draft_model", "ngram_gpu", "ngram"))}[check]()
         except Exception as err:  # one failing check must not hide the others
             ok &= record(check, False, error=f"{type(err).__name__}: {err}")

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# On the GPU machine, after setup.sh, draft-data.sh and `models fetch` of the target: train an
+# EAGLE-3 head on $D/train-code and measure it with real weights (scripts/gpu/README.md, "Train an
+# EAGLE-3 head"). Meant to run under `background.sh start`, while later calls carry the draft.
+# Steps, each skipped when its result exists (so the script can run again after a stop):
+#   1. train (TRAIN_S seconds at most; on the timeout speculators saves where it was, and the best
+#      epoch so far becomes the head)
+#   2. the head at k = 3, 5, 8 against the target alone on HumanEval (CUTS positions)
+#   3. the latency table on real weights: target alone, the head (k = 5, the policy, bypass), and the
+#      0.5B draft when its converted folder appears within DRAFT_WAIT_S seconds
+#   4. the head on held-out packages (networkx, sympy's core)
+#   5. each epoch's checkpoint at k = 5 on HumanEval: acceptance against training time
+# Results (JSON, logs) in $R; progress lines in $R/progress.txt.
+set -u
+. /tmp/completer-gpu/env.sh
+D=${DRAFT_ROOT:-/tmp/draft}; R=${R:-$D/results}; mkdir -p "$R"
+TRAIN_S=${TRAIN_S:-480}; EXAMPLES=${EXAMPLES:-1500}; EPOCHS=${EPOCHS:-4}; CUTS=${CUTS:-40}
+DRAFT_WAIT_S=${DRAFT_WAIT_S:-300}
+step() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
+converted() { ls -d "$COMPLETER_CACHE"/converted/qwen2.5-coder-$1-* 2>/dev/null | grep -v '\.partial$' | head -1; }
+T=$(converted 1.5b)
+H=$D/run/head
+exec 9>"${COMPLETER_GPU_BG:-/tmp/completer-gpu/bg}/gpu.lock"; flock 9   # one GPU job at a time
+
+if [ ! -e "$H/model.safetensors" ]; then
+  resume=$([ -d "$D/run/checkpoints" ] && echo --resume)
+  step "1 train: $EXAMPLES examples, $EPOCHS epochs, at most $TRAIN_S s $resume"
+  timeout "$TRAIN_S" python3 -m completer draft train "$D/train-code" --out "$D/run" --epochs "$EPOCHS" \
+    --max-examples "$EXAMPLES" --target-completions $resume -- --checkpoint-freq=0.25 > "$R/train.log" 2>&1
+  step "1 train: exit $?; $(ls "$D/run/checkpoints" 2>/dev/null | tr '\n' ' ')"
+  cp "$D/run/completer-draft.json" "$R/" 2>/dev/null
+  cp -r "$D/run/logs" "$R/train-logs" 2>/dev/null
+fi
+[ -e "$H/model.safetensors" ] || { step "no head in $H: stopping"; exit 1; }
+
+eval_head() {  # NAME FOLDER [draft eval flags]
+  local name=$1 dir=$2; shift 2
+  [ -s "$R/$name.json" ] && return
+  step "eval $name"
+  python3 -m completer draft eval --head "$H" -n "$CUTS" --max-tokens 128 --json "$@" "$dir" > "$R/$name.json" 2> "$R/$name.log"
+  step "eval $name: exit $?"
+}
+eval_head eval-humaneval "$D/humaneval"
+
+if [ ! -s "$R/real/gpu-latency.json" ]; then
+  end=$(( $(date +%s) + DRAFT_WAIT_S ))
+  while [ -z "$(converted 0.5b)" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 5; done
+  DR=$(converted 0.5b)
+  step "3 latency table, real weights${DR:+, with the draft $DR}"
+  python3 -m completer -v bench latency --gpu --real-target "$T" --real-head "$H" ${DR:+--real-draft "$DR"} \
+    --engine target --engine eagle3 ${DR:+--engine draft} --out "$R/real" > "$R/latency.log" 2>&1
+  step "3 latency: exit $?"
+fi
+
+eval_head eval-heldout-code "$D/heldout-code"
+for c in "$D"/run/checkpoints/[0-9]*; do
+  [ -e "$c/model.safetensors" ] || continue
+  H=$c eval_head "eval-k5-epoch$(basename "$c")" "$D/humaneval" -k 5
+done
+step "done"
