@@ -13,7 +13,7 @@ case "${1:-}" in
   start)
     name=$2; shift 2
     rm -f "$BG/$name.rc"
-    setsid nohup bash -c "$*; echo \$? > '$BG/$name.rc'" > "$BG/$name.log" 2>&1 < /dev/null &
+    setsid nohup bash -c "( $* ); echo \$? > '$BG/$name.rc'" > "$BG/$name.log" 2>&1 < /dev/null &
     echo "started $name (pid $!)";;
   status)
     for log in "$BG"/*.log; do
