@@ -238,10 +238,11 @@ def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: 
             "--train-data-ratio=0.9", f"--num-workers={opts.num_workers}"]
     if opts.max_steps is not None:
         args.append(f"--max-steps={opts.max_steps}")
-    if device == "cpu":
-        # the fused loss is a Triton GPU kernel; flex attention compiles for GPUs
-        args += ["--loss-implementation=eager", "--draft-attn-impl=sdpa", "--hidden-states-dtype=float32",
-                 "--num-workers=0"]
+    # speculators' fused loss is a Triton kernel that torch 2.11's compiler rejects on a GPU
+    # ("ListVariable ... is already tracked for mutation", H200), and that does not run on a CPU
+    args.append("--loss-implementation=eager")
+    if device == "cpu":  # flex attention compiles for GPUs
+        args += ["--draft-attn-impl=sdpa", "--hidden-states-dtype=float32", "--num-workers=0"]
     return args + list(opts.extra_args)
 
 
