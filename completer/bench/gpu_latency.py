@@ -168,7 +168,12 @@ async def _run_engine(spec: EngineSpec, shape: str, folders: dict, prompts: list
         return fixed_plan(item.length_class, k)
 
     async def one(row: str, item: Item, batch: int, salt: str) -> GpuRecord:
-        gen = await engine.complete(item.ctx.prompt, plan_for(row, item), cache_salt=salt)
+        plan = plan_for(row, item)
+        gen = await engine.complete(item.ctx.prompt, plan, cache_salt=salt)
+        # the policy learns from every answer, as it does in the server (pipeline.py): with real
+        # weights its k then follows the head's real acceptance and the measured step costs
+        policy.remember(item.ctx, plan, gen, engine.prefix_cache(plan.speculate, salt))
+        policy.observe_acceptance(item.ctx.language, plan, gen)
         return GpuRecord(shape, spec.name, row, item.length_class, batch, item.task, gen.latency_s,
                          len(gen.token_ids), gen.num_draft_tokens, gen.num_accepted_tokens, gen.num_verify_steps)
 

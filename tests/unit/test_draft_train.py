@@ -173,8 +173,8 @@ def test_check_resources(tmp_path, device, weights, allow_cpu, free, error):
 
 
 @pytest.mark.parametrize("device, max_steps, present, absent", [
-    ("cuda", None, ["--speculator-type=eagle3", "--draft-arch=llama", "--num-layers=1"],
-     ["--loss-implementation=eager", "--max-steps=5"]),
+    ("cuda", None, ["--speculator-type=eagle3", "--draft-arch=llama", "--num-layers=1", "--loss-implementation=eager"],
+     ["--draft-attn-impl=sdpa", "--max-steps=5"]),
     ("cpu", 5, ["--loss-implementation=eager", "--draft-attn-impl=sdpa", "--max-steps=5"], []),
 ])
 def test_speculators_args(tmp_path, device, max_steps, present, absent):
