@@ -49,10 +49,13 @@ def head_markdown(result: dict, target: str, head: str) -> str:
 @click.option("--target-completions", is_flag=True,
               help="Train on the target's own greedy completions of the prompts (vLLM) instead of the files' text: "
                    "closer to what the head is asked when serving.")
+@click.option("--loss-on", type=click.Choice(["all", "completion"]), default="all", show_default=True,
+              help="The tokens the head learns at: every token (its loss is the target's own distribution "
+                   "there, so the prompt teaches too) or only the text after the cursor.")
 @click.argument("speculators_args", nargs=-1, type=click.UNPROCESSED)
 def draft_train(code_dir: Path, out: Path, target: str | None, epochs: int, max_steps: int | None, resume: bool,
                 per_file: int, max_examples: int, context_tokens: int, held_out: float, draft_vocab_size: int,
-                total_seq_len: int, lr: float, allow_cpu: bool, target_completions: bool,
+                total_seq_len: int, lr: float, allow_cpu: bool, target_completions: bool, loss_on: str,
                 speculators_args: tuple[str, ...]) -> None:
     """Train an EAGLE-3 head for the target on the code in CODE_DIR (on a GPU).
 
@@ -78,7 +81,7 @@ def draft_train(code_dir: Path, out: Path, target: str | None, epochs: int, max_
     opts = TrainOptions(code_dir=code_dir, out=out, target_dir=target_dir, epochs=epochs, max_steps=max_steps,
                         resume=resume, allow_cpu=allow_cpu, per_file=per_file, max_examples=max_examples,
                         context_tokens=context_tokens, held_out=held_out, draft_vocab_size=draft_vocab_size,
-                        total_seq_len=total_seq_len, lr=lr, target_completions=target_completions,
+                        total_seq_len=total_seq_len, lr=lr, target_completions=target_completions, loss_on=loss_on,
                         extra_args=list(speculators_args))
     try:
         manifest = train(opts)

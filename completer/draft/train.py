@@ -37,6 +37,23 @@ HEAD_DIR, DATA_DIR, CKPT_DIR = "head", "data", "checkpoints"
 HEAD_FILES = ("config.json", "model.safetensors")
 
 
+# "completion": only the text after the cursor; "all": every token. The head's loss is against the
+# target's own next-token distribution at each position (speculators' EAGLE-3 trainer), so the
+# prompt's positions teach it as well: 6x the signal per example on the H200 run's data (878 k tokens
+# against 145 k under the completion mask), where a head trained on completions alone reached an
+# acceptance length of 1.26 (docs/benchmarks/gpu/real-weights).
+LOSS_ON = ("all", "completion")
+
+
+def with_loss_on(rows: list, loss_on: str) -> list:
+    """(ids, loss mask) rows with the mask ``loss_on`` asks for. Raises ValueError for another value."""
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on must be one of {LOSS_ON}, not {loss_on!r}")
+    if loss_on == "completion":
+        return rows
+    return [(ids, [1] * len(ids)) for ids, _ in rows]
+
+
 class TrainError(Exception):
     """Training cannot start or go on; the message says what to do."""
 
@@ -62,6 +79,7 @@ class TrainOptions:
     lr: float = 1e-4
     num_workers: int = 2
     target_completions: bool = False  # completions written by the target (vLLM, greedy), not the files' text
+    loss_on: str = "all"  # LOSS_ON: the tokens the head learns at
     extra_args: list[str] = field(default_factory=list)  # more `speculators train` flags, passed as given
 
 
@@ -204,12 +222,15 @@ def prepare_data(opts: TrainOptions, device: str, progress=_tqdm) -> tuple[Path,
             if len(rows) < 2:
                 raise TrainError("the target wrote (almost) nothing for the training prompts")
             part = {**part, "target_completions": True}
+        completion_tokens = sum(sum(r[1]) for r in rows)
+        rows = with_loss_on(rows, opts.loss_on)
         if data.exists():
             shutil.rmtree(data)
         data.mkdir(parents=True)
         hidden.write_dataset(data, rows)
         part = {**part, "examples": len(rows), "tokens": sum(len(r[0]) for r in rows),
-                "completion_tokens": sum(sum(r[1]) for r in rows)}
+                "completion_tokens": completion_tokens, "loss_on": opts.loss_on,
+                "loss_tokens": sum(sum(r[1]) for r in rows)}
         stamp.write_text(json.dumps(part, indent=1))
     todo = hidden.missing(data, len(rows))
     if todo:

@@ -14,7 +14,7 @@
 set -u
 . /tmp/completer-gpu/env.sh
 D=${DRAFT_ROOT:-/tmp/draft}; R=${R:-$D/results}; mkdir -p "$R"
-TRAIN_S=${TRAIN_S:-480}; EXAMPLES=${EXAMPLES:-1500}; EPOCHS=${EPOCHS:-4}; CUTS=${CUTS:-40}
+TRAIN_S=${TRAIN_S:-540}; EXAMPLES=${EXAMPLES:-3000}; EPOCHS=${EPOCHS:-8}; CUTS=${CUTS:-40}
 DRAFT_WAIT_S=${DRAFT_WAIT_S:-300}
 step() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
 converted() { ls -d "$COMPLETER_CACHE"/converted/qwen2.5-coder-$1-* 2>/dev/null | grep -v '\.partial$' | head -1; }

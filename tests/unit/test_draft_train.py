@@ -235,3 +235,20 @@ def test_target_completions_replace_the_files_text(tmp_path):
     assert regenerate.generate(tmp_path, rows, 16, [99], tmp_path / "w", run=fake_run) == [[7], [7], [7]]
     with pytest.raises(RuntimeError):
         regenerate.generate(tmp_path, rows, 16, [99], tmp_path / "w", run=lambda cmd: SimpleNamespace(returncode=3))
+
+
+@pytest.mark.parametrize("loss_on, expected", [
+    ("completion", [([1, 2, 3], [0, 1, 1]), ([4], [1])]),
+    ("all", [([1, 2, 3], [1, 1, 1]), ([4], [1])]),
+])
+def test_with_loss_on_picks_the_tokens_the_head_learns_at(loss_on, expected):
+    from completer.draft.train import with_loss_on
+
+    assert with_loss_on([([1, 2, 3], [0, 1, 1]), ([4], [1])], loss_on) == expected
+
+
+def test_with_loss_on_refuses_an_unknown_choice():
+    from completer.draft.train import with_loss_on
+
+    with pytest.raises(ValueError, match="loss_on"):
+        with_loss_on([], "prompt")
