@@ -277,6 +277,27 @@ def last_checkpoint(ckpt: Path) -> Path | None:
     return epochs[-1][1] if epochs else None
 
 
+def epoch_curve(ckpt: Path) -> list[dict]:
+    """The validation figures of each epoch that improved the validation loss (speculators writes
+    ``N/val_metrics.json`` then), oldest first: ``epoch``, ``val_loss``, ``full_acc`` (per draft
+    position i, the share of validation positions where drafts 0..i all match the target's greedy
+    token: greedy acceptance of a prefix of i + 1 drafts), ``acceptance_length`` (1 + their sum: the
+    expected tokens per step at k = len(full_acc)) and ``written`` (UTC, the file's time: the curve's
+    time axis across resumed calls)."""
+    curve = []
+    for folder in sorted((p for p in ckpt.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name)):
+        path = folder / "val_metrics.json"
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        full = [metrics[f"full_acc_{i}_epoch"] for i in range(16) if f"full_acc_{i}_epoch" in metrics]
+        curve.append({"epoch": int(folder.name), "val_loss": metrics.get("loss_epoch"), "full_acc": full,
+                      "acceptance_length": round(1 + sum(full), 3),
+                      "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime))})
+    return curve
+
+
 def export_head(checkpoint: Path, head: Path) -> None:
     """Copy a checkpoint's config and weights into ``head`` (what vLLM reads; no optimizer state)."""
     head.mkdir(parents=True, exist_ok=True)
@@ -323,6 +344,6 @@ def train(opts: TrainOptions, progress=_tqdm) -> dict:
                 "aux_layers": layers, "checkpoint": best.name, "data_seconds": round(data_s, 1),
                 "train_seconds": round(train_s, 1), "speculators_args": args,
                 "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-                "history": history, **part}
+                "history": history, "curve": epoch_curve(ckpt), **part}
     (opts.out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest

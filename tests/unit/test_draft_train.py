@@ -252,3 +252,22 @@ def test_with_loss_on_refuses_an_unknown_choice():
 
     with pytest.raises(ValueError, match="loss_on"):
         with_loss_on([], "prompt")
+
+
+def test_epoch_curve_reads_the_epochs_that_wrote_validation_figures(tmp_path):
+    from completer.draft.train import epoch_curve
+
+    for epoch, metrics in (("0", {"loss_epoch": 3.0, "full_acc_0_epoch": 0.2, "full_acc_1_epoch": 0.05}),
+                           ("2", {"loss_epoch": 2.0, "full_acc_0_epoch": 0.5, "full_acc_1_epoch": 0.25,
+                                  "full_acc_2_epoch": 0.125}),
+                           ("10", {"loss_epoch": 1.5, "full_acc_0_epoch": 0.6})):
+        (tmp_path / epoch).mkdir()
+        (tmp_path / epoch / "val_metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "1").mkdir()  # no validation improvement: no figures
+    (tmp_path / "3").mkdir()
+    (tmp_path / "3" / "val_metrics.json").write_text("{not json")
+    (tmp_path / "checkpoint_best").mkdir()
+    curve = epoch_curve(tmp_path)
+    assert [(c["epoch"], c["val_loss"], c["full_acc"], c["acceptance_length"]) for c in curve] == [
+        (0, 3.0, [0.2, 0.05], 1.25), (2, 2.0, [0.5, 0.25, 0.125], 1.875), (10, 1.5, [0.6], 1.6)]
+    assert all(c["written"].endswith("Z") for c in curve)
