@@ -142,3 +142,30 @@ async def test_settings_reach_the_completer_and_engine_settings_reload(monkeypat
     assert (starts.calls, starts.engines[0].shut_down) == (1 + reloads, reloads)
     for key, value in change.items():
         assert getattr(server.host.completer.settings, key) == value
+
+
+@pytest.mark.parametrize("configured, backend, flags, expected", [
+    ("bfloat16", "cpu", {"sse2", "avx2"}, "float32"),                         # AVX2 only: no native bf16
+    ("auto", "cpu", {"sse2", "avx2"}, "float32"),
+    ("bfloat16", "cpu", {"sse2", "avx512f", "avx512_bf16"}, "bfloat16"),     # AVX-512 with bf16
+    ("bfloat16", "cpu", {"sse2", "amx_bf16", "amx_tile"}, "bfloat16"),       # AMX
+    ("float16", "cpu", {"sse2", "avx2"}, "float16"),                          # set explicitly: kept
+    ("float32", "cpu", {"sse2"}, "float32"),
+    ("bfloat16", "cuda", {"sse2", "avx2"}, "bfloat16"),                       # the GPU computes it
+    ("bfloat16", "cpu", set(), "bfloat16"),                                   # no x86 flags (aarch64)
+])
+def test_engine_dtype_follows_the_cpu(configured, backend, flags, expected):
+    from completer.engine.environment import engine_dtype
+
+    assert engine_dtype(configured, backend, frozenset(flags)) == expected
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [
+    ("processor\t: 0\nflags\t\t: fpu sse2 avx2\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2\n", {"fpu", "sse2", "avx2"}),
+    ("processor\t: 0\nFeatures\t: fp asimd bf16\n", set()),
+    ("", set()),
+])
+def test_cpu_flags_read_the_first_flags_line(cpuinfo, expected):
+    from completer.engine.environment import cpu_flags
+
+    assert cpu_flags(cpuinfo) == frozenset(expected)
