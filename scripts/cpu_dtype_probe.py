@@ -2,7 +2,7 @@
 
   .venv/bin/python scripts/cpu_dtype_probe.py float32|bfloat16
 
-Prints one RESULT line: a 711-token prompt (the start of completer/engine/vllm_engine.py) then 40
+Prints one RESULT line: a prompt of about 700 tokens (the start of completer/engine/vllm_engine.py) then 40
 greedy tokens. Run it under flock /tmp/completer-engine.lock, with the TCMalloc LD_PRELOAD and
 VLLM_CPU_OMP_THREADS_BIND=0-1 as the engine gets them. It decided environment.engine_dtype.
 """
