@@ -16,8 +16,8 @@ from typing import AsyncIterator, MutableMapping
 
 from completer.config import Settings
 from completer.context.tokens import HFTokenCounter
-from completer.engine import environment, models, quantize, vllm_adapter
-from completer.engine.environment import detect_backend, prepare_environment
+from completer.engine import models, quantize, vllm_adapter
+from completer.engine.environment import cpu_flags, detect_backend, engine_dtype, prepare_environment
 from completer.engine.interface import Capabilities, EngineError, new_request_id, run_to_end
 from completer.engine.memory import MemoryPlan, available_memory, plan_memory, total_memory
 from completer.engine.methods import batch_k_limits, resolve_method
@@ -250,7 +250,7 @@ def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
     default this process's) and build vLLM's arguments: the in-process engine and `completer server`
     start vLLM from the same plan. Raises models.ModelError, memory.DoesNotFit, EngineError."""
     backend = detect_backend()
-    dtype = environment.engine_dtype(settings.dtype, backend, environment.cpu_flags())
+    dtype = engine_dtype(settings.dtype, backend, cpu_flags())
     if dtype != settings.dtype:
         log.info("this CPU computes no bf16 natively (no avx512_bf16 or AMX): the engine runs in %s, "
                  "not %s (many times faster here, twice the memory)", dtype, settings.dtype)

@@ -29,7 +29,6 @@ if [ ! -e "$H/model.safetensors" ]; then
     --max-examples "$EXAMPLES" --target-completions $resume -- --checkpoint-freq=0.25 > "$R/train.log" 2>&1
   step "1 train: exit $?; $(ls "$D/run/checkpoints" 2>/dev/null | tr '\n' ' ')"
   cp "$D/run/completer-draft.json" "$R/" 2>/dev/null
-  cp -r "$D/run/logs" "$R/train-logs" 2>/dev/null
 fi
 [ -e "$H/model.safetensors" ] || { step "no head in $H: stopping"; exit 1; }
 
