@@ -44,7 +44,8 @@ def head_markdown(result: dict, target: str, head: str) -> str:
 @click.option("--draft-vocab-size", default=32000, show_default=True, type=click.IntRange(16))
 @click.option("--total-seq-len", default=8192, show_default=True, type=click.IntRange(64),
               help="Tokens packed into one training step.")
-@click.option("--lr", default=1e-4, show_default=True)
+@click.option("--lr", default=3e-4, show_default=True,
+              help="Learning rate (the H200 runs in docs/benchmarks/gpu/real-weights: 3e-4 with --loss-on all).")
 @click.option("--allow-cpu", is_flag=True, help="Train on a CPU even for a target that is not tiny (very slow).")
 @click.option("--target-completions", is_flag=True,
               help="Train on the target's own greedy completions of the prompts (vLLM) instead of the files' text: "
@@ -90,4 +91,6 @@ def draft_train(code_dir: Path, out: Path, target: str | None, epochs: int, max_
         sys.exit(EXIT_BAD_INPUT)
     click.echo(f"head: {out / 'head'} (epoch {manifest['checkpoint']}; {manifest['examples']} examples from "
                f"{len(manifest['files_trained'])} files, {len(manifest['files_held_out'])} held out; "
-               f"data {manifest['data_seconds']:.0f} s, training {manifest['train_seconds']:.0f} s)")
+               f"data {manifest['data_seconds']:.0f} s, training {manifest['train_seconds']:.0f} s"
+               + (f"; stopped early by {manifest['stopped_by']}: --resume goes on" if manifest.get("stopped_by") else "")
+               + ")")

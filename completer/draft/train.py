@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -76,7 +77,7 @@ class TrainOptions:
     seed: int = 0
     draft_vocab_size: int = 32000
     total_seq_len: int = 8192  # tokens packed into one training step
-    lr: float = 1e-4
+    lr: float = 3e-4
     num_workers: int = 2
     target_completions: bool = False  # completions written by the target (vLLM, greedy), not the files' text
     loss_on: str = "all"  # LOSS_ON: the tokens the head learns at
@@ -298,6 +299,28 @@ def epoch_curve(ckpt: Path) -> list[dict]:
     return curve
 
 
+class _Stopped(Exception):
+    """A termination signal arrived while the trainer ran."""
+
+
+def _raise_stopped(signum, _frame):
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def run_until_stopped(trainer: Callable[[], object]) -> str | None:
+    """Run ``trainer()``; a SIGTERM (``timeout``, a job scheduler) ends it early instead of ending the
+    process, so the caller can still make a head of the epochs written so far. Returns the signal's
+    name, or None when the trainer finished. Only in the main thread (signals are delivered there)."""
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        trainer()
+        return None
+    except _Stopped as stop:
+        return str(stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def export_head(checkpoint: Path, head: Path) -> None:
     """Copy a checkpoint's config and weights into ``head`` (what vLLM reads; no optimizer state)."""
     head.mkdir(parents=True, exist_ok=True)
@@ -330,20 +353,21 @@ def train(opts: TrainOptions, progress=_tqdm) -> dict:
 
         cpu_shim.install()
     train_started = time.monotonic()
-    speculators_main(TrainConfig.resolve(args))
+    # a stop (SIGTERM) ends the training, not the run: the best epoch written so far becomes the head
+    stopped = run_until_stopped(lambda: speculators_main(TrainConfig.resolve(args)))
     train_s = time.monotonic() - train_started
     best = last_checkpoint(ckpt)
     if best is None:
-        raise TrainError(f"the trainer left no checkpoint in {ckpt}")
+        raise TrainError(f"the trainer left no checkpoint in {ckpt}" + (f" (stopped by {stopped})" if stopped else ""))
     export_head(best, opts.out / HEAD_DIR)
     # one entry per call, so that a run resumed over several calls keeps its curve of time against epochs
     previous = json.loads((opts.out / MANIFEST).read_text()).get("history", []) if (opts.out / MANIFEST).exists() else []
     history = previous + [{"epochs": opts.epochs, "max_steps": opts.max_steps, "data_seconds": round(data_s, 1),
-                           "train_seconds": round(train_s, 1), "checkpoint": best.name}]
+                           "train_seconds": round(train_s, 1), "checkpoint": best.name, "stopped_by": stopped}]
     manifest = {"target": str(opts.target_dir), "code_dir": str(opts.code_dir.resolve()), "device": device,
                 "aux_layers": layers, "checkpoint": best.name, "data_seconds": round(data_s, 1),
                 "train_seconds": round(train_s, 1), "speculators_args": args,
                 "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-                "history": history, "curve": epoch_curve(ckpt), **part}
+                "stopped_by": stopped, "history": history, "curve": epoch_curve(ckpt), **part}
     (opts.out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest

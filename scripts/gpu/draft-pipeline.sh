@@ -3,13 +3,13 @@
 # EAGLE-3 head on $D/train-code and measure it with real weights (scripts/gpu/README.md, "Train an
 # EAGLE-3 head"). Meant to run under `background.sh start`, while later calls carry the draft.
 # Steps, each skipped when its result exists (so the script can run again after a stop):
-#   1. train (TRAIN_S seconds at most; on the timeout speculators saves where it was, and the best
-#      epoch so far becomes the head)
-#   2. the head at k = 3, 5, 8 against the target alone on HumanEval and on held-out packages
-#      (networkx, sympy's core), CUTS positions each; both evaluations at once (they measure
-#      acceptance, and the card holds both engines; their timings are not the latency table's)
-#   3. the latency table on real weights, alone on the card: target alone, the head (k = 5, the
-#      policy, bypass), and the 0.5B draft when its converted folder appears within DRAFT_WAIT_S s
+#   1. train (TRAIN_S seconds at most; `timeout`'s SIGTERM ends the training, and the best epoch
+#      written so far becomes the head)
+#   2. the head at k = 3, 5, 8 against the target alone on HumanEval, then on held-out packages
+#      (networkx, sympy's core), CUTS positions each (one after the other: two of these engines
+#      starting at once on one H200 failed in vLLM's start-up, 2026-12-02)
+#   3. the latency table on real weights: target alone, the head (k = 5, the policy, bypass), and
+#      the 0.5B draft when its converted folder appears within DRAFT_WAIT_S s
 #   4. each epoch's checkpoint at k = 5 on HumanEval: acceptance against training time (the
 #      trainer's own validation curve is in completer-draft.json already)
 # Results (JSON, logs) in $R; progress lines in $R/progress.txt.
@@ -17,7 +17,7 @@ set -u
 . /tmp/completer-gpu/env.sh
 D=${DRAFT_ROOT:-/tmp/draft}; R=${R:-$D/results}; mkdir -p "$R"
 TRAIN_S=${TRAIN_S:-540}; EXAMPLES=${EXAMPLES:-3000}; EPOCHS=${EPOCHS:-8}; CUTS=${CUTS:-40}
-PER_FILE=${PER_FILE:-8}; LR=${LR:-1e-4}
+PER_FILE=${PER_FILE:-4}; LR=${LR:-3e-4}
 DRAFT_WAIT_S=${DRAFT_WAIT_S:-300}
 step() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
 converted() { ls -d "$COMPLETER_CACHE"/converted/qwen2.5-coder-$1-* 2>/dev/null | grep -v '\.partial$' | head -1; }
@@ -42,13 +42,8 @@ eval_head() {  # NAME FOLDER [draft eval flags]
   python3 -m completer draft eval --head "$H" -n "$CUTS" --max-tokens 128 --json "$@" "$dir" > "$R/$name.json" 2> "$R/$name.log"
   step "eval $name: exit $?"
 }
-eval_head eval-humaneval "$D/humaneval" &
-sleep 90   # the second engine starts once the first has profiled its memory
-eval_head eval-heldout-code "$D/heldout-code" &
-wait
-for name in humaneval heldout-code; do   # one after the other where the pair failed
-  [ -s "$R/eval-$name.json" ] || { rm -f "$R/eval-$name.json"; eval_head "eval-$name" "$D/$name"; }
-done
+eval_head eval-humaneval "$D/humaneval"
+eval_head eval-heldout-code "$D/heldout-code"
 
 if [ ! -s "$R/real/gpu-latency.json" ]; then
   end=$(( $(date +%s) + DRAFT_WAIT_S ))

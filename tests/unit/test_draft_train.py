@@ -11,6 +11,7 @@ from completer.context.tokens import CharEstimateCounter
 from completer.draft import examples as ex
 from completer.draft import hidden
 from completer.draft.train import (CPU_TINY_BYTES, TrainError, TrainOptions, check_resources, export_head,
+                                   run_until_stopped,
                                    last_checkpoint, speculators_args, training_bytes)
 from completer.engine.methods import is_eagle3_head
 
@@ -201,6 +202,20 @@ def test_last_checkpoint_prefers_the_best_epoch(tmp_path):
     assert last_checkpoint(tmp_path).name == "10"
     (tmp_path / "checkpoint_best").symlink_to("1")
     assert last_checkpoint(tmp_path).name == "1"
+
+
+def test_a_sigterm_ends_the_trainer_not_the_run():
+    import os
+    import signal
+
+    def stopped_trainer():
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the trainer went on after SIGTERM")
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert run_until_stopped(stopped_trainer) == "SIGTERM"
+    assert run_until_stopped(lambda: None) is None
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_export_head_copies_what_vllm_reads(tmp_path):
