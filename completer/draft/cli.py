@@ -53,11 +53,15 @@ def head_markdown(result: dict, target: str, head: str) -> str:
 @click.option("--loss-on", type=click.Choice(["all", "completion"]), default="all", show_default=True,
               help="The tokens the head learns at: every token (its loss is the target's own distribution "
                    "there, so the prompt teaches too) or only the text after the cursor.")
+@click.option("--init-head", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Start from this head's weights and draft vocabulary (e.g. one trained in an earlier "
+                   "session, on other code or a fresh sample of it); a run resumed with --resume ignores it.")
+@click.option("--seed", default=0, show_default=True, help="Picks the examples' files and cursor positions.")
 @click.argument("speculators_args", nargs=-1, type=click.UNPROCESSED)
 def draft_train(code_dir: Path, out: Path, target: str | None, epochs: int, max_steps: int | None, resume: bool,
                 per_file: int, max_examples: int, context_tokens: int, held_out: float, draft_vocab_size: int,
                 total_seq_len: int, lr: float, allow_cpu: bool, target_completions: bool, loss_on: str,
-                speculators_args: tuple[str, ...]) -> None:
+                init_head: Path | None, seed: int, speculators_args: tuple[str, ...]) -> None:
     """Train an EAGLE-3 head for the target on the code in CODE_DIR (on a GPU).
 
     Examples are completer prompts at real cursor positions (fill-in-the-middle) and at line
@@ -83,7 +87,7 @@ def draft_train(code_dir: Path, out: Path, target: str | None, epochs: int, max_
                         resume=resume, allow_cpu=allow_cpu, per_file=per_file, max_examples=max_examples,
                         context_tokens=context_tokens, held_out=held_out, draft_vocab_size=draft_vocab_size,
                         total_seq_len=total_seq_len, lr=lr, target_completions=target_completions, loss_on=loss_on,
-                        extra_args=list(speculators_args))
+                        init_head=init_head, seed=seed, extra_args=list(speculators_args))
     try:
         manifest = train(opts)
     except TrainError as err:

@@ -81,6 +81,7 @@ class TrainOptions:
     num_workers: int = 2
     target_completions: bool = False  # completions written by the target (vLLM, greedy), not the files' text
     loss_on: str = "all"  # LOSS_ON: the tokens the head learns at
+    init_head: Path | None = None  # start from this head's weights and draft vocabulary (a new run)
     extra_args: list[str] = field(default_factory=list)  # more `speculators train` flags, passed as given
 
 
@@ -165,7 +166,7 @@ def collect_examples(opts: TrainOptions, counter, end_ids: list[int],
         rel = str(path.relative_to(root))
         if bar is not None:
             bar.update(1)
-        if ex.held_out(rel, opts.held_out, opts.seed):
+        if ex.held_out(rel, opts.held_out):  # not seeded: runs that go on from one another hold out the same files
             kept.append(rel)
             continue
         if len(rows) >= opts.max_examples:
@@ -250,16 +251,21 @@ def prepare_data(opts: TrainOptions, device: str, progress=_tqdm) -> tuple[Path,
     return data, part, layers
 
 
-def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: str) -> list[str]:
-    """`speculators train` flags for an EAGLE-3 head of one llama layer over ``layers``."""
+def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: str,
+                     init: InitHead | None = None) -> list[str]:
+    """`speculators train` flags for an EAGLE-3 head of one llama layer over ``layers``; with ``init``,
+    from that head's weights and draft vocabulary (its size replaces ``opts.draft_vocab_size``)."""
     args = [f"--verifier-name-or-path={opts.target_dir}", f"--data-path={data}", "--speculator-type=eagle3",
             f"--save-path={opts.out / CKPT_DIR}", f"--log-dir={opts.out / 'logs'}", f"--epochs={opts.epochs}",
-            f"--draft-vocab-size={opts.draft_vocab_size}", "--target-layer-ids", *map(str, layers),
+            f"--draft-vocab-size={init.draft_vocab_size if init else opts.draft_vocab_size}",
+            "--target-layer-ids", *map(str, layers),
             "--num-layers=1", "--draft-arch=llama", "--full-attention-indices", "0",
             f"--total-seq-len={opts.total_seq_len}", f"--lr={opts.lr}", f"--seed={opts.seed}",
             "--train-data-ratio=0.9", f"--num-workers={opts.num_workers}"]
     if opts.max_steps is not None:
         args.append(f"--max-steps={opts.max_steps}")
+    if init is not None:
+        args += [f"--from-pretrained={init.folder}", f"--d2t-path={init.d2t}", f"--t2d-path={init.t2d}"]
     # speculators' fused loss is a Triton kernel that torch 2.11's compiler rejects on a GPU
     # ("ListVariable ... is already tracked for mutation", H200), and that does not run on a CPU
     args.append("--loss-implementation=eager")
@@ -321,11 +327,75 @@ def run_until_stopped(trainer: Callable[[], object]) -> str | None:
         signal.signal(signal.SIGTERM, previous)
 
 
+EMBED = "embed_tokens.weight"
+
+
 def export_head(checkpoint: Path, head: Path) -> None:
-    """Copy a checkpoint's config and weights into ``head`` (what vLLM reads; no optimizer state)."""
+    """Copy a checkpoint's config and weights into ``head`` (what vLLM reads; no optimizer state).
+
+    A frozen embedding (``embed_requires_grad`` false: a copy of the target's) is left out: vLLM then
+    shares the target's (vLLM 0.26 `v1/worker/gpu/spec_decode/eagle/utils.py`, `_should_share`; the
+    CPU's V1 proposer likewise), and the head is a third of the size for the 1.5B (233 M of its
+    ~340 M parameters), which matters where heads travel in 64 MiB pieces."""
+    from safetensors.torch import load_file, save_file
+
     head.mkdir(parents=True, exist_ok=True)
-    for name in HEAD_FILES:
-        shutil.copy2(checkpoint / name, head / name)
+    shutil.copy2(checkpoint / "config.json", head / "config.json")
+    config = json.loads((checkpoint / "config.json").read_text())
+    tensors = load_file(str(checkpoint / "model.safetensors"))
+    if not config.get("embed_requires_grad", False):
+        tensors.pop(EMBED, None)
+    save_file(tensors, str(head / "model.safetensors"), metadata={"format": "pt"})
+
+
+@dataclass(frozen=True)
+class InitHead:
+    """A head prepared as the starting point of a run: ``folder`` (speculators' --from-pretrained),
+    its draft vocabulary as .npy files (``d2t``, ``t2d``) and size."""
+
+    folder: Path
+    d2t: Path
+    t2d: Path
+    draft_vocab_size: int
+
+
+def _target_tensor(target_dir: Path, name: str):
+    """One tensor of the target's safetensors (single file or an index of shards)."""
+    from safetensors import safe_open
+
+    index = target_dir / "model.safetensors.index.json"
+    file = (target_dir / json.loads(index.read_text())["weight_map"][name]) if index.exists() \
+        else target_dir / "model.safetensors"
+    with safe_open(str(file), framework="pt") as f:
+        return f.get_tensor(name)
+
+
+def prepare_init_head(head: Path, target_dir: Path, dest: Path) -> InitHead:
+    """Make ``dest`` a copy of ``head`` that speculators can go on training for ``target_dir``: its
+    verifier set to this target, the embedding put back where the head left it out (the target's),
+    and its draft vocabulary (d2t, t2d) as the files --d2t-path/--t2d-path read, so that its lm_head
+    rows keep their tokens whatever the new data's frequencies. Raises TrainError for a folder that
+    is not such a head."""
+    import numpy as np
+    from safetensors.torch import load_file, save_file
+
+    try:
+        config = json.loads((head / "config.json").read_text())
+        tensors = load_file(str(head / "model.safetensors"))
+    except Exception as err:  # absent, unreadable, not JSON, not safetensors (SafetensorError)
+        raise TrainError(f"--init-head {head}: not an EAGLE-3 head folder ({err})") from err
+    if config.get("speculators_model_type") != "eagle3" or not {"d2t", "t2d"} <= tensors.keys():
+        raise TrainError(f"--init-head {head}: not a speculators EAGLE-3 head with a draft vocabulary (d2t, t2d)")
+    config.setdefault("speculators_config", {}).setdefault("verifier", {})["name_or_path"] = str(target_dir)
+    if EMBED not in tensors:
+        dtype = next(t.dtype for t in tensors.values() if t.is_floating_point())
+        tensors[EMBED] = _target_tensor(target_dir, "model.embed_tokens.weight").to(dtype)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.json").write_text(json.dumps(config, indent=1))
+    save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    np.save(dest / "d2t.npy", tensors["d2t"].numpy())
+    np.save(dest / "t2d.npy", tensors["t2d"].numpy())
+    return InitHead(dest, dest / "d2t.npy", dest / "t2d.npy", int(tensors["d2t"].shape[0]))
 
 
 def train(opts: TrainOptions, progress=_tqdm) -> dict:
@@ -346,7 +416,10 @@ def train(opts: TrainOptions, progress=_tqdm) -> dict:
     from speculators.train.cli import main as speculators_main
     from speculators.train.config import TrainConfig
 
-    args = speculators_args(opts, data, layers, device)
+    init = None
+    if opts.init_head is not None and last_checkpoint(ckpt) is None:  # a resumed run has its own weights
+        init = prepare_init_head(opts.init_head, opts.target_dir, opts.out / "init-head")
+    args = speculators_args(opts, data, layers, device, init)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if device == "cpu":
         from completer.draft import cpu_shim

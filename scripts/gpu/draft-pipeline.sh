@@ -17,7 +17,9 @@ set -u
 . /tmp/completer-gpu/env.sh
 D=${DRAFT_ROOT:-/tmp/draft}; R=${R:-$D/results}; mkdir -p "$R"
 TRAIN_S=${TRAIN_S:-540}; EXAMPLES=${EXAMPLES:-3000}; EPOCHS=${EPOCHS:-8}; CUTS=${CUTS:-40}
-PER_FILE=${PER_FILE:-4}; LR=${LR:-3e-4}
+PER_FILE=${PER_FILE:-4}; LR=${LR:-3e-4}; SEED=${SEED:-0}
+# INIT_HEAD: a head carried in (pack.py --with-head) to go on from, e.g. /tmp/completer-gpu/heads/NAME
+INIT_HEAD=${INIT_HEAD:-}
 DRAFT_WAIT_S=${DRAFT_WAIT_S:-300}
 step() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
 converted() { ls -d "$COMPLETER_CACHE"/converted/qwen2.5-coder-$1-* 2>/dev/null | grep -v '\.partial$' | head -1; }
@@ -27,9 +29,10 @@ exec 9>"${COMPLETER_GPU_BG:-/tmp/completer-gpu/bg}/gpu.lock"; flock 9   # one GP
 
 if [ ! -e "$H/model.safetensors" ]; then
   resume=$([ -d "$D/run/checkpoints" ] && echo --resume)
-  step "1 train: $EXAMPLES examples ($PER_FILE a file), $EPOCHS epochs, lr $LR, at most $TRAIN_S s $resume"
+  step "1 train: $EXAMPLES examples ($PER_FILE a file, seed $SEED), $EPOCHS epochs, lr $LR, at most $TRAIN_S s $resume${INIT_HEAD:+ from $INIT_HEAD}"
   timeout "$TRAIN_S" python3 -m completer draft train "$D/train-code" --out "$D/run" --epochs "$EPOCHS" \
-    --max-examples "$EXAMPLES" --per-file "$PER_FILE" --lr "$LR" --target-completions $resume -- --checkpoint-freq=0.25 > "$R/train.log" 2>&1
+    --max-examples "$EXAMPLES" --per-file "$PER_FILE" --lr "$LR" --seed "$SEED" \
+    ${INIT_HEAD:+--init-head "$INIT_HEAD"} --target-completions $resume -- --checkpoint-freq=0.25 > "$R/train.log" 2>&1
   step "1 train: exit $?; $(ls "$D/run/checkpoints" 2>/dev/null | tr '\n' ' ')"
   cp "$D/run/completer-draft.json" "$R/" 2>/dev/null
 fi

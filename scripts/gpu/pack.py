@@ -2,7 +2,7 @@
 """Pack vLLM 0.26 (CUDA), completer's missing dependencies and optionally the target GGUF
 into numbered batches under .gpu/ that each fit one call to the GPU machine.
 
-Usage: python3 scripts/gpu/pack.py [--with-model] [--with-draft] [--batch-mib 50]
+Usage: python3 scripts/gpu/pack.py [--with-model] [--with-draft] [--with-head DIR] [--batch-mib 50]
 
 A call to the GPU machine carries at most 64 MiB, the repository's own files included, so each
 .gpu/batch-NN/ stays under --batch-mib. Large payloads are cut into chunks; chunks are packed
@@ -271,6 +271,24 @@ def model_payload(name: str = DEFAULT_TARGET) -> tuple[Path, dict]:
                   "install": {"kind": "gguf", "dest": f"cache/gguf/{entry.filename}"}}
 
 
+def head_payload(head: Path) -> tuple[Path, dict]:
+    """An EAGLE-3 head folder (config.json, model.safetensors: what `completer draft train` exports,
+    or what head-in.sh rebuilt) as one tar, installed as /tmp/completer-gpu/heads/NAME, where
+    `draft train --init-head` goes on from it."""
+    files = [head / "config.json", head / "model.safetensors"]
+    if not all(f.exists() for f in files):
+        sys.exit(f"{head}: no config.json and model.safetensors (not a head folder)")
+    target = KIT_CACHE / "heads" / f"{head.name}.tar"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    newest = max(f.stat().st_mtime for f in files)
+    if not target.exists() or target.stat().st_mtime < newest:
+        with tarfile.open(f"{target}.tmp", "w") as tar:
+            for f in files:
+                tar.add(f, arcname=f.name)
+        os.replace(f"{target}.tmp", target)
+    return target, {"file": target.name, "install": {"kind": "tar", "dest": f"heads/{head.name}"}}
+
+
 def tokenizer_files() -> list[Path]:
     """The target's tokenizer files from its converted folder (`completer models fetch` writes it)."""
     sys.path.insert(0, str(REPO))
@@ -343,6 +361,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--with-model", action="store_true", help="also carry the target GGUF")
     ap.add_argument("--with-draft", action="store_true", help="also carry the 0.5B draft's GGUF (after the target's)")
+    ap.add_argument("--with-head", type=Path, default=None, metavar="DIR",
+                    help="also carry this EAGLE-3 head folder (to go on training it: draft train --init-head)")
     ap.add_argument("--batch-mib", type=float, default=50,
                     help="largest batch, in MiB (a call carries 64 MiB with the ~9 MiB working tree)")
     ap.add_argument("--out", type=Path, default=REPO / ".gpu")
@@ -362,6 +382,9 @@ def main() -> None:
         sources.append((path, rec, "model"))
     if args.with_draft:  # the 0.5B draft's GGUF after the target's (real-weights draft rows)
         path, rec = model_payload(DEFAULT_DRAFT)
+        sources.append((path, rec, "model"))
+    if args.with_head:  # after the models: a head is trained for the target
+        path, rec = head_payload(args.with_head)
         sources.append((path, rec, "model"))
 
     payloads = []
@@ -407,8 +430,8 @@ def main() -> None:
 
     for b in sorted(batches):
         size = sum(f.stat().st_size for f in (args.out / f"batch-{b:02d}").iterdir())
-        gguf = (CATALOGUE[DEFAULT_TARGET].filename, CATALOGUE[DEFAULT_DRAFT].filename)
-        group = "model" if all(c["file"].startswith(gguf) for c in batches[b]) else "vllm+deps"
+        models = {p["file"] for p in payloads if p["group"] == "model"}
+        group = "model" if all(c["file"].split(".part")[0] in models for c in batches[b]) else "vllm+deps"
         names = ", ".join(sorted(c["file"] for c in batches[b]))
         print(f"batch-{b:02d}  {size / MIB:6.2f} MiB  {group:9s}  {len(batches[b]):2d} chunks: {names}")
     base = len({c["batch"] for p in payloads if p["group"] == "base" for c in p["chunks"]})

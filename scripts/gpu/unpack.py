@@ -151,10 +151,19 @@ def setup() -> None:
     for p in (p for p in manifest["payloads"] if p["group"] == "model"):
         dest = ROOT / p["install"]["dest"]
         n = sum(map(have, p["chunks"]))
-        if done.get(p["file"]) == p["sha256"] and dest.exists() and dest.stat().st_size == p["size"]:
+        if done.get(p["file"]) == p["sha256"] and dest.exists() and (dest.is_dir() or dest.stat().st_size == p["size"]):
             print(f"model {p['file']}: in place")
         elif n < len(p["chunks"]):
             print(f"model {p['file']}: chunks {n}/{len(p['chunks'])}, not assembled yet")
+        elif p["install"]["kind"] == "tar":  # a head folder
+            try:
+                with tarfile.open(assemble(p)) as tar:
+                    tar.extractall(dest, filter="data")
+            except (tarfile.TarError, OSError) as e:
+                fail(EXIT_INSTALL, f"install failed: {p['file']}: {e}")
+            done[p["file"]] = p["sha256"]
+            done_path.write_text(json.dumps(done, indent=1, sort_keys=True))
+            print(f"model {p['file']}: unpacked into {dest}")
         else:
             src = assemble(p)
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """`completer draft train` then `draft eval --head` end to end on the CPU: a tiny random Qwen2 target
 with the real Qwen2.5-Coder tokenizer, completions written by the target through vLLM, a few training
 steps of speculators' EAGLE-3 trainer, and a head that vLLM loads with method eagle3 whose greedy
-output equals the target alone, token for token."""
+output equals the target alone, token for token; then a second run that starts from that head
+(`--init-head`), whose head vLLM loads likewise."""
 
 from __future__ import annotations
 
@@ -74,3 +75,23 @@ def test_a_trained_head_loads_in_vllm_and_keeps_greedy_output(tmp_path):
     assert row["identical"] is True and row["k"] == 3 and row["tokens"] > 0
     assert row["acceptance_rate"] is not None and 1.0 <= row["mean_acceptance_length"] <= 4.0
     assert sorted(manifest["files_held_out"]) == sorted(CODE[-2:]) and result["files_left_out"] == 4
+
+    # a later run goes on from that head (as from one trained in an earlier session) on a fresh sample
+    # of the code: its draft vocabulary and weights are the start; the held-out files stay the same
+    from safetensors import safe_open
+
+    with safe_open(str(out / "head" / "model.safetensors"), framework="pt") as f:
+        assert "embed_tokens.weight" not in f.keys()  # frozen: vLLM shares the target's
+    later = tmp_path / "run-2"
+    train = completer("draft", "train", str(code), "--out", str(later), "--target", str(target), "--epochs", "1",
+                      "--max-examples", "6", "--per-file", "2", "--context-tokens", "256", "--held-out", "0.3",
+                      "--total-seq-len", "1024", "--seed", "1", "--init-head", str(out / "head"))
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "--from-pretrained=" + str(later / "init-head") in json.loads(
+        (later / "completer-draft.json").read_text())["speculators_args"]
+    assert json.loads((later / "head" / "config.json").read_text())["draft_vocab_size"] == 256
+    evaluation = completer("draft", "eval", "--head", str(later / "head"), "--target", str(target), "-n", "4",
+                           "-k", "3", "--max-tokens", "24", "--dtype", "float32", "--json", str(code))
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    (row,) = json.loads(evaluation.stdout)["rows"]
+    assert row["identical"] is True and row["tokens"] > 0

@@ -11,7 +11,7 @@ from completer.context.tokens import CharEstimateCounter
 from completer.draft import examples as ex
 from completer.draft import hidden
 from completer.draft.train import (CPU_TINY_BYTES, TrainError, TrainOptions, check_resources, export_head,
-                                   run_until_stopped,
+                                   InitHead, prepare_init_head, run_until_stopped,
                                    last_checkpoint, speculators_args, training_bytes)
 from completer.engine.methods import is_eagle3_head
 
@@ -187,12 +187,35 @@ def test_speculators_args(tmp_path, device, max_steps, present, absent):
     assert args[i + 1:i + 4] == ["2", "14", "25"] and args[-1] == "--muon-lr=0.01"
 
 
-def _epoch(ckpt: Path, name: str) -> Path:
+def _head_tensors(embed: bool = True) -> dict:
+    import torch
+
+    tensors = {"fc.weight": torch.ones(4, 12), "lm_head.weight": torch.ones(3, 4),
+               "d2t": torch.tensor([0, 2, 5]), "t2d": torch.tensor([True, False, True, False, False, True])}
+    if embed:
+        tensors["embed_tokens.weight"] = torch.zeros(6, 4)
+    return tensors
+
+
+def _epoch(ckpt: Path, name: str, embed_requires_grad: bool = False) -> Path:
+    from safetensors.torch import save_file
+
     folder = ckpt / name
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"speculators_model_type": "eagle3", "epoch": name}))
-    (folder / "model.safetensors").write_text(name)
+    (folder / "config.json").write_text(json.dumps({"speculators_model_type": "eagle3", "epoch": name,
+                                                    "embed_requires_grad": embed_requires_grad}))
+    save_file(_head_tensors(), str(folder / "model.safetensors"))
     (folder / "optimizer_state_dict.pt").write_text("big")
+    return folder
+
+
+def _target_with_embedding(folder: Path) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    save_file({"model.embed_tokens.weight": torch.full((6, 4), 7.0, dtype=torch.bfloat16)},
+              str(folder / "model.safetensors"))
     return folder
 
 
@@ -218,10 +241,51 @@ def test_a_sigterm_ends_the_trainer_not_the_run():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_export_head_copies_what_vllm_reads(tmp_path):
-    export_head(_epoch(tmp_path / "ckpt", "2"), tmp_path / "head")
+@pytest.mark.parametrize("embed_requires_grad, embed_kept", [(False, False), (True, True)])
+def test_export_head_copies_what_vllm_reads(tmp_path, embed_requires_grad, embed_kept):
+    from safetensors.torch import load_file
+
+    export_head(_epoch(tmp_path / "ckpt", "2", embed_requires_grad), tmp_path / "head")
     assert sorted(p.name for p in (tmp_path / "head").iterdir()) == ["config.json", "model.safetensors"]
     assert is_eagle3_head(str(tmp_path / "head"))
+    kept = load_file(str(tmp_path / "head" / "model.safetensors"))
+    assert ("embed_tokens.weight" in kept) == embed_kept  # a frozen copy of the target's stays out
+    assert {"fc.weight", "lm_head.weight", "d2t", "t2d"} <= kept.keys()
+
+
+def test_prepare_init_head_restores_the_embedding_and_keeps_the_vocabulary(tmp_path):
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    export_head(_epoch(tmp_path / "ckpt", "0"), tmp_path / "head")
+    target = _target_with_embedding(tmp_path / "target")
+    init = prepare_init_head(tmp_path / "head", target, tmp_path / "run" / "init-head")
+    assert init.draft_vocab_size == 3
+    tensors = load_file(str(init.folder / "model.safetensors"))
+    assert tensors["embed_tokens.weight"].dtype == torch.float32 and tensors["embed_tokens.weight"][0, 0] == 7
+    assert np.load(init.d2t).tolist() == [0, 2, 5]
+    assert np.load(init.t2d).tolist() == [True, False, True, False, False, True]
+    config = json.loads((init.folder / "config.json").read_text())
+    assert config["speculators_config"]["verifier"]["name_or_path"] == str(target)
+
+
+@pytest.mark.parametrize("files", [{}, {"config.json": '{"speculators_model_type": "eagle3"}'},
+                                   {"config.json": "{}", "model.safetensors": "not weights"}])
+def test_prepare_init_head_refuses_what_is_not_a_head(tmp_path, files):
+    (tmp_path / "head").mkdir()
+    for name, text in files.items():
+        (tmp_path / "head" / name).write_text(text)
+    with pytest.raises(TrainError, match="--init-head"):
+        prepare_init_head(tmp_path / "head", _target_with_embedding(tmp_path / "target"), tmp_path / "init")
+
+
+def test_speculators_args_start_from_an_init_head(tmp_path):
+    init = InitHead(tmp_path / "init", tmp_path / "init" / "d2t.npy", tmp_path / "init" / "t2d.npy", 3)
+    opts = TrainOptions(code_dir=tmp_path, out=tmp_path / "out", target_dir=tmp_path / "t")
+    args = speculators_args(opts, tmp_path / "data", [2, 14, 25], "cuda", init)
+    assert f"--from-pretrained={init.folder}" in args and f"--d2t-path={init.d2t}" in args
+    assert "--draft-vocab-size=3" in args
 
 
 @pytest.mark.parametrize("tokens, layers, hidden_size, expected", [(1000, 3, 1536, 12_288_000), (0, 3, 64, 0)])
