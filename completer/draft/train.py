@@ -259,13 +259,14 @@ def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: 
             f"--save-path={opts.out / CKPT_DIR}", f"--log-dir={opts.out / 'logs'}", f"--epochs={opts.epochs}",
             f"--draft-vocab-size={init.draft_vocab_size if init else opts.draft_vocab_size}",
             "--target-layer-ids", *map(str, layers),
-            "--num-layers=1", "--draft-arch=llama", "--full-attention-indices", "0",
             f"--total-seq-len={opts.total_seq_len}", f"--lr={opts.lr}", f"--seed={opts.seed}",
             "--train-data-ratio=0.9", f"--num-workers={opts.num_workers}"]
     if opts.max_steps is not None:
         args.append(f"--max-steps={opts.max_steps}")
-    if init is not None:
+    if init is not None:  # the head defines the decoder: speculators refuses the shaping flags beside it
         args += [f"--from-pretrained={init.folder}", f"--d2t-path={init.d2t}", f"--t2d-path={init.t2d}"]
+    else:
+        args += ["--num-layers=1", "--draft-arch=llama", "--full-attention-indices", "0"]
     # speculators' fused loss is a Triton kernel that torch 2.11's compiler rejects on a GPU
     # ("ListVariable ... is already tracked for mutation", H200), and that does not run on a CPU
     args.append("--loss-implementation=eager")
@@ -388,8 +389,11 @@ def prepare_init_head(head: Path, target_dir: Path, dest: Path) -> InitHead:
         raise TrainError(f"--init-head {head}: not a speculators EAGLE-3 head with a draft vocabulary (d2t, t2d)")
     config.setdefault("speculators_config", {}).setdefault("verifier", {})["name_or_path"] = str(target_dir)
     if EMBED not in tensors:
-        dtype = next(t.dtype for t in tensors.values() if t.is_floating_point())
-        tensors[EMBED] = _target_tensor(target_dir, "model.embed_tokens.weight").to(dtype)
+        tensors[EMBED] = _target_tensor(target_dir, "model.embed_tokens.weight")
+    # float32, as a fresh head starts: speculators builds the model in the config's dtype, and a bf16
+    # head beside float32 hidden states (the CPU's) fails in its first matmul
+    tensors = {k: t.float() if t.is_floating_point() else t for k, t in tensors.items()}
+    config["dtype"] = "float32"
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.json").write_text(json.dumps(config, indent=1))
     save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})

@@ -286,6 +286,7 @@ def test_speculators_args_start_from_an_init_head(tmp_path):
     args = speculators_args(opts, tmp_path / "data", [2, 14, 25], "cuda", init)
     assert f"--from-pretrained={init.folder}" in args and f"--d2t-path={init.d2t}" in args
     assert "--draft-vocab-size=3" in args
+    assert not any(a.startswith(("--num-layers", "--draft-arch", "--full-attention")) for a in args)  # refused beside it
 
 
 @pytest.mark.parametrize("tokens, layers, hidden_size, expected", [(1000, 3, 1536, 12_288_000), (0, 3, 64, 0)])
