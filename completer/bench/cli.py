@@ -54,9 +54,13 @@ def draft() -> None:
 @click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32", "auto"]), default=None,
               help="The engine's dtype (default: the configured one).")
+@click.option("--enforce-eager/--no-enforce-eager", default=None,
+              help="With --head: engines without torch.compile and CUDA graphs (default: the configured "
+                   "enforce_eager). On a GPU they skip the start-up's compilation and graph capture; "
+                   "acceptance is what it measures then, the measured speedup is eager's.")
 @click.option("--json", "as_json", is_flag=True)
 def draft_eval(code_dir: Path, target, drafts, num_cuts: int, ks: tuple[int, ...], head: Path | None,
-               max_tokens: int, dtype: str | None, as_json: bool) -> None:
+               max_tokens: int, dtype: str | None, enforce_eager: bool | None, as_json: bool) -> None:
     """Acceptance and projected speedup of each candidate draft, or of a trained EAGLE-3 head,
     on the code in CODE_DIR.
 
@@ -72,7 +76,7 @@ def draft_eval(code_dir: Path, target, drafts, num_cuts: int, ks: tuple[int, ...
     if head is not None:
         from completer.draft.cli import head_markdown
 
-        extra = {"dtype": dtype} if dtype else {}
+        extra = {k: v for k, v in (("dtype", dtype), ("enforce_eager", enforce_eager)) if v is not None}
         try:
             result = evaluate_head(target, head, code_dir, num_cuts, tuple(ks) or HEAD_KS, max_tokens, **extra)
         except ValueError as err:

@@ -193,4 +193,5 @@ def evaluate_head(target: str, head: Path, folder: Path, n: int, ks: tuple[int, 
         spec = SpeculativeConfig(method="eagle3", model=str(head), num_speculative_tokens=k)
         runs[k] = asyncio.run(_run_cuts(Settings(model=target, speculative_config=spec, **settings), cuts, k,
                                         max_tokens))
-    return {"rows": head_rows(alone, runs, cost), "cuts": len(cuts), "files_left_out": len(skip)}
+    return {"rows": head_rows(alone, runs, cost), "cuts": len(cuts), "files_left_out": len(skip),
+            "settings": {k: v for k, v in settings.items()}}

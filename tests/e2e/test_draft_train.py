@@ -91,7 +91,9 @@ def test_a_trained_head_loads_in_vllm_and_keeps_greedy_output(tmp_path):
         (later / "completer-draft.json").read_text())["speculators_args"]
     assert json.loads((later / "head" / "config.json").read_text())["draft_vocab_size"] == 256
     evaluation = completer("draft", "eval", "--head", str(later / "head"), "--target", str(target), "-n", "4",
-                           "-k", "3", "--max-tokens", "24", "--dtype", "float32", "--json", str(code))
+                           "-k", "3", "--max-tokens", "24", "--dtype", "float32", "--enforce-eager", "--json", str(code))
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
-    (row,) = json.loads(evaluation.stdout)["rows"]
+    result = json.loads(evaluation.stdout)
+    assert result["settings"] == {"dtype": "float32", "enforce_eager": True}
+    (row,) = result["rows"]
     assert row["identical"] is True and row["tokens"] > 0
