@@ -98,3 +98,5 @@ def draft_train(code_dir: Path, out: Path, target: str | None, epochs: int, max_
                f"data {manifest['data_seconds']:.0f} s, training {manifest['train_seconds']:.0f} s"
                + (f"; stopped early by {manifest['stopped_by']}: --resume goes on" if manifest.get("stopped_by") else "")
                + ")")
+    if manifest.get("stopped_by") and not manifest["stopped_by"].startswith("SIG"):
+        sys.exit(1)  # an error stopped the trainer: the head is the best epoch before it

@@ -23,6 +23,7 @@ import random
 import shutil
 import signal
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -315,15 +316,22 @@ def _raise_stopped(signum, _frame):
 
 
 def run_until_stopped(trainer: Callable[[], object]) -> str | None:
-    """Run ``trainer()``; a SIGTERM (``timeout``, a job scheduler) ends it early instead of ending the
-    process, so the caller can still make a head of the epochs written so far. Returns the signal's
-    name, or None when the trainer finished. Only in the main thread (signals are delivered there)."""
+    """Run ``trainer()`` so that a stop ends the training, not the run: the caller can still make a
+    head of the epochs written so far. Returns None when the trainer finished, else why it stopped:
+    "SIGTERM" (``timeout``, a job scheduler), or the error it raised. speculators' trainer installs
+    its own SIGTERM handler while it trains; when a whole process group is signalled (``timeout``
+    does that), the SIGTERM also kills its DataLoader workers and the trainer fails with
+    "DataLoader worker ... is killed by signal: Terminated" (H200, 2026-12-02), so an error counts
+    as a stop too. Only in the main thread (signals are delivered there)."""
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         trainer()
         return None
     except _Stopped as stop:
         return str(stop)
+    except Exception as err:  # the trainer's own failure, or the one a signal caused
+        traceback.print_exc()  # the whole story on stderr; the caller reports the stop
+        return f"{type(err).__name__}: {err}"
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -430,7 +438,7 @@ def train(opts: TrainOptions, progress=_tqdm) -> dict:
 
         cpu_shim.install()
     train_started = time.monotonic()
-    # a stop (SIGTERM) ends the training, not the run: the best epoch written so far becomes the head
+    # a stop (SIGTERM, an error) ends the training, not the run: the best epoch written so far becomes the head
     stopped = run_until_stopped(lambda: speculators_main(TrainConfig.resolve(args)))
     train_s = time.monotonic() - train_started
     best = last_checkpoint(ckpt)

@@ -235,8 +235,12 @@ def test_a_sigterm_ends_the_trainer_not_the_run():
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("the trainer went on after SIGTERM")
 
+    def failing_trainer():  # as when the same SIGTERM killed its DataLoader workers
+        raise RuntimeError("DataLoader worker (pid 2724) is killed by signal: Terminated.")
+
     before = signal.getsignal(signal.SIGTERM)
     assert run_until_stopped(stopped_trainer) == "SIGTERM"
+    assert run_until_stopped(failing_trainer) == "RuntimeError: DataLoader worker (pid 2724) is killed by signal: Terminated."
     assert run_until_stopped(lambda: None) is None
     assert signal.getsignal(signal.SIGTERM) is before
 
