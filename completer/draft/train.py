@@ -32,11 +32,11 @@ from completer.context import languages
 from completer.context.prompt import QWEN
 from completer.draft import examples as ex
 from completer.draft import hidden
+from completer.draft.heads import HeadError, InitHead, epoch_curve, export_head, last_checkpoint, prepare_init_head
 
 MANIFEST = "completer-draft.json"
 CPU_TINY_BYTES = 256 << 20  # targets up to this size train on a CPU without --allow-cpu (tests)
 HEAD_DIR, DATA_DIR, CKPT_DIR = "head", "data", "checkpoints"
-HEAD_FILES = ("config.json", "model.safetensors")
 
 
 # "completion": only the text after the cursor; "all": every token. The head's loss is against the
@@ -276,37 +276,6 @@ def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: 
     return args + list(opts.extra_args)
 
 
-def last_checkpoint(ckpt: Path) -> Path | None:
-    """The best epoch's folder (speculators' checkpoint_best link), else the highest epoch's."""
-    best = ckpt / "checkpoint_best"
-    if best.exists() and all((best / f).exists() for f in HEAD_FILES):
-        return best.resolve()
-    epochs = sorted((int(p.name), p) for p in ckpt.glob("[0-9]*") if p.name.isdigit()
-                    and all((p / f).exists() for f in HEAD_FILES))
-    return epochs[-1][1] if epochs else None
-
-
-def epoch_curve(ckpt: Path) -> list[dict]:
-    """The validation figures of each epoch that improved the validation loss (speculators writes
-    ``N/val_metrics.json`` then), oldest first: ``epoch``, ``val_loss``, ``full_acc`` (per draft
-    position i, the share of validation positions where drafts 0..i all match the target's greedy
-    token: greedy acceptance of a prefix of i + 1 drafts), ``acceptance_length`` (1 + their sum: the
-    expected tokens per step at k = len(full_acc)) and ``written`` (UTC, the file's time: the curve's
-    time axis across resumed calls)."""
-    curve = []
-    for folder in sorted((p for p in ckpt.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name)):
-        path = folder / "val_metrics.json"
-        try:
-            metrics = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        full = [metrics[f"full_acc_{i}_epoch"] for i in range(16) if f"full_acc_{i}_epoch" in metrics]
-        curve.append({"epoch": int(folder.name), "val_loss": metrics.get("loss_epoch"), "full_acc": full,
-                      "acceptance_length": round(1 + sum(full), 3),
-                      "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime))})
-    return curve
-
-
 class _Stopped(Exception):
     """A termination signal arrived while the trainer ran."""
 
@@ -336,80 +305,6 @@ def run_until_stopped(trainer: Callable[[], object]) -> str | None:
         signal.signal(signal.SIGTERM, previous)
 
 
-EMBED = "embed_tokens.weight"
-
-
-def export_head(checkpoint: Path, head: Path) -> None:
-    """Copy a checkpoint's config and weights into ``head`` (what vLLM reads; no optimizer state).
-
-    A frozen embedding (``embed_requires_grad`` false: a copy of the target's) is left out: vLLM then
-    shares the target's (vLLM 0.26 `v1/worker/gpu/spec_decode/eagle/utils.py`, `_should_share`; the
-    CPU's V1 proposer likewise), and the head is a third of the size for the 1.5B (233 M of its
-    ~340 M parameters), which matters where heads travel in 64 MiB pieces."""
-    from safetensors.torch import load_file, save_file
-
-    head.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(checkpoint / "config.json", head / "config.json")
-    config = json.loads((checkpoint / "config.json").read_text())
-    tensors = load_file(str(checkpoint / "model.safetensors"))
-    if not config.get("embed_requires_grad", False):
-        tensors.pop(EMBED, None)
-    save_file(tensors, str(head / "model.safetensors"), metadata={"format": "pt"})
-
-
-@dataclass(frozen=True)
-class InitHead:
-    """A head prepared as the starting point of a run: ``folder`` (speculators' --from-pretrained),
-    its draft vocabulary as .npy files (``d2t``, ``t2d``) and size."""
-
-    folder: Path
-    d2t: Path
-    t2d: Path
-    draft_vocab_size: int
-
-
-def _target_tensor(target_dir: Path, name: str):
-    """One tensor of the target's safetensors (single file or an index of shards)."""
-    from safetensors import safe_open
-
-    index = target_dir / "model.safetensors.index.json"
-    file = (target_dir / json.loads(index.read_text())["weight_map"][name]) if index.exists() \
-        else target_dir / "model.safetensors"
-    with safe_open(str(file), framework="pt") as f:
-        return f.get_tensor(name)
-
-
-def prepare_init_head(head: Path, target_dir: Path, dest: Path) -> InitHead:
-    """Make ``dest`` a copy of ``head`` that speculators can go on training for ``target_dir``: its
-    verifier set to this target, the embedding put back where the head left it out (the target's),
-    and its draft vocabulary (d2t, t2d) as the files --d2t-path/--t2d-path read, so that its lm_head
-    rows keep their tokens whatever the new data's frequencies. Raises TrainError for a folder that
-    is not such a head."""
-    import numpy as np
-    from safetensors.torch import load_file, save_file
-
-    try:
-        config = json.loads((head / "config.json").read_text())
-        tensors = load_file(str(head / "model.safetensors"))
-    except Exception as err:  # absent, unreadable, not JSON, not safetensors (SafetensorError)
-        raise TrainError(f"--init-head {head}: not an EAGLE-3 head folder ({err})") from err
-    if config.get("speculators_model_type") != "eagle3" or not {"d2t", "t2d"} <= tensors.keys():
-        raise TrainError(f"--init-head {head}: not a speculators EAGLE-3 head with a draft vocabulary (d2t, t2d)")
-    config.setdefault("speculators_config", {}).setdefault("verifier", {})["name_or_path"] = str(target_dir)
-    if EMBED not in tensors:
-        tensors[EMBED] = _target_tensor(target_dir, "model.embed_tokens.weight")
-    # float32, as a fresh head starts: speculators builds the model in the config's dtype, and a bf16
-    # head beside float32 hidden states (the CPU's) fails in its first matmul
-    tensors = {k: t.float() if t.is_floating_point() else t for k, t in tensors.items()}
-    config["dtype"] = "float32"
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.json").write_text(json.dumps(config, indent=1))
-    save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
-    np.save(dest / "d2t.npy", tensors["d2t"].numpy())
-    np.save(dest / "t2d.npy", tensors["t2d"].numpy())
-    return InitHead(dest, dest / "d2t.npy", dest / "t2d.npy", int(tensors["d2t"].shape[0]))
-
-
 def train(opts: TrainOptions, progress=_tqdm) -> dict:
     """Run the whole pipeline; returns the manifest written to ``out``. Raises TrainError."""
     check_library()
@@ -430,7 +325,10 @@ def train(opts: TrainOptions, progress=_tqdm) -> dict:
 
     init = None
     if opts.init_head is not None and last_checkpoint(ckpt) is None:  # a resumed run has its own weights
-        init = prepare_init_head(opts.init_head, opts.target_dir, opts.out / "init-head")
+        try:
+            init = prepare_init_head(opts.init_head, opts.target_dir, opts.out / "init-head")
+        except HeadError as err:
+            raise TrainError(str(err)) from err
     args = speculators_args(opts, data, layers, device, init)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if device == "cpu":

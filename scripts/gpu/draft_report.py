@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from completer.bench.report import write_results  # noqa: E402
-from completer.draft.train import epoch_curve  # noqa: E402
+from completer.draft.heads import epoch_curve  # noqa: E402
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)")
 

@@ -10,9 +10,9 @@ from completer.context.prompt import QWEN
 from completer.context.tokens import CharEstimateCounter
 from completer.draft import examples as ex
 from completer.draft import hidden
-from completer.draft.train import (CPU_TINY_BYTES, TrainError, TrainOptions, check_resources, export_head,
-                                   InitHead, prepare_init_head, run_until_stopped,
-                                   last_checkpoint, speculators_args, training_bytes)
+from completer.draft.heads import HeadError, InitHead, export_head, last_checkpoint, prepare_init_head
+from completer.draft.train import (CPU_TINY_BYTES, TrainError, TrainOptions, check_resources, run_until_stopped,
+                                   speculators_args, training_bytes)
 from completer.engine.methods import is_eagle3_head
 
 PYTHON = '''\
@@ -280,7 +280,7 @@ def test_prepare_init_head_refuses_what_is_not_a_head(tmp_path, files):
     (tmp_path / "head").mkdir()
     for name, text in files.items():
         (tmp_path / "head" / name).write_text(text)
-    with pytest.raises(TrainError, match="--init-head"):
+    with pytest.raises(HeadError, match="--init-head"):
         prepare_init_head(tmp_path / "head", _target_with_embedding(tmp_path / "target"), tmp_path / "init")
 
 
@@ -339,7 +339,7 @@ def test_with_loss_on_refuses_an_unknown_choice():
 
 
 def test_epoch_curve_reads_the_epochs_that_wrote_validation_figures(tmp_path):
-    from completer.draft.train import epoch_curve
+    from completer.draft.heads import epoch_curve
 
     for epoch, metrics in (("0", {"loss_epoch": 3.0, "full_acc_0_epoch": 0.2, "full_acc_1_epoch": 0.05}),
                            ("2", {"loss_epoch": 2.0, "full_acc_0_epoch": 0.5, "full_acc_1_epoch": 0.25,
