@@ -177,7 +177,8 @@ def evaluate_head(target: str, head: Path, folder: Path, n: int, ks: tuple[int, 
                   max_tokens: int = 64, draft_cost: float | None = None, **settings: object) -> dict:
     """An EAGLE-3 head against the target alone on ``n`` cursor positions of ``folder`` (files the
     head trained on left out), one engine per k. ``draft_cost`` defaults to the policy's prior for
-    eagle3; ``settings`` are more Settings fields (e.g. dtype). Returns {rows, cuts, files_left_out}.
+    eagle3; ``settings`` are more Settings fields (e.g. dtype). Returns {rows, cuts, files_left_out,
+    settings (those given)}.
     Raises ValueError when the folder has no code left to evaluate on."""
     from completer.policy.speculation import PRIOR_DRAFT_COST
 
@@ -194,4 +195,4 @@ def evaluate_head(target: str, head: Path, folder: Path, n: int, ks: tuple[int, 
         runs[k] = asyncio.run(_run_cuts(Settings(model=target, speculative_config=spec, **settings), cuts, k,
                                         max_tokens))
     return {"rows": head_rows(alone, runs, cost), "cuts": len(cuts), "files_left_out": len(skip),
-            "settings": {k: v for k, v in settings.items()}}
+            "settings": dict(settings)}

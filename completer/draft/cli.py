@@ -41,7 +41,8 @@ def head_markdown(result: dict, target: str, head: str) -> str:
               help="The training prompts' token budget.")
 @click.option("--held-out", default=0.1, show_default=True, type=click.FloatRange(0.0, 0.9),
               help="Share of the files kept out of training (draft eval uses them).")
-@click.option("--draft-vocab-size", default=32000, show_default=True, type=click.IntRange(16))
+@click.option("--draft-vocab-size", default=32000, show_default=True, type=click.IntRange(16),
+              help="Tokens the head predicts (the most frequent in the examples); --init-head brings its own.")
 @click.option("--total-seq-len", default=8192, show_default=True, type=click.IntRange(64),
               help="Tokens packed into one training step.")
 @click.option("--lr", default=3e-4, show_default=True,
@@ -95,8 +96,10 @@ def draft_train(code_dir: Path, out: Path, target: str | None, epochs: int, max_
         sys.exit(EXIT_BAD_INPUT)
     click.echo(f"head: {out / 'head'} (epoch {manifest['checkpoint']}; {manifest['examples']} examples from "
                f"{len(manifest['files_trained'])} files, {len(manifest['files_held_out'])} held out; "
-               f"data {manifest['data_seconds']:.0f} s, training {manifest['train_seconds']:.0f} s"
-               + (f"; stopped early by {manifest['stopped_by']}: --resume goes on" if manifest.get("stopped_by") else "")
-               + ")")
-    if manifest.get("stopped_by") and not manifest["stopped_by"].startswith("SIG"):
-        sys.exit(1)  # an error stopped the trainer: the head is the best epoch before it
+               f"data {manifest['data_seconds']:.0f} s, training {manifest['train_seconds']:.0f} s)")
+    stopped = manifest.get("stopped_by") or ""
+    if stopped.startswith("signal"):
+        click.echo(f"completer: training stopped early by {stopped.split(': ', 1)[1]}; --resume goes on", err=True)
+    elif stopped:  # an error stopped the trainer: the head is the best epoch before it
+        click.echo(f"completer: training stopped by an error (traceback above): {stopped.split(': ', 1)[1]}", err=True)
+        sys.exit(1)

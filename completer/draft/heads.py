@@ -8,6 +8,7 @@ state and ``val_metrics.json``. A head (``head/``) holds the first two only: wha
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -60,16 +61,21 @@ def export_head(checkpoint: Path, head: Path) -> None:
     A frozen embedding (``embed_requires_grad`` false: a copy of the target's) is left out: vLLM then
     shares the target's (vLLM 0.26 `v1/worker/gpu/spec_decode/eagle/utils.py`, `_should_share`; the
     CPU's V1 proposer likewise), and the head is a third of the size for the 1.5B (233 M of its
-    ~340 M parameters), which matters where heads travel in 64 MiB pieces."""
+    ~340 M parameters), which matters where heads travel in pieces of a few MiB.
+
+    Each file is written under a temporary name and renamed, the weights last: a stop mid-write never
+    leaves a ``model.safetensors`` that is not whole (the GPU pipeline takes one as a finished head)."""
     from safetensors.torch import load_file, save_file
 
     head.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(checkpoint / "config.json", head / "config.json")
     config = json.loads((checkpoint / "config.json").read_text())
     tensors = load_file(str(checkpoint / "model.safetensors"))
     if not config.get("embed_requires_grad", False):
         tensors.pop(EMBED, None)
-    save_file(tensors, str(head / "model.safetensors"), metadata={"format": "pt"})
+    shutil.copy2(checkpoint / "config.json", head / "config.json.tmp")
+    save_file(tensors, str(head / "model.safetensors.tmp"), metadata={"format": "pt"})
+    os.replace(head / "config.json.tmp", head / "config.json")
+    os.replace(head / "model.safetensors.tmp", head / "model.safetensors")
 
 
 @dataclass(frozen=True)
@@ -110,9 +116,17 @@ def prepare_init_head(head: Path, target_dir: Path, dest: Path) -> InitHead:
         raise HeadError(f"--init-head {head}: not an EAGLE-3 head folder ({err})") from err
     if config.get("speculators_model_type") != "eagle3" or not {"d2t", "t2d"} <= tensors.keys():
         raise HeadError(f"--init-head {head}: not a speculators EAGLE-3 head with a draft vocabulary (d2t, t2d)")
+    target = json.loads((target_dir / "config.json").read_text())
+    if tensors["t2d"].shape[0] != target.get("vocab_size"):
+        raise HeadError(f"--init-head {head}: made for a vocabulary of {tensors['t2d'].shape[0]} tokens, "
+                        f"the target {target_dir} has {target.get('vocab_size')}")
     config.setdefault("speculators_config", {}).setdefault("verifier", {})["name_or_path"] = str(target_dir)
     if EMBED not in tensors:
-        tensors[EMBED] = _target_tensor(target_dir, "model.embed_tokens.weight")
+        try:
+            tensors[EMBED] = _target_tensor(target_dir, "model.embed_tokens.weight")
+        except (KeyError, OSError) as err:
+            raise HeadError(f"--init-head {head}: the target {target_dir} has no model.embed_tokens.weight "
+                            f"to put back ({err})") from err
     # float32, as a fresh head starts: speculators builds the model in the config's dtype, and a bf16
     # head beside float32 hidden states (the CPU's) fails in its first matmul
     tensors = {k: t.float() if t.is_floating_point() else t for k, t in tensors.items()}
@@ -122,4 +136,12 @@ def prepare_init_head(head: Path, target_dir: Path, dest: Path) -> InitHead:
     save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
     np.save(dest / "d2t.npy", tensors["d2t"].numpy())
     np.save(dest / "t2d.npy", tensors["t2d"].numpy())
-    return InitHead(dest, dest / "d2t.npy", dest / "t2d.npy", int(tensors["d2t"].shape[0]))
+    return resumed_init(dest)
+
+
+def resumed_init(dest: Path) -> InitHead:
+    """The InitHead that prepare_init_head made in ``dest`` (a run resumed after starting from it keeps
+    its draft vocabulary)."""
+    import numpy as np
+
+    return InitHead(dest, dest / "d2t.npy", dest / "t2d.npy", int(np.load(dest / "d2t.npy").shape[0]))

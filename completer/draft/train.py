@@ -7,6 +7,8 @@ Output folder (``out``):
   each epoch's folder is itself a head vLLM loads, and the trainer resumes from the last one;
 - ``head/``: the best epoch's ``config.json`` and ``model.safetensors`` (speculators' format,
   ``speculators_config`` included), for ``speculative_config.model`` with method ``eagle3``;
+- ``init-head/``: with ``--init-head``, that head made ready to train on (float32, the target's
+  embedding, its draft vocabulary as .npy files); a resumed run keeps reading its vocabulary;
 - ``completer-draft.json``: the target, the files trained on and held out, the run's figures.
 
 The training itself is the `speculators` library's; this module only builds its inputs and
@@ -32,11 +34,12 @@ from completer.context import languages
 from completer.context.prompt import QWEN
 from completer.draft import examples as ex
 from completer.draft import hidden
-from completer.draft.heads import HeadError, InitHead, epoch_curve, export_head, last_checkpoint, prepare_init_head
+from completer.draft.heads import (HeadError, InitHead, epoch_curve, export_head, last_checkpoint, prepare_init_head,
+                                   resumed_init)
 
 MANIFEST = "completer-draft.json"
 CPU_TINY_BYTES = 256 << 20  # targets up to this size train on a CPU without --allow-cpu (tests)
-HEAD_DIR, DATA_DIR, CKPT_DIR = "head", "data", "checkpoints"
+HEAD_DIR, DATA_DIR, CKPT_DIR, INIT_DIR = "head", "data", "checkpoints", "init-head"
 
 
 # "completion": only the text after the cursor; "all": every token. The head's loss is against the
@@ -167,7 +170,7 @@ def collect_examples(opts: TrainOptions, counter, end_ids: list[int],
         rel = str(path.relative_to(root))
         if bar is not None:
             bar.update(1)
-        if ex.held_out(rel, opts.held_out):  # not seeded: runs that go on from one another hold out the same files
+        if ex.held_out(rel, opts.held_out):
             kept.append(rel)
             continue
         if len(rows) >= opts.max_examples:
@@ -253,9 +256,10 @@ def prepare_data(opts: TrainOptions, device: str, progress=_tqdm) -> tuple[Path,
 
 
 def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: str,
-                     init: InitHead | None = None) -> list[str]:
+                     init: InitHead | None = None, resumed: bool = False) -> list[str]:
     """`speculators train` flags for an EAGLE-3 head of one llama layer over ``layers``; with ``init``,
-    from that head's weights and draft vocabulary (its size replaces ``opts.draft_vocab_size``)."""
+    that head's draft vocabulary (its size replaces ``opts.draft_vocab_size``) and, unless the run is
+    ``resumed`` from its own checkpoint, its weights."""
     args = [f"--verifier-name-or-path={opts.target_dir}", f"--data-path={data}", "--speculator-type=eagle3",
             f"--save-path={opts.out / CKPT_DIR}", f"--log-dir={opts.out / 'logs'}", f"--epochs={opts.epochs}",
             f"--draft-vocab-size={init.draft_vocab_size if init else opts.draft_vocab_size}",
@@ -264,9 +268,11 @@ def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: 
             "--train-data-ratio=0.9", f"--num-workers={opts.num_workers}"]
     if opts.max_steps is not None:
         args.append(f"--max-steps={opts.max_steps}")
-    if init is not None:  # the head defines the decoder: speculators refuses the shaping flags beside it
-        args += [f"--from-pretrained={init.folder}", f"--d2t-path={init.d2t}", f"--t2d-path={init.t2d}"]
-    else:
+    if init is not None:  # its draft vocabulary, so that the lm_head rows keep their tokens
+        args += [f"--d2t-path={init.d2t}", f"--t2d-path={init.t2d}"]
+    if init is not None and not resumed:  # the head defines the decoder: speculators refuses the shaping flags beside it
+        args.append(f"--from-pretrained={init.folder}")
+    else:  # a fresh head, or a resumed run (its last checkpoint holds the weights)
         args += ["--num-layers=1", "--draft-arch=llama", "--full-attention-indices", "0"]
     # speculators' fused loss is a Triton kernel that torch 2.11's compiler rejects on a GPU
     # ("ListVariable ... is already tracked for mutation", H200), and that does not run on a CPU
@@ -276,33 +282,46 @@ def speculators_args(opts: TrainOptions, data: Path, layers: list[int], device: 
     return args + list(opts.extra_args)
 
 
-class _Stopped(Exception):
-    """A termination signal arrived while the trainer ran."""
+class _Stopped(BaseException):
+    """A termination signal arrived while the trainer ran (a BaseException, as KeyboardInterrupt is,
+    so that the trainer's own ``except Exception`` blocks do not swallow it)."""
 
 
 def _raise_stopped(signum, _frame):
     raise _Stopped(signal.Signals(signum).name)
 
 
-def run_until_stopped(trainer: Callable[[], object]) -> str | None:
+SIGNAL, ERROR = "signal", "error"
+
+
+def run_until_stopped(trainer: Callable[[], object]) -> tuple[str, str] | None:
     """Run ``trainer()`` so that a stop ends the training, not the run: the caller can still make a
-    head of the epochs written so far. Returns None when the trainer finished, else why it stopped:
-    "SIGTERM" (``timeout``, a job scheduler), or the error it raised. speculators' trainer installs
-    its own SIGTERM handler while it trains; when a whole process group is signalled (``timeout``
-    does that), the SIGTERM also kills its DataLoader workers and the trainer fails with
-    "DataLoader worker ... is killed by signal: Terminated" (H200, 2026-12-02), so an error counts
-    as a stop too. Only in the main thread (signals are delivered there)."""
+    head of the epochs written so far. Returns None when the trainer returned, else (SIGNAL, its
+    name) or (ERROR, the error it raised).
+
+    speculators' trainer installs its own SIGINT/SIGTERM handler while it trains: a signal there
+    makes it save ``checkpoints/interrupted`` and return as if finished (see ``interrupted``). When
+    a whole process group is signalled (``timeout`` does that), the SIGTERM also kills its
+    DataLoader workers and the trainer fails with "DataLoader worker ... is killed by signal:
+    Terminated" (H200, 2026-12-02): an error. Only in the main thread (signals are delivered there)."""
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         trainer()
         return None
     except _Stopped as stop:
-        return str(stop)
+        return SIGNAL, str(stop)
     except Exception as err:  # the trainer's own failure, or the one a signal caused
         traceback.print_exc()  # the whole story on stderr; the caller reports the stop
-        return f"{type(err).__name__}: {err}"
+        return ERROR, f"{type(err).__name__}: {err}"
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted(ckpt: Path, since: float) -> bool:
+    """Whether speculators saved ``checkpoints/interrupted`` after ``since`` (time.time()): its
+    trainer caught a signal and returned early."""
+    marker = ckpt / "interrupted"
+    return marker.exists() and marker.stat().st_mtime >= since
 
 
 def train(opts: TrainOptions, progress=_tqdm) -> dict:
@@ -323,22 +342,27 @@ def train(opts: TrainOptions, progress=_tqdm) -> dict:
     from speculators.train.cli import main as speculators_main
     from speculators.train.config import TrainConfig
 
-    init = None
-    if opts.init_head is not None and last_checkpoint(ckpt) is None:  # a resumed run has its own weights
+    init, prepared = None, opts.out / INIT_DIR
+    if opts.init_head is not None and last_checkpoint(ckpt) is None:
         try:
-            init = prepare_init_head(opts.init_head, opts.target_dir, opts.out / "init-head")
+            init = prepare_init_head(opts.init_head, opts.target_dir, prepared)
         except HeadError as err:
             raise TrainError(str(err)) from err
-    args = speculators_args(opts, data, layers, device, init)
+    elif (prepared / "d2t.npy").exists():  # a resumed run that began from a head keeps its draft vocabulary
+        init = resumed_init(prepared)
+    args = speculators_args(opts, data, layers, device, init, resumed=init is not None and last_checkpoint(ckpt) is not None)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if device == "cpu":
         from completer.draft import cpu_shim
 
         cpu_shim.install()
-    train_started = time.monotonic()
-    # a stop (SIGTERM, an error) ends the training, not the run: the best epoch written so far becomes the head
-    stopped = run_until_stopped(lambda: speculators_main(TrainConfig.resolve(args)))
+    train_started, wall_started = time.monotonic(), time.time()
+    # a stop (a signal, an error) ends the training, not the run: the best epoch written so far becomes the head
+    stop = run_until_stopped(lambda: speculators_main(TrainConfig.resolve(args)))
+    if stop is None and interrupted(ckpt, wall_started):
+        stop = (SIGNAL, "a signal (speculators saved checkpoints/interrupted)")
     train_s = time.monotonic() - train_started
+    stopped = f"{stop[0]}: {stop[1]}" if stop else None
     best = last_checkpoint(ckpt)
     if best is None:
         raise TrainError(f"the trainer left no checkpoint in {ckpt}" + (f" (stopped by {stopped})" if stopped else ""))

@@ -278,14 +278,13 @@ def head_payload(head: Path) -> tuple[Path, dict]:
     files = [head / "config.json", head / "model.safetensors"]
     if not all(f.exists() for f in files):
         sys.exit(f"{head}: no config.json and model.safetensors (not a head folder)")
+    # written again each time (about 210 MB): two heads of the same folder name never share it
     target = KIT_CACHE / "heads" / f"{head.name}.tar"
     target.parent.mkdir(parents=True, exist_ok=True)
-    newest = max(f.stat().st_mtime for f in files)
-    if not target.exists() or target.stat().st_mtime < newest:
-        with tarfile.open(f"{target}.tmp", "w") as tar:
-            for f in files:
-                tar.add(f, arcname=f.name)
-        os.replace(f"{target}.tmp", target)
+    with tarfile.open(f"{target}.tmp", "w") as tar:
+        for f in files:
+            tar.add(f, arcname=f.name)
+    os.replace(f"{target}.tmp", target)
     return target, {"file": target.name, "install": {"kind": "tar", "dest": f"heads/{head.name}"}}
 
 

@@ -11,7 +11,8 @@ from completer.context.tokens import CharEstimateCounter
 from completer.draft import examples as ex
 from completer.draft import hidden
 from completer.draft.heads import HeadError, InitHead, export_head, last_checkpoint, prepare_init_head
-from completer.draft.train import (CPU_TINY_BYTES, TrainError, TrainOptions, check_resources, run_until_stopped,
+from completer.draft.train import (CPU_TINY_BYTES, TrainError, TrainOptions, check_resources, interrupted,
+                                   run_until_stopped,
                                    speculators_args, training_bytes)
 from completer.engine.methods import is_eagle3_head
 
@@ -209,11 +210,12 @@ def _epoch(ckpt: Path, name: str, embed_requires_grad: bool = False) -> Path:
     return folder
 
 
-def _target_with_embedding(folder: Path) -> Path:
+def _target_with_embedding(folder: Path, vocab_size: int = 6) -> Path:
     import torch
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"vocab_size": vocab_size}))
     save_file({"model.embed_tokens.weight": torch.full((6, 4), 7.0, dtype=torch.bfloat16)},
               str(folder / "model.safetensors"))
     return folder
@@ -239,10 +241,40 @@ def test_a_sigterm_ends_the_trainer_not_the_run():
         raise RuntimeError("DataLoader worker (pid 2724) is killed by signal: Terminated.")
 
     before = signal.getsignal(signal.SIGTERM)
-    assert run_until_stopped(stopped_trainer) == "SIGTERM"
-    assert run_until_stopped(failing_trainer) == "RuntimeError: DataLoader worker (pid 2724) is killed by signal: Terminated."
+    assert run_until_stopped(stopped_trainer) == ("signal", "SIGTERM")
+    assert run_until_stopped(failing_trainer) == (
+        "error", "RuntimeError: DataLoader worker (pid 2724) is killed by signal: Terminated.")
     assert run_until_stopped(lambda: None) is None
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_sigterm_inside_speculators_trainer_is_seen_from_its_interrupted_checkpoint(tmp_path):
+    """speculators' own handler catches the signal while it trains, saves checkpoints/interrupted and
+    returns as if finished: the run tells the stop from that checkpoint."""
+    import os
+    import signal
+    import time
+
+    from speculators.train.graceful_shutdown import with_graceful_shutdown
+
+    class Trainer:  # what speculators' decorator needs of its Trainer
+        class checkpointer:
+            path = tmp_path / "checkpoints"
+
+        def maybe_save_checkpoint(self, label):
+            (self.checkpointer.path / label).mkdir(parents=True)
+
+        @with_graceful_shutdown()
+        def run_training(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+            raise AssertionError("the trainer went on after SIGTERM")
+
+    since = time.time() - 1
+    assert not interrupted(tmp_path / "checkpoints", since)
+    assert run_until_stopped(Trainer().run_training) is None
+    assert interrupted(tmp_path / "checkpoints", since)
+    assert not interrupted(tmp_path / "checkpoints", time.time() + 60)  # one from an earlier call
 
 
 @pytest.mark.parametrize("embed_requires_grad, embed_kept", [(False, False), (True, True)])
@@ -284,6 +316,12 @@ def test_prepare_init_head_refuses_what_is_not_a_head(tmp_path, files):
         prepare_init_head(tmp_path / "head", _target_with_embedding(tmp_path / "target"), tmp_path / "init")
 
 
+def test_prepare_init_head_refuses_a_head_for_another_vocabulary(tmp_path):
+    export_head(_epoch(tmp_path / "ckpt", "0"), tmp_path / "head")
+    with pytest.raises(HeadError, match="vocabulary of 6 tokens"):
+        prepare_init_head(tmp_path / "head", _target_with_embedding(tmp_path / "target", 151936), tmp_path / "init")
+
+
 def test_speculators_args_start_from_an_init_head(tmp_path):
     init = InitHead(tmp_path / "init", tmp_path / "init" / "d2t.npy", tmp_path / "init" / "t2d.npy", 3)
     opts = TrainOptions(code_dir=tmp_path, out=tmp_path / "out", target_dir=tmp_path / "t")
@@ -291,6 +329,9 @@ def test_speculators_args_start_from_an_init_head(tmp_path):
     assert f"--from-pretrained={init.folder}" in args and f"--d2t-path={init.d2t}" in args
     assert "--draft-vocab-size=3" in args
     assert not any(a.startswith(("--num-layers", "--draft-arch", "--full-attention")) for a in args)  # refused beside it
+    resumed = speculators_args(opts, tmp_path / "data", [2, 14, 25], "cuda", init, resumed=True)
+    assert f"--d2t-path={init.d2t}" in resumed and "--draft-vocab-size=3" in resumed  # its vocabulary stays
+    assert not any(a.startswith("--from-pretrained") for a in resumed) and "--num-layers=1" in resumed
 
 
 @pytest.mark.parametrize("tokens, layers, hidden_size, expected", [(1000, 3, 1536, 12_288_000), (0, 3, 64, 0)])
