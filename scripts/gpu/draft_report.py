@@ -59,7 +59,7 @@ def evaluations(results: Path) -> dict[str, dict]:
     return out
 
 
-def build(run_dir: Path, started: str | None, note: str) -> dict:
+def build(run_dir: Path, started: str | None, note: str, machine: str = "") -> dict:
     curve = epoch_curve(run_dir / "run" / "checkpoints")
     started = started or training_start(run_dir / "results" / "train.log")
     for point in curve:
@@ -72,13 +72,13 @@ def build(run_dir: Path, started: str | None, note: str) -> dict:
         summary["validation_acceptance_length_last_epoch"] = curve[-1]["acceptance_length"]
         summary["epochs"] = curve[-1]["epoch"] + 1
         summary["training_minutes"] = curve[-1]["minutes"]
-    return {"command": "scripts/gpu/draft-pipeline.sh; scripts/gpu/draft_report.py", "note": note,
+    return {"command": "scripts/gpu/draft-pipeline.sh; scripts/gpu/draft_report.py", "machine": machine, "note": note,
             "training_started": started, "summary": summary, "curve": curve, "evaluations": evals}
 
 
 def markdown(result: dict) -> str:
     lines = ["# An EAGLE-3 head for Qwen2.5-Coder-1.5B: acceptance against training time", "",
-             result["note"], "",
+             f"Machine: {result['machine']}." if result.get("machine") else "", result["note"], "",
              "## The trainer's validation after each epoch (teacher-forced, on the last 10 % of the examples: "
              "speculators' --train-data-ratio=0.9; their files are among those trained on)", "",
              "| epoch | minutes of training | validation loss | draft 1 | drafts 1–2 | drafts 1–3 | acceptance length (3 drafts) |",
@@ -132,8 +132,9 @@ def main() -> None:
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--started", help="training start, ISO UTC (default: from results/train.log)")
     ap.add_argument("--note", default="", help="a paragraph on how the run was made")
+    ap.add_argument("--machine", default="", help="the GPU machine the run was made on")
     args = ap.parse_args()
-    result = build(args.run_dir, args.started, args.note)
+    result = build(args.run_dir, args.started, args.note, args.machine)
     write_results(args.out_dir, "draft-curve", result, markdown(result), lambda p: draw(result, p))
     print(json.dumps(result["summary"]))
 
