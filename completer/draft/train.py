@@ -342,15 +342,15 @@ def train(opts: TrainOptions, progress=_tqdm) -> dict:
     from speculators.train.cli import main as speculators_main
     from speculators.train.config import TrainConfig
 
-    init, prepared = None, opts.out / INIT_DIR
-    if opts.init_head is not None and last_checkpoint(ckpt) is None:
+    init, prepared, resumed = None, opts.out / INIT_DIR, last_checkpoint(ckpt) is not None
+    if opts.init_head is not None and not resumed:
         try:
             init = prepare_init_head(opts.init_head, opts.target_dir, prepared)
         except HeadError as err:
             raise TrainError(str(err)) from err
     elif (prepared / "d2t.npy").exists():  # a resumed run that began from a head keeps its draft vocabulary
         init = resumed_init(prepared)
-    args = speculators_args(opts, data, layers, device, init, resumed=init is not None and last_checkpoint(ckpt) is not None)
+    args = speculators_args(opts, data, layers, device, init, resumed)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if device == "cpu":
         from completer.draft import cpu_shim
