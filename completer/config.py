@@ -173,6 +173,9 @@ class Settings(BaseModel):
     """Share of context_tokens given to the text before the cursor."""
     snippet_share: float = setting(0.25, section="context", reload=False, ge=0.0, lt=1.0)
     """Share of context_tokens that snippets of other open or recently edited documents may take."""
+    workspace_snippets: bool = setting(False, section="context", reload=False)
+    """Snippets may also come from files of the workspace folders that are not open: those the
+    document imports and those beside it (read within limits, never outside the folders)."""
     fim_order: Literal["psm", "spm"] = setting("psm", section="context", reload=False)
     """Prompt order: prefix-suffix-middle (as the Qwen2.5-Coder models were trained) or suffix-prefix-middle
     (everything but the cursor's end of the prefix stays cached while typing)."""

@@ -39,13 +39,19 @@ from completer.bench.cli_options import cpu_threads_bind_option, repo_options
               help="With --set repo: only holes of this kind (repeatable; default: all). A run of some kinds or "
                    "of one row prints its report and writes none to --out.")
 @click.option("--completer-only", is_flag=True, help="With --set repo: skip the plain FIM row.")
+@click.option("--settings", "settings_json", default=None,
+              help="With --set repo: completer's settings as JSON, over the defaults, e.g. "
+                   "'{\"workspace_snippets\": false}'.")
+@click.option("--texts", "texts_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --set repo: where to write the answers and expected texts "
+                   "(default: ~/.cache/completer/bench/quality-repo-texts.json).")
 @click.option("--differing-only", is_flag=True,
               help="Run only the tasks where the rows' prompts differ (elsewhere every row gets the same answer).")
 @repo_options
 def bench_quality(num_tasks: int | None, quick: bool, data_dir: Path | None, out: Path, seed: int,
                   cpu_threads_bind: str | None, spm: bool, anchors: tuple[str, ...], speculative: bool | None,
-                  sets: tuple[str, ...], repo_kinds: tuple[str, ...], completer_only: bool, differing_only: bool,
-                  repos_dir: Path, tasks_file: Path | None) -> None:
+                  sets: tuple[str, ...], repo_kinds: tuple[str, ...], completer_only: bool, settings_json: str | None,
+                  texts_out: Path | None, differing_only: bool, repos_dir: Path, tasks_file: Path | None) -> None:
     """pass@1, exact match and edit similarity: plain FIM vs completer's context and post-processing.
 
     \b
@@ -61,11 +67,16 @@ def bench_quality(num_tasks: int | None, quick: bool, data_dir: Path | None, out
             click.echo("completer: --set repo runs on its own (no other sets, --spm, --anchor, --differing-only "
                        "or --data)", err=True)
             sys.exit(EXIT_BAD_INPUT)
+        try:
+            overrides = json.loads(settings_json) if settings_json else None
+        except json.JSONDecodeError as err:
+            click.echo(f"completer: --settings is not JSON: {err}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         _bench_quality_repo(num_tasks, quick, out, cpu_threads_bind, bool(speculative), repos_dir, tasks_file,
-                            repo_kinds, completer_only)
+                            repo_kinds, completer_only, overrides, texts_out)
         return
-    if repo_kinds or completer_only:
-        click.echo("completer: --kind and --completer-only go with --set repo", err=True)
+    if repo_kinds or completer_only or settings_json or texts_out:
+        click.echo("completer: --kind, --completer-only, --settings and --texts go with --set repo", err=True)
         sys.exit(EXIT_BAD_INPUT)
     num_tasks = min(num_tasks or 2, 2) if quick else num_tasks or 60
     no_speculative = speculative is False
@@ -87,7 +98,8 @@ def bench_quality(num_tasks: int | None, quick: bool, data_dir: Path | None, out
 
 def _bench_quality_repo(num_tasks: int | None, quick: bool, out: Path, cpu_threads_bind: str | None,
                         speculative: bool, repos_dir: Path, tasks_file: Path | None, kinds: tuple[str, ...] = (),
-                        completer_only: bool = False) -> None:
+                        completer_only: bool = False, overrides: dict | None = None,
+                        texts_out: Path | None = None) -> None:
     from completer.bench import repo_bench
     from completer.bench.quality import COMPLETER, PLAIN
     from completer.bench.repo_sources import SourceError
@@ -96,16 +108,17 @@ def _bench_quality_repo(num_tasks: int | None, quick: bool, out: Path, cpu_threa
     counts = {kind: 1 if quick else num_tasks or repo_bench.DEFAULT_COUNTS[kind] for kind in KINDS
               if not kinds or kind in kinds}
     rows = (COMPLETER,) if completer_only else (PLAIN, COMPLETER)
-    whole = not (quick or kinds or completer_only)  # only a whole run replaces the report in --out
+    whole = not (quick or kinds or completer_only or overrides)  # only a whole run replaces the report in --out
     try:
         result = repo_bench.run(tasks_file or TASKS_FILE, repos_dir.expanduser(), counts, out if whole else None,
-                                quick=quick, cpu_threads_bind=cpu_threads_bind, speculative=speculative, rows=rows)
+                                quick=quick, cpu_threads_bind=cpu_threads_bind, speculative=speculative, rows=rows,
+                                overrides=overrides, texts_out=texts_out)
     except (ValueError, SourceError) as err:
         click.echo(f"completer: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     click.echo(repo_bench.markdown(result["rows"], result))
     click.echo(json.dumps(result["summary"], indent=1))
-    click.echo(f"answers and expected texts: {repo_bench.texts_file(quick)}")
+    click.echo(f"answers and expected texts: {texts_out or repo_bench.texts_file(quick)}")
 
 
 @click.command("repo-tasks")

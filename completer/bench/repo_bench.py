@@ -78,8 +78,36 @@ def oracle_answer(completer, case: Case, follow_chars: int = 400) -> str:
     return postprocess(text, ctx)
 
 
+def workspace_inputs(items: list[Case], repos_dir: Path, settings) -> dict[int, dict]:
+    """Per case (by index) the neighbours and repository name an editor would pass with the repository's
+    folder open as its workspace: windows of the files the hole's file imports or sits beside, read
+    from the pinned commit's files, extracted to a temporary folder (the hole's own file is the open
+    document, never read). Empty when ``settings`` turn workspace snippets off."""
+    import tempfile
+
+    from completer.bench.repo_sources import worktree
+    from completer.server.workspace_files import WorkspaceFiles
+
+    if not settings.workspace_snippets or settings.snippet_share <= 0:
+        return {}
+    files = WorkspaceFiles(budget_s=None)  # a benchmark waits for every read: the same files on every run
+    out: dict[int, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="completer-workspaces-") as tmp:
+        roots: dict[tuple[str, str], Path] = {}
+        for n, case in enumerate(items):
+            key = (case.task.repo, case.task.commit)
+            if key not in roots:
+                roots[key] = worktree(repos_dir, case.task.repo, case.task.commit, Path(tmp) / str(len(roots)))
+            root = roots[key]
+            out[n] = {"neighbours": files.neighbours([str(root)], str(root / case.task.path), case.document,
+                                                     case.task.language),
+                      "repo": root.name}
+    return out
+
+
 async def _generate(settings, items: list[Case], progress, speculative: bool,
-                    rows: tuple[str, ...] = (PLAIN, COMPLETER)) -> tuple[list[RepoRecord], list[dict]]:
+                    rows: tuple[str, ...] = (PLAIN, COMPLETER),
+                    workspace: dict[int, dict] | None = None) -> tuple[list[RepoRecord], list[dict]]:
     """Records of the engine's rows named in ``rows`` (PLAIN, COMPLETER; SPECULATIVE with
     ``speculative``) and the oracle row, and per case the texts: expected, each row's shown answer,
     and its raw text as the model wrote it (before post-processing, held-back text removed) with
@@ -110,7 +138,8 @@ async def _generate(settings, items: list[Case], progress, speculative: bool,
             for row, k in completer_rows:
                 started = time.perf_counter()
                 result = await completer.complete(case.document, case.cursor, case.task.language, k=k,
-                                                  path=case.task.path, cache_salt=f"{row}-{n}")
+                                                  path=case.task.path, cache_salt=f"{row}-{n}",
+                                                  **(workspace or {}).get(n, {}))
                 gen = result.generation
                 records.append(score(case, row, result.text, len(gen.token_ids) if gen else 0,
                                      time.perf_counter() - started, gen.text if gen else "",
@@ -120,7 +149,8 @@ async def _generate(settings, items: list[Case], progress, speculative: bool,
                             "kind": result.kind.value, "token_ids": list(gen.token_ids) if gen else []}
                 progress(1)
             texts.append({"task": case.task.id, "kind": case.task.kind, "language": case.task.language,
-                          "expected": case.expected, "answers": answers, "raw": raw})
+                          "expected": case.expected, "answers": answers, "raw": raw,
+                          "workspace_files": [p for p, _ in (workspace or {}).get(n, {}).get("neighbours", [])]})
         records += [score(case, ORACLE, oracle_answer(completer, case), 0, 0.0) for case in items]
         return records, texts
     finally:
@@ -152,34 +182,42 @@ def prepare(tasks_file: Path, repos_dir: Path, counts: dict[str, int]) -> tuple[
 
 def run(tasks_file: Path, repos_dir: Path, counts: dict[str, int], out: Path | None, quick: bool = False,
         cpu_threads_bind: str | None = None, speculative: bool = False,
-        rows: tuple[str, ...] = (PLAIN, COMPLETER)) -> dict:
+        rows: tuple[str, ...] = (PLAIN, COMPLETER), overrides: dict | None = None,
+        texts_out: Path | None = None) -> dict:
     """Score the holes of ``tasks_file`` (the first ``counts[kind]`` per language and kind; a kind
     counted 0 is left out), in the engine's ``rows`` (PLAIN, COMPLETER) plus the oracle row.
 
-    Writes OUT/quality-repo.{json,md,png} when ``out`` is given; returns the JSON's dict.
+    ``overrides``: settings over the defaults (as an editor sends them). Writes
+    OUT/quality-repo.{json,md,png} when ``out`` is given, the answers to ``texts_out`` (default
+    texts_file); returns the JSON's dict.
     Raises ValueError or SourceError before the engine starts when the tasks cannot be read.
     """
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version
-    from completer.config import Settings
+    from completer.config import Settings, parse_settings
 
     repos, items = prepare(tasks_file, repos_dir, counts)
     settings = Settings(speculation_policy="per_request", cpu_threads_bind=cpu_threads_bind,
                         **({"max_tokens": 48} if quick else {}))
+    settings, warnings = parse_settings(overrides, settings)
+    if warnings:
+        raise ValueError("; ".join(warnings))
+    workspace = workspace_inputs(items, repos_dir, settings)
     commit, changes = completer_commit()  # the code this run loads, whatever is committed meanwhile
     started = time.time()
     per_case = len(set(rows) & {PLAIN, COMPLETER}) + speculative
     with tqdm(total=len(items) * per_case, desc="bench quality repo", unit="req") as bar:
-        records, texts = asyncio.run(_generate(settings, items, bar.update, speculative, rows))
+        records, texts = asyncio.run(_generate(settings, items, bar.update, speculative, rows, workspace))
     table, summary = summarize(records)
     meta = {"command": "completer " + " ".join(sys.argv[1:]), "machine": machine_description(),
             "vllm": vllm_version(), "target": settings.model, "completer_commit": commit,
             "completer_changes": changes, "repos": repos, "counts": counts, "tasks": len(items),
             "max_tokens": settings.max_tokens, "context_tokens": settings.context_tokens,
-            "cpu_threads_bind": cpu_threads_bind, "wall_s": round(time.time() - started, 1)}
+            "cpu_threads_bind": cpu_threads_bind, "settings": overrides or {},
+            "workspace_snippets": settings.workspace_snippets, "wall_s": round(time.time() - started, 1)}
     result = {**meta, "summary": summary, "rows": table, "records": [asdict(r) for r in records]}
-    kept = texts_file(quick).expanduser()
+    kept = (texts_out or texts_file(quick)).expanduser()
     kept.parent.mkdir(parents=True, exist_ok=True)
     kept.write_text(json.dumps(texts, indent=1))
     if out is not None:

@@ -150,3 +150,21 @@ def task_texts(repos_dir: Path, tasks: list[RepoTask]) -> dict[tuple[str, str, s
     if problems:
         raise SourceError("cannot score these files:\n  " + "\n  ".join(problems))
     return texts
+
+
+
+def worktree(repos_dir: Path, repo: str, commit: str, into: Path) -> Path:
+    """``repo``'s files at ``commit``, extracted with ``git archive`` into ``into``/name: the folder an
+    editor opens, for workspace snippets to read. Raises SourceError."""
+    git_dir = find_git_dir(repos_dir, repo)
+    if git_dir is None:
+        raise SourceError(f"{repo} is not in {repos_dir}")
+    target = into / repo.split("/", 1)[1]
+    target.mkdir(parents=True, exist_ok=True)
+    archive = _git(git_dir, "archive", "--format=tar", commit)
+    if archive.returncode != 0:
+        raise SourceError(f"{git_dir}: cannot archive {commit}: {archive.stderr.decode(errors='replace').strip()}")
+    untar = subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, capture_output=True)
+    if untar.returncode != 0:
+        raise SourceError(f"cannot extract {repo} into {target}: {untar.stderr.decode(errors='replace').strip()}")
+    return target

@@ -15,10 +15,12 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from completer.documents import display_path
 from completer.documents.store import uri_key
+from completer.documents.uris import uri_path
 from completer.documents.positions import PositionError, offset_at, position_at
 from completer.records import RequestLog, RequestRecord
 from completer.server.supervisor import LatestPerDocument
 from completer.server.typeahead import ShownSuggestions
+from completer.server.workspace_files import WorkspaceFiles
 from completer.types import Completion, CompletionKind
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ class CompletionService:
         self.shown = ShownSuggestions()  # the last suggestion per document, for type-ahead
         self.records = RequestLog()
         self._type_ahead_ids = itertools.count()
+        self.workspace_files = WorkspaceFiles()  # files of the workspace folders, read for snippets
 
     async def complete(self, uri: str, position: types.Position, *, stop_early: bool = True) -> Completion | None:
         """The Completion at a position (with its ``request_id``), or None when there is nothing to show.
@@ -112,9 +115,26 @@ class CompletionService:
     def context_inputs(self, uri: str, doc, offset: int) -> dict:
         """build_context's tree, neighbours, path and repo for a request at ``offset`` of ``doc``."""
         root = self.server.workspace.root_path
-        neighbours = [(display_path(d.uri, root), d.windows()) for d in self.server.documents.neighbours(uri)]
+        others = self.server.documents.neighbours(uri)
+        neighbours = [(display_path(d.uri, root), d.windows()) for d in others]
+        if self.server.settings.workspace_snippets and self.server.settings.snippet_share > 0:
+            neighbours += self.workspace_neighbours(uri, doc, [d.uri for d in others])
         return {"tree": doc.tree_near(offset), "neighbours": neighbours, "path": display_path(uri, root),
                 "repo": os.path.basename(root or "")}
+
+    def workspace_neighbours(self, uri: str, doc, open_uris: list[str]) -> list[tuple[str, list]]:
+        """Windows of the workspace files the document imports or sits beside (not open ones: their
+        buffers are already neighbours and may be newer than the disk)."""
+        if not uri.startswith("file:"):
+            return []
+        workspace = self.server.workspace
+        folders = [f.uri for f in workspace.folders.values()] or ([workspace.root_uri] if workspace.root_uri else [])
+        try:
+            return self.workspace_files.neighbours(folders, uri_path(uri), doc.text, doc.language,
+                                                   exclude=[uri_path(u) for u in open_uris])
+        except Exception as err:  # context from disk is a bonus: never fail the request over it
+            log.debug("workspace snippets for %s skipped: %s", uri, err)
+            return []
 
     def clamped(self, uri: str, position: types.Position) -> types.Position:
         """``position`` as it lies in the document: a character past its line's end is the line's end

@@ -88,6 +88,7 @@ CHANGES = [
     ("context_tokens", 512, False),
     ("prefix_share", 0.5, False),
     ("snippet_share", 0.0, False),
+    ("workspace_snippets", False, False),
     ("fim_order", "spm", False),
     ("fim_middle_anchor", "cursor", False),
     ("cut_snap_lines", 8, False),

@@ -23,6 +23,7 @@ export const SERVER_SETTINGS = [
   "context_tokens",
   "prefix_share",
   "snippet_share",
+  "workspace_snippets",
   "fim_order",
   "fim_middle_anchor",
   "cut_snap_lines",
