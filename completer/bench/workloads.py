@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +23,14 @@ class Task:
     language: str = "python"
 
 
+DATA_ENV = "COMPLETER_BENCH_DATA"
+
+
 def default_data_dir() -> Path | None:
-    """HumanEval-infilling: next to the checkout (shared/data), else the tests' sample."""
+    """HumanEval-infilling: $COMPLETER_BENCH_DATA, next to the checkout (shared/data), else the tests' sample."""
     here = Path(__file__).resolve()
-    for candidate in (here.parents[3] / "shared" / "data" / "humaneval-infilling",
+    named = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
+    for candidate in (*named, here.parents[3] / "shared" / "data" / "humaneval-infilling",
                       Path.cwd().parent / "shared" / "data" / "humaneval-infilling",
                       here.parents[2] / "tests" / "data" / "humaneval-infilling"):  # 12 tasks a set
         if candidate.is_dir():
@@ -70,6 +76,9 @@ def load_tasks(n: int, seed: int = 0, data_dir: Path | None = None) -> list[Task
     if data_dir is not None:
         tasks += humaneval(data_dir, "SingleLineInfilling", SHORT, n_short, rng)
         tasks += humaneval(data_dir, "MultiLineInfilling", LONG, n_multi, rng)
+    else:  # a run without its short tasks must say so, not report long ones only
+        print(f"completer: HumanEval-infilling not found (set {DATA_ENV} to its folder): "
+              "every task is a long file cut, none is single-line", file=sys.stderr)
     tasks += file_cuts(n - len(tasks), rng)
     rng.shuffle(tasks)
     return tasks

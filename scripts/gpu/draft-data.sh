@@ -2,13 +2,16 @@
 # On the GPU machine (no GPU needed): the code folders of scripts/gpu/README.md's "Train an EAGLE-3 head".
 # Training: the Python sources of packages installed in the image; evaluation: packages the training
 # never sees (networkx, sympy's core) and HumanEval's 164 problems written out as files (prompt +
-# canonical solution + suffix, from .gpu/heldout/HumanEval-SingleLineInfilling.jsonl.gz). Idempotent.
+# canonical solution + suffix, from .gpu/heldout/HumanEval-SingleLineInfilling.jsonl.gz). The
+# HumanEval-infilling files themselves are kept in $D/humaneval-infilling: the latency table's
+# single-line tasks (draft-pipeline.sh sets COMPLETER_BENCH_DATA to it). Idempotent.
 set -eu
 D=${DRAFT_ROOT:-/tmp/draft}
 [ -e "$D/.data-done" ] && { echo "code folders already in $D"; exit 0; }
 S=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-rm -rf "$D/train-code" "$D/heldout-code" "$D/humaneval"
-mkdir -p "$D/train-code" "$D/heldout-code" "$D/humaneval"
+rm -rf "$D/train-code" "$D/heldout-code" "$D/humaneval" "$D/humaneval-infilling"
+mkdir -p "$D/train-code" "$D/heldout-code" "$D/humaneval" "$D/humaneval-infilling"
+cp .gpu/heldout/HumanEval-*.jsonl.gz "$D/humaneval-infilling/"
 copy() { (cd "$S" && find "$@" -name '*.py' -size +200c 2>/dev/null | tar -cf - -T -) | tar -xf - -C "$DEST"; }
 present() { for p in "$@"; do [ -e "$S/$p" ] && echo "$p"; done; }
 DEST="$D/train-code" copy $(present transformers accelerate torch/nn torch/optim torch/utils pandas/core scipy/optimize sklearn requests jinja2 click rich)
