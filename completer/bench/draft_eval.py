@@ -147,8 +147,17 @@ def head_rows(alone: list[dict], runs: dict[int, list[dict]], draft_cost: float)
             "projected_speedup": projected_speedup(length, k, draft_cost),
             "measured_speedup": alone_s / head_s if head_s else None,
             "identical": all(a["token_ids"] == r["token_ids"] for a, r in zip(alone, records)),
+            "identical_requests": sum(a["token_ids"] == r["token_ids"] for a, r in zip(alone, records)),
+            "first_differences": [first_difference(a["token_ids"], r["token_ids"]) for a, r in zip(alone, records)
+                                  if a["token_ids"] != r["token_ids"]],
         })
     return rows
+
+
+def first_difference(expected: list[int], got: list[int]) -> int:
+    """Index of the first token where ``got`` leaves ``expected`` (the shorter one's length when one
+    is the other's beginning): how far two greedy runs agreed."""
+    return next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
 
 
 async def _run_cuts(settings: Settings, cuts: list[Cut], k: int | None, max_tokens: int) -> list[dict]:

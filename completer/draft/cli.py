@@ -20,10 +20,19 @@ def head_markdown(result: dict, target: str, head: str) -> str:
         rate = f"{r['acceptance_rate']:.1%}" if r["acceptance_rate"] is not None else "–"
         measured = f"{r['measured_speedup']:.2f}×" if r["measured_speedup"] else "–"
         lines.append(f"| {r['k']} | {rate} | {r['mean_acceptance_length']:.2f} | {r['projected_speedup']:.2f}× "
-                     f"| {measured} | {'yes' if r['identical'] else 'NO'} |")
+                     f"| {measured} | {_identical(r)} |")
     lines.append(f"projected = mean acceptance length / (1 + k × {result['rows'][0]['draft_cost']:.2f}), the "
                  "policy's cost of an EAGLE-3 draft token; measured = target alone's time / the head's, same cuts")
     return "\n".join(lines)
+
+
+def _identical(row: dict) -> str:
+    """'yes', or how many requests differ and from which token on (greedy runs that part ways)."""
+    if row["identical"]:
+        return "yes"
+    firsts = row.get("first_differences", [])
+    at = f" from token {', '.join(map(str, firsts))}" if firsts else ""
+    return f"NO: {len(firsts) or '?'} of {row['requests']}{at}"
 
 
 @click.command("train")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from completer.bench.draft_eval import code_cuts, head_rows, trained_files
+from completer.bench.draft_eval import code_cuts, first_difference, head_rows, trained_files
 from completer.draft.cli import head_markdown
 
 
@@ -28,6 +28,18 @@ def test_head_rows(k, runs, rate, length, measured, identical):
     assert row["projected_speedup"] == pytest.approx(length / (1 + k * 0.15))
     assert row["measured_speedup"] == pytest.approx(measured)
     assert row["identical"] is identical
+    assert row["identical_requests"] == (2 if identical else 1)
+    assert row["first_differences"] == ([] if identical else [3])
+
+
+@pytest.mark.parametrize("expected, got, index", [
+    ([1, 2, 3], [1, 2, 3], 3),
+    ([1, 2, 3], [1, 9, 3], 1),
+    ([1, 2, 3], [1, 2], 2),
+    ([], [4], 0),
+])
+def test_first_difference(expected, got, index):
+    assert first_difference(expected, got) == index
 
 
 def test_head_rows_sorted_by_k_and_printed():
