@@ -35,12 +35,16 @@ SOURCE_EXTENSIONS: dict[str, tuple[str, ...]] = {
 MAX_IMPORTS = 40  # a file's first imports say most about what it uses
 
 _PY_FROM = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([^#\n]*)", re.M)
-_PY_IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w.]+(?:[ \t]*,[ \t]*[\w.]+)*)", re.M)
+_PY_IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w.]+(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[\w.]+(?:[ \t]+as[ \t]+\w+)?)*)",
+                        re.M)
 _JS_SPECIFIER = re.compile(r"""(?:\bfrom|\bimport|\brequire\(|\bimport\()\s*['"](\.{1,2}/[^'"]+)['"]""")
 _GO_IMPORT_BLOCK = re.compile(r"^import\s*\(([^)]*)\)", re.M)
 _GO_IMPORT_LINE = re.compile(r'^import\s+(?:[\w.]+\s+)?"([^"]+)"', re.M)
 _GO_QUOTED = re.compile(r'"([^"]+)"')
-_RUST_USE = re.compile(r"^[ \t]*(?:pub(?:\([^)]*\))?[ \t]+)?use[ \t]+((?:crate|super|self)(?:::\w+)+)", re.M)
+# `use crate::a::B;` and `use crate::{a, b::C};` (one level of braces)
+_RUST_USE = re.compile(r"^[ \t]*(?:pub(?:\([^)]*\))?[ \t]+)?use[ \t]+((?:crate|super|self)(?:::\w+)*)(?:::\{([^{}]*)\})?",
+                       re.M)
+_RUST_PATH = re.compile(r"\w+(?:::\w+)*")
 _RUST_MOD = re.compile(r"^[ \t]*(?:pub(?:\([^)]*\))?[ \t]+)?mod[ \t]+(\w+)[ \t]*;", re.M)
 _JAVA_PACKAGE = re.compile(r"^[ \t]*package[ \t]+([\w.]+)[ \t]*;", re.M)
 _JAVA_IMPORT = re.compile(r"^[ \t]*import[ \t]+(?:static[ \t]+)?([\w.]+)(\.\*)?[ \t]*;", re.M)
@@ -136,7 +140,12 @@ def _rust(text: str, rel_path: str) -> list[str]:
     out: list[str] = []
     for name in _RUST_MOD.findall(text)[:MAX_IMPORTS]:
         out += [_join(module_dir, name + ".rs"), _join(module_dir, name, "mod.rs"), _join(rel_dir, name + ".rs")]
-    for path in _RUST_USE.findall(text)[:MAX_IMPORTS]:
+    paths: list[str] = []
+    for prefix, braced in _RUST_USE.findall(text)[:MAX_IMPORTS]:
+        items = [item.strip().split(" as ")[0].strip() for item in braced.split(",")] if braced else [""]
+        paths += [prefix if item in ("", "self") else f"{prefix}::{item}" for item in items
+                  if item in ("", "self") or _RUST_PATH.fullmatch(item)]
+    for path in paths[:MAX_IMPORTS]:
         head, *parts = path.split("::")
         if head == "crate":
             bases = ancestors(rel_dir)  # the crate root is one of them (the reader finds which exist)

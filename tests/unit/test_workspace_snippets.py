@@ -39,6 +39,8 @@ def test_ancestors_nearest_first():
     ("python", "src/pkg/cli.py", "import pkg.core as c\n",
      ["src/pkg/pkg/core.py", "src/pkg/pkg/core/__init__.py", "src/pkg/core.py", "src/pkg/core/__init__.py",
       "pkg/core.py", "pkg/core/__init__.py"]),
+    ("python", "a.py", "import os.path as p, pkg\n",  # every module of the line, aliased or not
+     ["os/path.py", "os/path/__init__.py", "pkg.py", "pkg/__init__.py"]),
     # TypeScript imports its own files as .js; packages (no ./) are not the workspace's
     ("typescript", "source/core/Ky.ts", "import {merge} from '../utils/merge.js';\nimport x from 'lodash';\n",
      ["source/utils/merge.js", "source/utils/merge.ts", "source/utils/merge.tsx", "source/utils/merge/index.ts",
@@ -47,6 +49,10 @@ def test_ancestors_nearest_first():
     ("rust", "src/lib.rs", "mod walk;\n", ["src/walk.rs", "src/walk/mod.rs"]),
     ("rust", "src/a/b.rs", "use super::c::Item;\n",
      ["src/a/c/Item.rs", "src/a/c/Item/mod.rs", "src/a/c.rs", "src/a/c/mod.rs"]),
+    ("rust", "src/lib.rs", "use crate::{walk, dir::Entry as E, self};\n",  # one level of braces
+     ["src/walk.rs", "src/walk/mod.rs", "walk.rs", "walk/mod.rs",
+      "src/dir/Entry.rs", "src/dir/Entry/mod.rs", "src/dir.rs", "src/dir/mod.rs",
+      "dir/Entry.rs", "dir/Entry/mod.rs", "dir.rs", "dir/mod.rs"]),
     # Java: from the source root the package line gives; a static import names a member
     ("java", "lib/src/main/java/com/x/A.java", "package com.x;\nimport com.x.internal.B;\nimport static com.x.C.m;\n",
      ["lib/src/main/java/com/x/internal/B.java", "lib/src/main/java/com/x/internal.java",
