@@ -137,6 +137,8 @@ def head_rows(alone: list[dict], runs: dict[int, list[dict]], draft_cost: float)
         steps = sum(r["steps"] for r in records)
         length = 1 + accepted / steps if steps else 1.0
         head_s = sum(r["latency_s"] for r in records)
+        pairs = [(a["token_ids"], r["token_ids"]) for a, r in zip(alone, records)]
+        differing = [first_difference(a, r) for a, r in pairs if a != r]
         rows.append({
             "k": k,
             "requests": len(records),
@@ -146,10 +148,9 @@ def head_rows(alone: list[dict], runs: dict[int, list[dict]], draft_cost: float)
             "draft_cost": draft_cost,
             "projected_speedup": projected_speedup(length, k, draft_cost),
             "measured_speedup": alone_s / head_s if head_s else None,
-            "identical": all(a["token_ids"] == r["token_ids"] for a, r in zip(alone, records)),
-            "identical_requests": sum(a["token_ids"] == r["token_ids"] for a, r in zip(alone, records)),
-            "first_differences": [first_difference(a["token_ids"], r["token_ids"]) for a, r in zip(alone, records)
-                                  if a["token_ids"] != r["token_ids"]],
+            "identical": not differing,
+            "identical_requests": len(pairs) - len(differing),
+            "first_differences": differing,
         })
     return rows
 

@@ -152,7 +152,6 @@ def task_texts(repos_dir: Path, tasks: list[RepoTask]) -> dict[tuple[str, str, s
     return texts
 
 
-
 def worktree(repos_dir: Path, repo: str, commit: str, into: Path) -> Path:
     """``repo``'s files at ``commit``, extracted with ``git archive`` into ``into``/name: the folder an
     editor opens, for workspace snippets to read. Raises SourceError."""
