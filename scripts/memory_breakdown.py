@@ -6,7 +6,7 @@ their sum peaks, and the largest mappings of the biggest process.
 
 PSS counts a page shared by n processes as 1/n of it in each, so the processes' figures add up to
 what they hold together (RSS would count shared libraries once per process). Sampled once a second
-from /proc (Linux only). Writes memory-breakdown.{json,md,png}; the JSON's ``summary`` holds
+with psutil. Writes memory-breakdown.{json,md,png}; the JSON's ``summary`` holds
 ``total_gib`` and ``per_process_gib``.
 """
 
@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -28,76 +30,62 @@ DEFAULT_ARGS = ["examples/sample.py:6:5"]
 KIB_PER_GIB = 1 << 20
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (children of any of its threads)."""
-    out = [pid]
+def processes(pid: int) -> list:
+    """``pid`` and every process below it (psutil.Process objects; none once it has gone)."""
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            out += descendants(int(child))
-    return out
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
-def pss_kib(pid: int) -> int:
+def pss_kib(process) -> int:
     """The process's PSS in KiB (0 once it has gone)."""
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+        return process.memory_full_info().pss // 1024
+    except psutil.Error:
+        return 0
 
 
-def process_name(pid: int) -> str:
+def process_name(process) -> str:
     """vLLM names its processes (VLLM::EngineCore, VLLM::Worker); others by their command line."""
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()
-    except OSError:
+        cmd = " ".join(process.cmdline()).strip()
+    except psutil.Error:
         return "?"
     if cmd.startswith("VLLM::"):
         return cmd.split()[0]
     return "completer (front end)" if "completer" in cmd else cmd[:60]
 
 
-def mappings_kib(pid: int, top: int = 6) -> list[tuple[str, int]]:
+def mappings_kib(process, top: int = 6) -> list[tuple[str, int]]:
     """The ``top`` largest mappings of a process by PSS: [heap], anonymous memory, files."""
-    totals: collections.Counter[str] = collections.Counter()
-    current = "[anon]"
     try:
-        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-            fields = line.split()
-            if fields and "-" in fields[0] and ":" not in fields[0]:
-                current = fields[5] if len(fields) > 5 else "[anon]"
-            elif line.startswith("Pss:"):
-                totals[current] += int(fields[1])
-    except OSError:
+        maps = process.memory_maps(grouped=True)
+    except psutil.Error:
         return []
-    return totals.most_common(top)
+    totals = sorted(((m.path or "[anon]", m.pss // 1024) for m in maps), key=lambda m: -m[1])
+    return totals[:top]
 
 
 def watch(command: list[str]) -> dict:
     """Run ``command``; the per-process PSS at the peak of their sum, and the biggest one's mappings."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak: list[tuple[int, str, int]] = []
+    log = tempfile.TemporaryFile(mode="w+")  # a pipe read only at the end could fill and stall the command
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
+    peak: list[tuple[object, str, int]] = []
     peak_total = 0
     peak_mappings: list[tuple[str, int]] = []
     while proc.poll() is None:
-        sample = [(pid, process_name(pid), pss_kib(pid)) for pid in descendants(proc.pid)]
+        sample = [(p, process_name(p), pss_kib(p)) for p in processes(proc.pid)]
         total = sum(kib for _, _, kib in sample)
         if total > peak_total:
             peak_total, peak = total, sample
             biggest = max(sample, key=lambda s: s[2])
             peak_mappings = mappings_kib(biggest[0])
         time.sleep(1.0)
-    output = proc.stdout.read() if proc.stdout else ""
+    log.seek(0)
+    output = log.read()
+    log.close()
     per_process: dict[str, float] = collections.defaultdict(float)
     for _, name, kib in peak:
         if kib:
