@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from completer import EXIT_BAD_INPUT
 from completer.bench.cli_options import cpu_threads_bind_option
@@ -68,9 +70,12 @@ def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, conte
               help="1 and 2 editors, 12 characters each, nothing written: checks that it works.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write load.json/.md/.png.")
+@click.option("--settings", "settings_json", default=None,
+              help="Both servers' settings as JSON, over the defaults, e.g. an EAGLE-3 head: "
+                   "'{\"speculative_config\": {\"model\": \"/path/to/head\"}}'.")
 @cpu_threads_bind_option
 def bench_load(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
-               quick: bool, out: Path, cpu_threads_bind: str | None) -> None:
+               quick: bool, out: Path, settings_json: str | None, cpu_threads_bind: str | None) -> None:
     """N editors typing at once against one vLLM server: completer's policy vs stock fixed-k speculation.
 
     Each editor is a language server (`completer serve --engine-url URL`) replaying its own typing
@@ -80,14 +85,25 @@ def bench_load(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wai
     if quick:
         editors, chars = editors or (1, 2), 12
     editors = tuple(editors) or load.EDITORS
-    command = load.command_line(editors, chars, chars_per_s, max_wait_s, context_tokens, cpu_threads_bind)
+    try:
+        overrides = json.loads(settings_json) if settings_json else {}
+        if not isinstance(overrides, dict):
+            raise ValueError("not a JSON object")
+        load.server_settings(overrides, {}, cpu_threads_bind)  # a bad setting fails before any server starts
+    except (ValueError, ValidationError) as err:  # JSONDecodeError is a ValueError
+        click.echo(f"completer: --settings: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    command = load.command_line(editors, chars, chars_per_s, max_wait_s, context_tokens, cpu_threads_bind,
+                                settings_json)
     try:
         result = load.run(editors, chars, chars_per_s, max_wait_s, context_tokens, None if quick else out,
-                          cpu_threads_bind, command)
+                          cpu_threads_bind, command, overrides)
     except ValueError as err:  # more editors than sessions
         click.echo(f"completer: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     click.echo(load.markdown(result))
+    if result["errors"]:
+        sys.exit(1)
     bad = sum(f["stale"] + f["failed"] for figures in result["configs"].values() for f in figures.values())
     if bad:
         click.echo(f"completer: {bad} stale or failed answers", err=True)

@@ -16,6 +16,7 @@ last answer): suggestions the model answered, and the tokens the server generate
 from __future__ import annotations
 
 import asyncio
+import json
 import sysconfig
 import tempfile
 import time
@@ -165,13 +166,24 @@ def summary(configs: dict[str, dict[str, dict]]) -> dict:
 
 
 def command_line(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
-                 cpu_threads_bind: str | None = None) -> str:
+                 cpu_threads_bind: str | None = None, settings_json: str | None = None) -> str:
     """The `completer bench load` command that runs these figures again."""
     parts = ["completer bench load", *(f"--editors {n}" for n in editors), f"--chars {chars}",
              f"--cps {chars_per_s:g}", f"--max-wait {max_wait_s:g}", f"--context-tokens {context_tokens}"]
+    if settings_json:
+        parts.append(f"--settings '{settings_json}'")
     if cpu_threads_bind:
         parts.append(f"--cpu-threads-bind {cpu_threads_bind}")
     return " ".join(parts)
+
+
+def server_settings(overrides: dict, config_overrides: dict, cpu_threads_bind: str | None = None):
+    """One configuration's server Settings: the defaults, then ``overrides`` (--settings, both
+    servers), then the configuration's own (CONFIGS). Raises pydantic.ValidationError."""
+    from completer.config import Settings
+
+    return Settings(**{**overrides, **config_overrides,
+                       **({"cpu_threads_bind": cpu_threads_bind} if cpu_threads_bind else {})})
 
 
 def _f(value, spec: str = ".2f") -> str:
@@ -232,6 +244,10 @@ def markdown(result: dict) -> str:
         f"`--speculative-config` alone (the same models, k = {result['k']} on every request, vLLM's scheduler "
         f"and worker). Machine: {result['machine']}; {result['vllm']}; {result['wall_s']:.0f} s in all.", "",
         f"Command: `{result['command']}`", "",
+        *([f"Both servers' settings over the defaults: `{json.dumps(result['settings'])}`.", ""]
+          if result.get("settings") else []),
+        *([f"**{name} did not run:** {error}" for name, error in result["errors"].items()] + [""]
+          if result.get("errors") else []),
         "Suggestions/s: suggestions the model answered, all editors together, per second of the scenario (first "
         "keystroke to last answer); tokens/s: tokens the server generated (its /metrics, cancelled requests "
         "included); p50 / p95: time from the keystroke to the model's suggestion. Ratios: "
@@ -342,29 +358,32 @@ async def _run_config(name: str, url: str, policy: str, editor_settings: dict, p
 
 def run(editors: tuple[int, ...] = EDITORS, chars: int = 120, chars_per_s: float = 10.0, max_wait_s: float = 30.0,
         context_tokens: int = 512, out: Path | None = None, cpu_threads_bind: str | None = None,
-        command: str = "") -> dict:
+        command: str = "", overrides: dict | None = None) -> dict:
     """Both configurations, one server at a time, every N of ``editors`` on each; writes
-    ``out``/load.{json,md,png} unless ``out`` is None. Raises ServerError if a server does not start."""
+    ``out``/load.{json,md,png} unless ``out`` is None. ``overrides``: settings of both servers.
+    Raises ServerError if a server does not start."""
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version
-    from completer.config import Settings
+    from completer.engine.memory import DoesNotFit
     from completer.engine.methods import batch_k_limits
+    from completer.engine.models import ModelError
+    from completer.engine.interface import EngineError
     from completer.engine.vllm_server import start_server
 
     plan = scenario_sessions(load_sessions(sum(editors), chars), tuple(editors))
     log_dir = Path(tempfile.mkdtemp(prefix="completer-load-"))
     editor_settings = {"context_tokens": context_tokens}
     started = time.time()
-    configs, raw, servers, backend = {}, {}, {}, "cpu"
+    configs, raw, servers, errors, backend = {}, {}, {}, {}, "cpu"
     total = len(CONFIGS) * sum(len(s.body) for sessions in plan.values() for s in sessions)
     with tqdm(total=total, unit="key", desc="bench load") as bar:
         for name, (server_overrides, policy) in CONFIGS.items():
-            settings = Settings(**server_overrides, **({"cpu_threads_bind": cpu_threads_bind}
-                                                       if cpu_threads_bind else {}))
+            settings = server_settings(overrides or {}, server_overrides, cpu_threads_bind)
             bar.set_description(f"bench load: {name}: starting vLLM's server")
-            proc = start_server(settings, log_path=log_dir / f"{name.replace(' ', '-')}-server.log")
+            proc = None
             try:
+                proc = start_server(settings, log_path=log_dir / f"{name.replace(' ', '-')}-server.log")
                 proc.wait_ready()
                 args = proc.plan.args if proc.plan else {}
                 servers[name] = {key: args.get(key) for key in ("model", "scheduler_cls", "worker_cls",
@@ -373,16 +392,21 @@ def run(editors: tuple[int, ...] = EDITORS, chars: int = 120, chars_per_s: float
                 backend = proc.plan.capabilities.backend if proc.plan else "cpu"
                 configs[name], raw[name] = asyncio.run(_run_config(
                     name, proc.url, policy, editor_settings, plan, chars_per_s, max_wait_s, log_dir, bar))
+            except (EngineError, ModelError, DoesNotFit) as err:  # the other configuration still runs
+                errors[name] = str(err)
+                bar.write(f"bench load: {name}: {err}")
             finally:
-                proc.stop()
-    settings = Settings()
+                if proc is not None:
+                    proc.stop()
+    settings = server_settings(overrides or {}, {})
     result = {"machine": machine_description(), "vllm": vllm_version(), "command": command,
               "chars": chars, "chars_per_s": chars_per_s, "max_wait_s": max_wait_s, "context_tokens": context_tokens,
-              "k": settings.speculative_config.num_speculative_tokens,
+              "settings": overrides or {}, "k": settings.speculative_config.num_speculative_tokens,
               "batch_k_limits": batch_k_limits(settings.batch_k_limits, backend),
               "servers": servers, "editors": list(editors),
               "sessions": {str(n): [{"file": s.path, "chars": len(s.body)} for s in ss] for n, ss in plan.items()},
-              "wall_s": round(time.time() - started, 1), "logs": str(log_dir), "configs": configs}
+              "wall_s": round(time.time() - started, 1), "logs": str(log_dir), "errors": errors,
+              "configs": configs}
     result = {"summary": summary(configs), **result, "requests": raw}
     if out is not None:
         write_results(out, "load", result, markdown(result), lambda path: plot(result, path))

@@ -2,8 +2,11 @@ import json
 
 import pytest
 
+from pydantic import ValidationError
+
 from completer.bench import load
 from completer.bench.load import POLICY, STOCK
+from completer.config import Settings
 from completer.bench.typing_bench.session import Request, Session
 
 BODY = "    value = first_value + second_value\n    total = value * 2\n    return total\n"  # 60-200 chars
@@ -134,11 +137,40 @@ def test_table_has_a_row_per_n_with_both_configurations():
     assert "2.00 / -" in lines[2] and lines[3].endswith("| - | - | - | -× | -× |")
 
 
-@pytest.mark.parametrize("editors, bind, expected", [
-    ((1, 2, 4, 8), None, "completer bench load --editors 1 --editors 2 --editors 4 --editors 8 --chars 40 "
-                         "--cps 10 --max-wait 30 --context-tokens 512"),
-    ((2,), "0-1", "completer bench load --editors 2 --chars 40 --cps 10 --max-wait 30 --context-tokens 512 "
-                  "--cpu-threads-bind 0-1"),
+@pytest.mark.parametrize("editors, bind, settings, expected", [
+    ((1, 2, 4, 8), None, None, "completer bench load --editors 1 --editors 2 --editors 4 --editors 8 --chars 40 "
+                               "--cps 10 --max-wait 30 --context-tokens 512"),
+    ((2,), "0-1", None, "completer bench load --editors 2 --chars 40 --cps 10 --max-wait 30 --context-tokens 512 "
+                        "--cpu-threads-bind 0-1"),
+    ((2,), None, '{"max_num_seqs": 8}', "completer bench load --editors 2 --chars 40 --cps 10 --max-wait 30 "
+                                        "--context-tokens 512 --settings '{\"max_num_seqs\": 8}'"),
 ])
-def test_command_line(editors, bind, expected):
-    assert load.command_line(editors, 40, 10.0, 30.0, 512, bind) == expected
+def test_command_line(editors, bind, settings, expected):
+    assert load.command_line(editors, 40, 10.0, 30.0, 512, bind, settings) == expected
+
+
+@pytest.mark.parametrize("overrides, config, bind, expected", [
+    ({}, {}, None, {"speculation_policy": "per_request", "max_num_seqs": Settings().max_num_seqs}),
+    ({"max_num_seqs": 8}, {"speculation_policy": "engine"}, None, {"speculation_policy": "engine", "max_num_seqs": 8}),
+    # the configuration's own setting wins over --settings: it is what the configuration is
+    ({"speculation_policy": "per_request"}, {"speculation_policy": "engine"}, "0-1",
+     {"speculation_policy": "engine", "cpu_threads_bind": "0-1"}),
+])
+def test_server_settings_layer_the_defaults_the_option_and_the_configuration(overrides, config, bind, expected):
+    settings = load.server_settings(overrides, config, bind)
+    assert {key: getattr(settings, key) for key in expected} == expected
+
+
+def test_server_settings_refuse_an_unknown_setting():
+    with pytest.raises(ValidationError):
+        load.server_settings({"no_such_setting": 1}, {})
+
+
+def test_the_report_names_the_settings_and_a_configuration_that_did_not_run():
+    result = {"summary": load.summary({POLICY: configs()[POLICY]}), "chars_per_s": 10.0, "chars": 40,
+              "max_wait_s": 30.0, "context_tokens": 512, "batch_k_limits": {}, "k": 5, "machine": "m",
+              "vllm": "vLLM x", "wall_s": 1.0, "command": "c", "settings": {"max_num_seqs": 8},
+              "errors": {STOCK: "vLLM's server did not start"}, "configs": {}}
+    text = load.markdown(result)
+    assert 'settings over the defaults: `{"max_num_seqs": 8}`' in text
+    assert f"**{STOCK} did not run:** vLLM's server did not start" in text and "**not met**" in text
