@@ -133,7 +133,7 @@ class GpuRecord:
 
 
 def settings_for(spec: EngineSpec, folders: dict, shape: str) -> Settings:
-    model = {"draft_model": folders["0.5b"], "eagle3": folders.get(f"eagle3-{shape}")}.get(spec.method)
+    model = {"draft_model": folders.get("0.5b"), "eagle3": folders.get(f"eagle3-{shape}")}.get(spec.method)
     speculative = SpeculativeConfig(method=spec.method, num_speculative_tokens=K,
                                     **({"model": str(model)} if model else {}))
     return Settings(model=str(folders[shape]), speculative_config=speculative, max_num_seqs=8,

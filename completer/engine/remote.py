@@ -28,7 +28,7 @@ from completer.config import Settings
 from completer.context.prompt import format_for
 from completer.engine import models
 from completer.engine.interface import Capabilities, EngineError, new_request_id, run_to_end
-from completer.engine.methods import resolve_method
+from completer.engine.methods import AUTO_WITHOUT_HEAD, resolve_method
 from completer.engine.vllm_adapter import METHODS, TESTED_VLLM, uses_model_runner_v2
 from completer.engine.vllm_engine import BYPASS_CACHE_SALT, EngineStats, prompt_encoder
 from completer.engine.remote_protocol import (DONE, READ_TIMEOUT_S, apply_event, base_url, http_error, metric_sum,
@@ -55,7 +55,10 @@ def remote_method(settings: Settings, backend: str, server_speculates: bool) -> 
     """The speculation method to plan with: None where the server runs the target alone or the settings
     ask for none (per-request plans then bypass), else the settings' method as this backend resolves it.
     The client need not hold the server's EAGLE-3 head: a named method is taken as named, and a method
-    the settings do not name is planned as a draft model's."""
+    the settings do not name is the one `auto` runs there with a head: a draft model on a CPU (its
+    default), EAGLE-3 on a GPU (where `auto` speculates only with a head, and where planning a
+    head's server as a draft model's bypasses and varies k, off its fast path: 0.91x stock fixed k
+    under load, docs/benchmarks/gpu/load-run3-head)."""
     configured = settings.speculative_config.method
     if not server_speculates or configured == "none":
         return None
@@ -64,7 +67,7 @@ def remote_method(settings: Settings, backend: str, server_speculates: bool) -> 
         method = resolve_method(configured, backend, METHODS[backend], head if os.path.isdir(head) else None)
     except EngineError:
         method = configured if configured != "auto" else None
-    return method or "draft_model"
+    return method or AUTO_WITHOUT_HEAD.get(backend) or "eagle3"
 
 
 # ---------------------------------------------------------------- the engine

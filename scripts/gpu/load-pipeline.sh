@@ -17,6 +17,8 @@ export PYTHONPATH=/tmp/completer-gpu/site:$SRC
 HEAD_DIR=${HEAD_DIR:?HEAD_DIR: the EAGLE-3 head folder, e.g. /tmp/completer-gpu/heads/run3}
 R=${R:-/tmp/load/results}; mkdir -p "$R"
 EDITORS=${EDITORS:-1 2 4 8 16}; CHARS=${CHARS:-240}; CPS=${CPS:-10}; LATENCY=${LATENCY:-1}
+# requests the server runs at once: room for every editor (the setting's default is one editor's)
+MAX_NUM_SEQS=${MAX_NUM_SEQS:-16}
 BENCH_DATA=${BENCH_DATA:-/tmp/bench-data}   # HumanEval-infilling's files (heldout batch)
 step() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
 converted() { ls -d "$COMPLETER_CACHE"/converted/qwen2.5-coder-$1-* 2>/dev/null | grep -v '\.partial$' | head -1; }
@@ -26,8 +28,9 @@ T=$(converted 1.5b)
 
 if [ ! -s "$R/load/load.json" ]; then
   step "1 load: editors $EDITORS, $CHARS characters at $CPS a second, head $HEAD_DIR"
-  python3 -m completer -v bench load $(printf -- '--editors %s ' $EDITORS) --chars "$CHARS" --cps "$CPS" \
-    --settings "{\"speculative_config\": {\"model\": \"$HEAD_DIR\"}}" --out "$R/load" > "$R/load.log" 2>&1
+  python3 -m completer bench load $(printf -- '--editors %s ' $EDITORS) --chars "$CHARS" --cps "$CPS" \
+    --settings "{\"speculative_config\": {\"model\": \"$HEAD_DIR\"}, \"max_num_seqs\": $MAX_NUM_SEQS}" \
+    --out "$R/load" > "$R/load.log" 2>&1
   step "1 load: exit $?"
 fi
 

@@ -73,6 +73,16 @@ DRAFT_DEPS = """
 speculators==0.9.0 hs-connectors==0.9.0 datasets==5.1.0 multiprocess==0.70.19 loguru==0.7.3
 pydantic-settings==2.16.3 python-dotenv==1.2.4
 """.split()
+# `completer server` / `vllm serve`: what vLLM's OpenAI-compatible server imports that the image
+# lacks (found on the H200, 2026-12-03: `import vllm.entrypoints.openai.api_server`), with uvicorn's
+# optional speedups; pydantic-settings and python-dotenv come with DRAFT_DEPS
+SERVER_DEPS = """
+uvicorn==0.55.0 httptools==0.9.0 watchfiles==1.3.0 websockets==17.4 prometheus-fastapi-instrumentator==8.1.0
+sse-starlette==3.7.1 python-multipart==0.0.34 model-hosting-container-standards==0.1.16 jmespath==1.1.0
+anthropic==2.16.0 distro==1.9.0 docstring-parser==0.18.0 mcp==2.3.0 httpx-sse==0.4.3 jsonschema==4.26.0
+jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 email-validator==2.4.0
+dnspython==2.9.2
+""".split()
 # the .so files carried alone (xz: compressed first); the rest of vLLM's .so are optional imports
 VLLM_SO = {
     "vllm/_C_stable_libtorch.abi3.so": True,
@@ -140,7 +150,7 @@ def pip_download(folder: Path, specs: list[str]) -> None:
 
 def dependency_wheels() -> list[Path]:
     folder = KIT_CACHE / "wheels"
-    specs = VLLM_DEPS + COMPLETER_DEPS + DRAFT_DEPS
+    specs = VLLM_DEPS + COMPLETER_DEPS + DRAFT_DEPS + SERVER_DEPS
     names = [canon(s.split("==")[0]) for s in specs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

@@ -99,6 +99,9 @@ def no_cache(speculate: bool) -> str:
     (Settings(temperature=0.7), 128, caps("cuda"), sp.LONG),
     (Settings(), 128, caps(method=None, per_request=False), sp.NO_DRAFT),
     (Settings(), 48, caps(per_request=False), sp.ENGINE_K),  # an engine without per-request plans: its k
+    # Model Runner V2 (engine_k_only): a bypass takes the engine off its fast path, short or long
+    (Settings(), 48, Capabilities("cuda", "eagle3", 5, per_request_speculation=True,
+                                  speculation_with_sampling=True, engine_k_only=True), sp.ENGINE_K),
 ])
 def test_speculation_reason(settings, expected_tokens, capabilities, reason):
     assert speculation_reason(settings, capabilities, expected_tokens) == reason
@@ -265,18 +268,20 @@ def test_a_request_keeps_its_own_k_of_what_the_step_drafted(request_k, drafted_k
     assert drafts_kept(request_k, drafted_k) == kept
 
 
-@pytest.mark.parametrize("method, alpha, measured_cost, speculate, reason", [
-    ("eagle3", 0.75, None, True, sp.CHEAP_DRAFT),  # the head reads no prompt: short answers gain too
-    ("ngram_gpu", 0.75, None, True, sp.CHEAP_DRAFT),
-    ("eagle3", 0.05, None, False, sp.SHORT),  # a head that predicts nothing costs more than it saves
+@pytest.mark.parametrize("method, engine_k_only, alpha, measured_cost, speculate, reason", [
+    ("eagle3", False, 0.75, None, True, sp.CHEAP_DRAFT),  # the head reads no prompt: short answers gain too
+    ("ngram_gpu", False, 0.75, None, True, sp.CHEAP_DRAFT),
+    ("eagle3", False, 0.05, None, False, sp.SHORT),  # a head that predicts nothing costs more than it saves
     # ... unless this engine's bypassed steps were measured slower than its speculated ones
-    ("eagle3", 0.05, -0.03, True, sp.CHEAP_DRAFT),
-    ("draft_model", 0.95, None, False, sp.SHORT),  # a draft model reads the whole prompt again
+    ("eagle3", False, 0.05, -0.03, True, sp.CHEAP_DRAFT),
+    # ... or the engine runs fast only at its k (Model Runner V2), where a bypass costs more still
+    ("eagle3", True, 0.05, None, True, sp.ENGINE_K),
+    ("draft_model", False, 0.95, None, False, sp.SHORT),  # a draft model reads the whole prompt again
 ])
 def test_a_short_answer_speculates_only_where_the_drafter_reads_no_prompt_and_drafting_pays(
-        method, alpha, measured_cost, speculate, reason):
+        method, engine_k_only, alpha, measured_cost, speculate, reason):
     caps = Capabilities("cuda", method, 5, per_request_speculation=True, speculation_with_sampling=True,
-                        engine_k_only=method == "eagle3")
+                        engine_k_only=engine_k_only)
     p = SpeculationPolicy(Settings(), caps, block_size=16, count_tokens=len)
     p.acceptance.rates["python"] = alpha
     p.step_costs.draft_cost = measured_cost
@@ -284,7 +289,10 @@ def test_a_short_answer_speculates_only_where_the_drafter_reads_no_prompt_and_dr
                   line_prefix="x = ", line_suffix="")
     plan = p.plan(ctx, lambda speculate: "")
     assert (plan.speculate, plan.reason) == (speculate, reason)
-    assert plan.num_speculative_tokens == (5 if speculate else 0)
+    if engine_k_only:
+        assert plan.num_speculative_tokens == 5  # the engine's k
+    else:
+        assert (plan.num_speculative_tokens > 0) == speculate
 
 
 def test_a_plan_with_both_caches_alike_weighs_nothing():

@@ -216,7 +216,7 @@ def test_served_match_with_nothing_served():
     ("none", "cpu", True, None),
     ("ngram", "cpu", True, "ngram"),
     ("eagle3", "cuda", True, "eagle3"),  # the head is the server's: taken as named
-    ("auto", "cuda", True, "draft_model"),  # the server drafts by a method the settings do not name
+    ("auto", "cuda", True, "eagle3"),  # a GPU server speculates under auto only with a head
     ("ngram_gpu", "cpu", True, "ngram_gpu"),
 ])
 def test_remote_method(method, backend, speculates, expected):
