@@ -22,7 +22,8 @@ from completer.bench.cli_options import cpu_threads_bind_option
 @click.option("--context-tokens", default=2000, show_default=True, help="The prompt's token budget.")
 @click.option("--mode", "only", multiple=True,
               help="Run only the modes named so (or, if none is, whose name contains this); repeatable.")
-@click.option("--quick", is_flag=True, help="Twelve keystrokes of one session: checks that it works, not speed.")
+@click.option("--quick", is_flag=True,
+              help="Twelve keystrokes of one session, prompts of at most 512 tokens: checks that it works, not speed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write typing.json/.md/.png.")
 @click.option("--rescore", is_flag=True, help="Recompute the report of the run recorded in --out (no engine).")

@@ -2,7 +2,7 @@
 with the real Qwen2.5-Coder tokenizer, completions written by the target through vLLM, a few training
 steps of speculators' EAGLE-3 trainer, and a head that vLLM loads with method eagle3 whose greedy
 output equals the target alone, token for token; then a second run that starts from that head
-(`--init-head`), whose head vLLM loads likewise."""
+(`--init-head`), whose head has the same tensors and config as the one vLLM loaded."""
 
 from __future__ import annotations
 
@@ -78,10 +78,7 @@ def test_a_trained_head_loads_in_vllm_and_keeps_greedy_output(tmp_path):
 
     # a later run goes on from that head (as from one trained in an earlier session) on a fresh sample
     # of the code: its draft vocabulary and weights are the start; the held-out files stay the same
-    from safetensors import safe_open
-
-    with safe_open(str(out / "head" / "model.safetensors"), framework="pt") as f:
-        assert "embed_tokens.weight" not in f.keys()  # frozen: vLLM shares the target's
+    assert "embed_tokens.weight" not in tensors(out / "head")  # frozen: vLLM shares the target's
     later = tmp_path / "run-2"
     train = completer("draft", "train", str(code), "--out", str(later), "--target", str(target), "--epochs", "1",
                       "--max-examples", "6", "--per-file", "2", "--context-tokens", "256", "--held-out", "0.3",
@@ -89,11 +86,15 @@ def test_a_trained_head_loads_in_vllm_and_keeps_greedy_output(tmp_path):
     assert train.returncode == 0, train.stderr[-3000:]
     assert "--from-pretrained=" + str(later / "init-head") in json.loads(
         (later / "completer-draft.json").read_text())["speculators_args"]
-    assert json.loads((later / "head" / "config.json").read_text())["draft_vocab_size"] == 256
-    evaluation = completer("draft", "eval", "--head", str(later / "head"), "--target", str(target), "-n", "4",
-                           "-k", "3", "--max-tokens", "24", "--dtype", "float32", "--enforce-eager", "--json", str(code))
-    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
-    result = json.loads(evaluation.stdout)
-    assert result["settings"] == {"dtype": "float32", "enforce_eager": True}
-    (row,) = result["rows"]
-    assert row["identical"] is True and row["tokens"] > 0
+    # the same tensors and config as the head vLLM loaded above (loading it again would start two
+    # more engines for what these files already show)
+    assert json.loads((later / "head" / "config.json").read_text()) == config
+    assert tensors(later / "head") == tensors(out / "head")
+
+
+def tensors(head: Path) -> dict[str, tuple]:
+    """Name -> (shape, dtype) of a head's weights."""
+    from safetensors import safe_open
+
+    with safe_open(str(head / "model.safetensors"), framework="pt") as f:
+        return {name: (tuple(f.get_slice(name).get_shape()), f.get_slice(name).get_dtype()) for name in f.keys()}

@@ -23,6 +23,7 @@ from completer.bench.typing_bench.replay import cold_requests, replay
 from completer.bench.typing_bench.report import markdown, one_line_figures, plot, summarize
 from completer.bench.typing_bench.session import Request, Session, cold_texts, sessions
 
+QUICK_CONTEXT_TOKENS = 512  # --quick's prompt budget at most (as bench load's default)
 MODES = {
     "no reuse": {"enable_prefix_caching": False, "type_ahead": False, "cut_snap_lines": 1,
                  "fim_middle_anchor": "cursor", "keystroke_hold_ms": 0},
@@ -81,8 +82,9 @@ def run(num_sessions: int, chars_per_s: float, context_tokens: int, out: Path | 
     from completer.bench.latency import machine_description, vllm_version
 
     chosen = sessions(num_sessions)
-    if quick:  # a couple of lines of one session: checks that it works, not speed
+    if quick:  # a couple of lines of one session, short prompts: checks that it works, not speed
         chosen = [Session(s.path, s.text, s.offset, s.body[:12]) for s in chosen[:1]]
+        context_tokens = min(context_tokens, QUICK_CONTEXT_TOKENS)
     cold = cold_texts(1 if quick else 5)
     base = {"context_tokens": context_tokens, "max_model_len": max(4096, context_tokens + 512)}
     log_dir = Path(tempfile.mkdtemp(prefix="completer-typing-"))
