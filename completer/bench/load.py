@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import sysconfig
 import tempfile
 import time
@@ -171,7 +172,7 @@ def command_line(editors: tuple[int, ...], chars: int, chars_per_s: float, max_w
     parts = ["completer bench load", *(f"--editors {n}" for n in editors), f"--chars {chars}",
              f"--cps {chars_per_s:g}", f"--max-wait {max_wait_s:g}", f"--context-tokens {context_tokens}"]
     if settings_json:
-        parts.append(f"--settings '{settings_json}'")
+        parts.append(f"--settings {shlex.quote(settings_json)}")
     if cpu_threads_bind:
         parts.append(f"--cpu-threads-bind {cpu_threads_bind}")
     return " ".join(parts)
@@ -408,6 +409,7 @@ def run(editors: tuple[int, ...] = EDITORS, chars: int = 120, chars_per_s: float
               "wall_s": round(time.time() - started, 1), "logs": str(log_dir), "errors": errors,
               "configs": configs}
     result = {"summary": summary(configs), **result, "requests": raw}
-    if out is not None:
-        write_results(out, "load", result, markdown(result), lambda path: plot(result, path))
+    if out is not None:  # a run with a configuration missing does not replace a whole one
+        write_results(out, "load-failed" if errors else "load", result, markdown(result),
+                      lambda path: plot(result, path))
     return result

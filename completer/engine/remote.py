@@ -51,14 +51,17 @@ DEAD_AFTER_FAILURES = 2
 FALLBACK_BLOCK_SIZE = 16
 
 
-def remote_method(settings: Settings, backend: str, server_speculates: bool) -> str | None:
+def remote_method(settings: Settings, backend: str, server_speculates: bool, backend_known: bool = True
+                  ) -> str | None:
     """The speculation method to plan with: None where the server runs the target alone or the settings
     ask for none (per-request plans then bypass), else the settings' method as this backend resolves it.
     The client need not hold the server's EAGLE-3 head: a named method is taken as named, and a method
     the settings do not name is the one `auto` runs there with a head: a draft model on a CPU (its
     default), EAGLE-3 on a GPU (where `auto` speculates only with a head, and where planning a
     head's server as a draft model's bypasses and varies k, off its fast path: 0.91x stock fixed k
-    under load, docs/benchmarks/gpu/load-run3-head)."""
+    under load, docs/benchmarks/gpu/load-run3-head). A server whose vLLM version does not say
+    which backend it is (``backend_known`` False) is planned as a draft model's. Editors of a GPU
+    server that drafts otherwise (draft_model, ngram_gpu) name its method in their settings."""
     configured = settings.speculative_config.method
     if not server_speculates or configured == "none":
         return None
@@ -67,7 +70,9 @@ def remote_method(settings: Settings, backend: str, server_speculates: bool) -> 
         method = resolve_method(configured, backend, METHODS[backend], head if os.path.isdir(head) else None)
     except EngineError:
         method = configured if configured != "auto" else None
-    return method or AUTO_WITHOUT_HEAD.get(backend) or "eagle3"
+    if method is None and backend_known:
+        method = AUTO_WITHOUT_HEAD.get(backend) or "eagle3"
+    return method or "draft_model"
 
 
 # ---------------------------------------------------------------- the engine
@@ -121,7 +126,7 @@ class RemoteEngine:
             log.warning("the server runs vLLM %s, which completer is not tested with; planning for %s", version,
                         backend)
         block, speculates, server_k = served_facts(samples)
-        method = remote_method(settings, backend, speculates)
+        method = remote_method(settings, backend, speculates, backend_known=version in TESTED_VLLM[backend])
         k = server_k or settings.speculative_config.num_speculative_tokens
         caps = Capabilities(backend=backend, speculation_method=method, num_speculative_tokens=k if method else 0,
                             per_request_speculation=method is not None and settings.speculation_policy == "per_request",

@@ -46,7 +46,8 @@ PRIOR_DRAFT_COST = {"draft_model": 0.31, "eagle3": 0.15, "ngram": 0.05, "ngram_g
 # model reads the whole prompt too (0.3 of the target's prefill on a CPU: draft k=3 made one-line
 # answers 0.90x, docs/benchmarks/latency.md); with these drafters it gains as a long answer does
 # (eagle3 k=5 on an H200: 24-token answers 1.28x on the 1.5B shape, 1.94x on the 7B,
-# docs/benchmarks/gpu/gpu-latency.md), wherever the measured acceptance makes drafting pay.
+# docs/benchmarks/gpu/gpu-latency.md), wherever the measured acceptance makes drafting pay. (On
+# Model Runner V2, engine_k_only, every request takes the engine's k before this is asked.)
 PROMPT_FREE_DRAFTERS = ("eagle3", "ngram", "ngram_gpu")
 CHEAP_DRAFT_MIN_SPEEDUP = 1.1  # margin for the speedup model's own error
 
@@ -78,11 +79,12 @@ def choose_k(settings: Settings, caps: Capabilities, alpha: float | None, draft_
     """k for a speculating request: the best k for the live acceptance ``alpha`` at ``draft_cost``,
     never above the engine's (vLLM sized its buffers for it); the engine's k without adaptive_k or
     per-request plans, or where the engine runs fast only with every request at its k."""
+    if caps.engine_k_only and caps.num_speculative_tokens:
+        return caps.num_speculative_tokens  # the engine's k, whatever this client's settings say
     k = settings.speculative_config.num_speculative_tokens
     if caps.num_speculative_tokens:
         k = min(k, caps.num_speculative_tokens)
-    if (settings.speculation_policy == "engine" or not settings.adaptive_k or alpha is None
-            or caps.engine_k_only):
+    if settings.speculation_policy == "engine" or not settings.adaptive_k or alpha is None:
         return k
     return min(best_k(alpha, draft_cost), k)
 

@@ -54,9 +54,10 @@ class StepCosts:
         """One speculated request: its steps after the first token each verified ``k`` drafts.
         A step costs one target step plus k draft tokens: (step / decode_s - 1) / k, at most 2.
 
-        Negative where a speculated step takes less than a bypassed one: on vLLM's Model Runner V2
-        an EAGLE-3 engine's k = 0 steps ran 0.3-0.8x the target alone's speed on an H200
-        (docs/benchmarks/gpu/bypass-graphs/), so there drafting pays even when nothing is accepted."""
+        Negative where a speculated step takes less than a bypassed one, so that drafting pays even
+        when nothing is accepted. (On vLLM's Model Runner V2 an EAGLE-3 engine's k = 0 steps ran
+        0.3-0.8x the target alone's speed on an H200, docs/benchmarks/gpu/bypass-graphs/; the policy
+        bypasses nothing there, so this is not measured on such engines.)"""
         if first_token_s is None or self.decode_s is None or k < 1 or verify_steps < self.min_new_tokens:
             return
         step_s = (latency_s - first_token_s) / verify_steps

@@ -28,9 +28,11 @@ T=$(converted 1.5b)
 
 if [ ! -s "$R/load/load.json" ]; then
   step "1 load: editors $EDITORS, $CHARS characters at $CPS a second, head $HEAD_DIR"
+  settings=$(python3 -c 'import json, sys; print(json.dumps({"speculative_config": {"model": sys.argv[1]},
+                                                             "max_num_seqs": int(sys.argv[2])}))' "$HEAD_DIR" "$MAX_NUM_SEQS")
+  # a server that does not start: load-failed.json, and the next run of this script tries again
   python3 -m completer bench load $(printf -- '--editors %s ' $EDITORS) --chars "$CHARS" --cps "$CPS" \
-    --settings "{\"speculative_config\": {\"model\": \"$HEAD_DIR\"}, \"max_num_seqs\": $MAX_NUM_SEQS}" \
-    --out "$R/load" > "$R/load.log" 2>&1
+    --settings "$settings" --out "$R/load" > "$R/load.log" 2>&1
   step "1 load: exit $?"
 fi
 

@@ -174,3 +174,17 @@ def test_the_report_names_the_settings_and_a_configuration_that_did_not_run():
     text = load.markdown(result)
     assert 'settings over the defaults: `{"max_num_seqs": 8}`' in text
     assert f"**{STOCK} did not run:** vLLM's server did not start" in text and "**not met**" in text
+
+
+def test_a_run_whose_server_does_not_start_writes_load_failed_not_load(tmp_path, monkeypatch):
+    from completer.engine import vllm_server
+    from completer.engine.interface import EngineError
+
+    def no_server(settings, **kwargs):
+        raise EngineError("vLLM's server did not start")
+
+    monkeypatch.setattr(vllm_server, "start_server", no_server)
+    result = load.run((1,), chars=12, out=tmp_path)
+    assert result["errors"] == {POLICY: "vLLM's server did not start", STOCK: "vLLM's server did not start"}
+    assert (tmp_path / "load-failed.json").is_file() and not (tmp_path / "load.json").exists()
+    assert json.loads((tmp_path / "load-failed.json").read_text())["summary"]["target_met"] is False

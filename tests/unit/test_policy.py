@@ -152,6 +152,10 @@ def test_model_runner_v2_speculates_at_the_engine_k_only():
     v2 = Capabilities("cuda", "eagle3", 5, per_request_speculation=True, speculation_with_sampling=True,
                       engine_k_only=True)
     assert choose_k(Settings(), v2, 0.3, 0.15) == 5
+    # a server at k = 8 and an editor whose settings say 5: the server's k (its graphs' query length)
+    v2_k8 = Capabilities("cuda", "eagle3", 8, per_request_speculation=True, speculation_with_sampling=True,
+                         engine_k_only=True)
+    assert choose_k(Settings(), v2_k8, 0.3, 0.15) == 8
 
 
 @pytest.mark.parametrize("setting, measured, method, expected", [
@@ -272,7 +276,8 @@ def test_a_request_keeps_its_own_k_of_what_the_step_drafted(request_k, drafted_k
     ("eagle3", False, 0.75, None, True, sp.CHEAP_DRAFT),  # the head reads no prompt: short answers gain too
     ("ngram_gpu", False, 0.75, None, True, sp.CHEAP_DRAFT),
     ("eagle3", False, 0.05, None, False, sp.SHORT),  # a head that predicts nothing costs more than it saves
-    # ... unless this engine's bypassed steps were measured slower than its speculated ones
+    # ... unless this engine's bypassed steps were measured slower than its speculated ones (a CPU
+    # engine; on Model Runner V2 nothing is bypassed, below)
     ("eagle3", False, 0.05, -0.03, True, sp.CHEAP_DRAFT),
     # ... or the engine runs fast only at its k (Model Runner V2), where a bypass costs more still
     ("eagle3", True, 0.05, None, True, sp.ENGINE_K),

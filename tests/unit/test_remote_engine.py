@@ -224,6 +224,11 @@ def test_remote_method(method, backend, speculates, expected):
     assert remote_method(settings, backend, speculates) == expected
 
 
+def test_a_server_of_an_unknown_vllm_version_is_planned_as_a_draft_models():
+    settings = Settings(speculative_config={"method": "auto", "model": "/no/such/head"})
+    assert remote_method(settings, "cuda", True, backend_known=False) == "draft_model"
+
+
 # ---------------------------------------------------------------- against a scripted server
 
 
