@@ -102,7 +102,9 @@ def bench_load(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wai
     except ValueError as err:  # more editors than sessions
         click.echo(f"completer: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    click.echo(load.markdown(result))
+    from completer.bench.load_report import markdown
+
+    click.echo(markdown(result))
     if result["errors"]:
         sys.exit(1)
     bad = sum(f["stale"] + f["failed"] for figures in result["configs"].values() for f in figures.values())

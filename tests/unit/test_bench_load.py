@@ -4,7 +4,7 @@ import pytest
 
 from pydantic import ValidationError
 
-from completer.bench import load
+from completer.bench import load, load_report
 from completer.bench.load import POLICY, STOCK
 from completer.config import Settings
 from completer.bench.typing_bench.session import Request, Session
@@ -127,13 +127,13 @@ def test_a_configuration_missing_at_some_n_gives_no_ratio_there():
 
 def test_table_has_a_row_per_n_with_both_configurations():
     result = {"summary": load.summary(configs())}
-    lines = load.table(result).splitlines()
+    lines = load_report.table(result).splitlines()
     assert len(lines) == 4 and lines[0].count("|") == lines[2].count("|") == lines[1].count("|")
     assert lines[2] == "| 1 | 1.00 | 10.0 | 2.00 / 3.00 | 0.80 | 11.0 | 2.50 / 3.50 | 1.25× | 0.91× |"
     c = configs()
     c[POLICY]["1"]["time_to_suggestion_model_s"]["p95"] = None
     del c[STOCK]["2"]
-    lines = load.table({"summary": load.summary(c)}).splitlines()
+    lines = load_report.table({"summary": load.summary(c)}).splitlines()
     assert "2.00 / -" in lines[2] and lines[3].endswith("| - | - | - | -× | -× |")
 
 
@@ -171,7 +171,7 @@ def test_the_report_names_the_settings_and_a_configuration_that_did_not_run():
               "max_wait_s": 30.0, "context_tokens": 512, "batch_k_limits": {}, "k": 5, "machine": "m",
               "vllm": "vLLM x", "wall_s": 1.0, "command": "c", "settings": {"max_num_seqs": 8},
               "errors": {STOCK: "vLLM's server did not start"}, "configs": {}}
-    text = load.markdown(result)
+    text = load_report.markdown(result)
     assert 'settings over the defaults: `{"max_num_seqs": 8}`' in text
     assert f"**{STOCK} did not run:** vLLM's server did not start" in text and "**not met**" in text
 
