@@ -10,7 +10,7 @@ speculation (the same models and k, vLLM's own scheduler and worker).
 
 Throughput is what the typists got per second of the scenario (from the first keystroke to the
 last answer): suggestions the model answered, and the tokens the server generated (its
-``/metrics``, every request included). Pure functions apart from ``run`` and ``plot``.
+``/metrics``, every request included). Pure functions apart from ``run``; the report is load_report.py.
 """
 
 from __future__ import annotations
@@ -253,8 +253,9 @@ def run(editors: tuple[int, ...] = EDITORS, chars: int = 120, chars_per_s: float
         context_tokens: int = 512, out: Path | None = None, cpu_threads_bind: str | None = None,
         command: str = "", overrides: dict | None = None) -> dict:
     """Both configurations, one server at a time, every N of ``editors`` on each; writes
-    ``out``/load.{json,md,png} unless ``out`` is None. ``overrides``: settings of both servers.
-    Raises ServerError if a server does not start."""
+    ``out``/load.{json,md,png} unless ``out`` is None. ``overrides``: settings of both servers. A
+    configuration whose server does not start is left out, its error in the result's ``errors``,
+    and the files are then load-failed.{json,md,png}."""
     from tqdm import tqdm
 
     from completer.bench.latency import machine_description, vllm_version

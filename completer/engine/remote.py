@@ -122,11 +122,12 @@ class RemoteEngine:
             names = ", ".join(str(e.get("root") or e.get("id")) for e in served) or "nothing"
             raise EngineError(f"the server at {url} serves {names}, not the configured model {settings.model}")
         backend = next((b for b, versions in TESTED_VLLM.items() if version in versions), "cuda")
-        if version not in TESTED_VLLM[backend]:
+        backend_known = version in TESTED_VLLM[backend]
+        if not backend_known:
             log.warning("the server runs vLLM %s, which completer is not tested with; planning for %s", version,
                         backend)
         block, speculates, server_k = served_facts(samples)
-        method = remote_method(settings, backend, speculates, backend_known=version in TESTED_VLLM[backend])
+        method = remote_method(settings, backend, speculates, backend_known)
         k = server_k or settings.speculative_config.num_speculative_tokens
         caps = Capabilities(backend=backend, speculation_method=method, num_speculative_tokens=k if method else 0,
                             per_request_speculation=method is not None and settings.speculation_policy == "per_request",
