@@ -4,7 +4,8 @@
 
 RUN_DIR is what the pipeline's polling calls bring back (`tar -C /tmp/draft results run/...`):
 ``run/checkpoints/N/val_metrics.json`` (the trainer's validation after each epoch that improved its
-loss), and ``results/eval-*.json`` (`completer draft eval --json`: the head in vLLM at k = 3, 5, 8
+loss; without them, the same points from ``results/completer-draft.json``'s ``curve``), and
+``results/eval-*.json`` (`completer draft eval --json`: the head in vLLM at k = 3, 5, 8
 against the target alone). ``--started`` is when training began (UTC; default: the first line of
 ``results/train.log`` that carries a timestamp), the zero of the time axis.
 
@@ -59,8 +60,17 @@ def evaluations(results: Path) -> dict[str, dict]:
     return out
 
 
+def recorded_curve(record: Path) -> list[dict]:
+    """The curve `draft train` wrote into ``completer-draft.json`` (the same points as the checkpoints'
+    ``val_metrics.json``), for a run whose checkpoints did not come back."""
+    try:
+        return json.loads(record.read_text()).get("curve") or []
+    except (OSError, ValueError):
+        return []
+
+
 def build(run_dir: Path, started: str | None, note: str, machine: str = "") -> dict:
-    curve = epoch_curve(run_dir / "run" / "checkpoints")
+    curve = epoch_curve(run_dir / "run" / "checkpoints") or recorded_curve(run_dir / "results" / "completer-draft.json")
     started = started or training_start(run_dir / "results" / "train.log")
     for point in curve:
         point["minutes"] = round((_epoch_s(point["written"]) - _epoch_s(started)) / 60, 2) if started else None
