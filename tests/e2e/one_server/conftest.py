@@ -1,4 +1,5 @@
-"""End-to-end fixtures: the real server, over stdio, with the real engine and models."""
+"""One language server with the default pair for the modules of this package (an engine start
+costs over a minute on a CPU); it stops after the package's last test."""
 
 import time
 
@@ -7,9 +8,9 @@ import pytest_asyncio
 from tests.e2e.helpers import FIB, FIB_URI, inline_params, open_doc, start_client, wait_ready
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def client():
-    """One server with the default pair (speculation on) for a test module; it stops after the module."""
+    """The real server over stdio with the default pair (speculation on)."""
     client = await start_client()
     # before the engine is ready a request is answered at once, empty
     open_doc(client, FIB_URI, FIB)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import time
 
@@ -24,12 +23,11 @@ from completer.engine.vllm_engine import VllmEngine
 from completer.engine.vllm_server import start_server
 from completer.types import GenerationPlan
 from tests.e2e.helpers import FIB, FIB_URI, complete_detail, open_doc, start_client, stats, wait_ready
+from tests.e2e.team_server import KEY, SERVER_READY_S
 from tests.e2e.test_equivalence import tasks
 
 pytestmark = pytest.mark.engine
 
-KEY = secrets.token_hex(16)
-SERVER_READY_S = 900
 ABORT_WITHIN_S = 30
 RECONNECT_BACKOFF_S = 0.5  # the language servers reconnect soon after the server is back
 DOCUMENTS = {FIB_URI: FIB, "file:///workspace/area.py": "import math\n\n\ndef circle_area(r):\n    "}
@@ -44,18 +42,6 @@ def prompts(n: int = 2) -> list[str]:
     return [QWEN.render(prefix, suffix) for prefix, suffix in tasks(n)]
 
 
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("key") / "key"
-    path.write_text(KEY + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def settings(key_file) -> Settings:
-    return Settings(engine_api_key_file=str(key_file))
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def in_process(settings):
     """The in-process engine's greedy outputs for every (prompt, plan), before the server starts
@@ -65,18 +51,6 @@ async def in_process(settings):
         return [(await engine.complete(p, plan)).token_ids for p in prompts() for plan in PLANS]
     finally:
         engine.shutdown()
-
-
-@pytest.fixture(scope="module")
-def server(settings, tmp_path_factory):
-    """A holder for the module's server (the kill test replaces it); stopped after the module."""
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    holder = {"proc": start_server(settings, api_key=KEY, log_path=log), "log": log}
-    try:
-        holder["proc"].wait_ready(timeout_s=SERVER_READY_S)
-        yield holder
-    finally:
-        holder["proc"].stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -152,7 +126,11 @@ async def test_two_language_servers_share_the_server(editors, remote):
     assert await remote.unfinished_requests() == 0
 
 
-async def test_a_server_killed_mid_request_fails_it_and_serves_again_once_restarted(server, remote, settings):
+async def test_a_server_killed_mid_request_fails_it_and_everyone_recovers_once_it_is_back(server, remote, editors,
+                                                                                        settings):
+    """One outage (a server start costs a minute here): the request under way fails, the remote
+    engine gives up on the dead server, the language servers answer empty meanwhile with one
+    message, and all of them complete again once the server is back."""
     plan = GenerationPlan(max_tokens=400, speculate=False)
     proc = server["proc"]
     with pytest.raises(EngineError, match="broke|no engine server"):
@@ -163,21 +141,14 @@ async def test_a_server_killed_mid_request_fails_it_and_serves_again_once_restar
     with pytest.raises(EngineError, match="no engine server"):
         await remote.complete(prompts(1)[0], plan)
     assert remote.dead  # two failed requests in a row: the language server would reconnect
-    server["proc"] = start_server(settings, port=proc.port, api_key=KEY, log_path=server["log"])
-    await asyncio.to_thread(server["proc"].wait_ready, SERVER_READY_S)
-    result = await remote.complete(prompts(1)[0], GenerationPlan(max_tokens=8, speculate=True))
-    assert result.token_ids and not remote.dead
-
-
-async def test_the_language_servers_answer_empty_while_the_server_is_down_and_recover(server, editors, settings):
-    proc = server["proc"]
-    proc.stop()
     for round in range(2):  # a request may fail for one dropped connection; two in a row: the server is gone
         assert await complete_new(editors, f"down{round}") == [""] * 2
     for client in editors:
         await until_engine(client, "ready", False)
     server["proc"] = start_server(settings, port=proc.port, api_key=KEY, log_path=server["log"])
     await asyncio.to_thread(server["proc"].wait_ready, SERVER_READY_S)
+    result = await remote.complete(prompts(1)[0], GenerationPlan(max_tokens=8, speculate=True))
+    assert result.token_ids and not remote.dead
     for client in editors:
         await until_engine(client, "ready", True)
     assert all(text.strip() for text in await complete_new(editors, "back"))

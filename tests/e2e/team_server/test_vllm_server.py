@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -18,25 +17,19 @@ import pytest
 from completer.config import Settings
 from completer.engine import discovery
 from completer.engine.remote_protocol import metric_sum, parse_metrics
-from completer.engine.vllm_server import ENGINE_API_KEY_ENV, start_server
+from completer.engine.vllm_server import ENGINE_API_KEY_ENV
 from completer.policy.steps import PLAN_KEY
+from tests.e2e.team_server import KEY
 
 pytestmark = pytest.mark.engine
 
-KEY = secrets.token_hex(16)
 PROMPT = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """One server with the default pair for the module (about 1-2 minutes to start on a CPU)."""
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    proc = start_server(Settings(), api_key=KEY, log_path=log)
-    try:
-        proc.wait_ready(timeout_s=900)
-        yield proc
-    finally:
-        proc.stop()
+def server(server):
+    """The package's server as it runs now (tests/e2e/team_server/conftest.py)."""
+    return server["proc"]
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +95,7 @@ def test_completer_complete_finds_the_local_server_and_loads_no_engine(server, r
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "completer.cli", "complete", "--json", "--settings", '{"max_tokens": 24}',
                            f"{source}:3:5"], env=env,
-                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[3])
     wall_s = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert f"using the completer server at {server.url}" in done.stderr
