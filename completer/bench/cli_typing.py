@@ -67,6 +67,9 @@ def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, conte
 @click.option("--max-wait", "max_wait_s", default=30.0, show_default=True,
               help="Most seconds a typist waits for a suggestion at a pause point.")
 @click.option("--context-tokens", default=512, show_default=True, help="The prompt's token budget.")
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1, 8),
+              help="Rounds of both configurations, the order alternating (policy, stock, stock, policy, ...); "
+                   "the figures are pooled, each round's ratio reported.")
 @click.option("--quick", is_flag=True,
               help="1 and 2 editors, 12 characters each, nothing written: checks that it works.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
@@ -76,11 +79,12 @@ def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, conte
                    "'{\"speculative_config\": {\"model\": \"/path/to/head\"}}'.")
 @cpu_threads_bind_option
 def bench_load(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wait_s: float, context_tokens: int,
-               quick: bool, out: Path, settings_json: str | None, cpu_threads_bind: str | None) -> None:
+               repeats: int, quick: bool, out: Path, settings_json: str | None, cpu_threads_bind: str | None) -> None:
     """N editors typing at once against one vLLM server: completer's policy vs stock fixed-k speculation.
 
     Each editor is a language server (`completer serve --engine-url URL`) replaying its own typing
-    session of `bench typing`; the two servers run one after the other."""
+    session of `bench typing`; the two servers run one after the other. Typists faster than the
+    server (e.g. --cps 1000 --max-wait 300) always wait for it: the throughput is then its capacity."""
     from completer.bench import load
 
     if quick:
@@ -95,10 +99,10 @@ def bench_load(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wai
         click.echo(f"completer: --settings: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     command = load.command_line(editors, chars, chars_per_s, max_wait_s, context_tokens, cpu_threads_bind,
-                                settings_json)
+                                settings_json, repeats)
     try:
         result = load.run(editors, chars, chars_per_s, max_wait_s, context_tokens, None if quick else out,
-                          cpu_threads_bind, command, overrides)
+                          cpu_threads_bind, command, overrides, repeats)
     except ValueError as err:  # more editors than sessions
         click.echo(f"completer: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)

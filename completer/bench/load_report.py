@@ -15,8 +15,10 @@ def _f(value, spec: str = ".2f") -> str:
 def table(result: dict) -> str:
     """The summary as a Markdown table: one row per N, both configurations side by side."""
     names = [POLICY, STOCK]
+    rounds = result["summary"].get("rounds", 1) > 1
     head = ("| editors | " + " | ".join(f"{n}: suggestions/s | {n}: tokens/s | {n}: p50 / p95 s" for n in names)
-            + " | throughput ratio | tokens/s ratio |\n|---:|" + "---:|---:|---:|" * len(names) + "---:|---:|\n")
+            + " | throughput ratio | tokens/s ratio |" + (" each round's throughput ratio |" if rounds else "")
+            + "\n|---:|" + "---:|---:|---:|" * len(names) + "---:|---:|" + ("---|" if rounds else "") + "\n")
     lines = []
     for n, row in result["summary"]["per_editors"].items():
         cells = []
@@ -25,8 +27,9 @@ def table(result: dict) -> str:
             cells += ["-", "-", "-"] if c is None else [
                 _f(c["model_suggestions_per_s"]), _f(c["generated_tokens_per_s"], ".1f"),
                 f"{_f(c['p50_s'])} / {_f(c['p95_s'])}"]
+        each = ", ".join(f"{_f(x, '.3f')}×" for x in row.get("round_throughput_ratios", []))
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {_f(row.get('throughput_ratio'))}× "
-                     f"| {_f(row.get('tokens_ratio'))}× |")
+                     f"| {_f(row.get('tokens_ratio'))}× |" + (f" {each} |" if rounds else ""))
     return head + "\n".join(lines) + "\n"
 
 
@@ -65,6 +68,9 @@ def markdown(result: dict) -> str:
         f"speculation, batch_k_limits {result['batch_k_limits']}); *{STOCK}*: vLLM's own server with "
         f"`--speculative-config` alone (the same models, k = {result['k']} on every request, vLLM's scheduler "
         f"and worker). Machine: {result['machine']}; {result['vllm']}; {result['wall_s']:.0f} s in all.", "",
+        *([f"{result['repeats']} rounds, each server started afresh for each, in this order: "
+           f"{'; '.join(result['order'])}. Figures are pooled over the rounds (answers and tokens of all "
+           f"rounds over their walls added up).", ""] if result.get("repeats", 1) > 1 else []),
         f"Command: `{result['command']}`", "",
         *([f"Both servers' settings over the defaults: `{json.dumps(result['settings'])}`.", ""]
           if result.get("settings") else []),
@@ -76,7 +82,9 @@ def markdown(result: dict) -> str:
         f"{POLICY} over {STOCK}.", "",
         table(result),
         f"Target (the policy's throughput never below stock fixed k's at the same N): **{met}** (lowest "
-        f"throughput ratio {_f(s['min_throughput_ratio'])}×).", "",
+        f"throughput ratio {_f(s['min_throughput_ratio'])}×"
+        + (f"; single rounds ranged {_f(s['round_ratio_range'][0], '.3f')}–{_f(s['round_ratio_range'][1], '.3f')}×"
+           if s.get("round_ratio_range") else "") + ").", "",
         "## Per configuration and N", "",
         details(result)])
 

@@ -14,6 +14,7 @@
 #      early still has the table
 #   5. each epoch's checkpoint at k = 5 on HumanEval: acceptance against training time (the
 #      trainer's own validation curve is in completer-draft.json already)
+# STOP_AFTER=humaneval ends it after step 2.
 # The run folder (data/, checkpoints/, head/) is $RUN: /dev/shm/draft-run when /dev/shm has room
 # for the hidden states (written at disk speed under /tmp: 20 examples a second, 2026-12-02).
 # Results (JSON, logs) in $R; progress lines in $R/progress.txt.
@@ -62,6 +63,8 @@ eval_head() {  # NAME FOLDER [draft eval flags]
   step "eval $name: exit $?"
 }
 eval_head eval-humaneval "$D/humaneval"
+# STOP_AFTER=humaneval: the head and its HumanEval figures only, the GPU left to the next job
+[ "${STOP_AFTER:-}" = humaneval ] && { step "done (STOP_AFTER=humaneval)"; exit 0; }
 
 if [ ! -s "$R/real/gpu-latency.json" ]; then
   end=$(( $(date +%s) + DRAFT_WAIT_S ))

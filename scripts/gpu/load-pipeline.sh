@@ -17,6 +17,8 @@ export PYTHONPATH=/tmp/completer-gpu/site:$SRC
 HEAD_DIR=${HEAD_DIR:?HEAD_DIR: the EAGLE-3 head folder, e.g. /tmp/completer-gpu/heads/run3}
 R=${R:-/tmp/load/results}; mkdir -p "$R"
 EDITORS=${EDITORS:-1 2 4 8 16}; CHARS=${CHARS:-240}; CPS=${CPS:-10}; LATENCY=${LATENCY:-1}
+# MAX_WAIT: seconds a typist waits for a suggestion; REPEATS: rounds, the servers' order alternating
+MAX_WAIT=${MAX_WAIT:-30}; REPEATS=${REPEATS:-1}
 # requests the server runs at once: room for every editor (the setting's default is one editor's)
 MAX_NUM_SEQS=${MAX_NUM_SEQS:-16}
 BENCH_DATA=${BENCH_DATA:-/tmp/bench-data}   # HumanEval-infilling's files (heldout batch)
@@ -27,12 +29,12 @@ T=$(converted 1.5b)
 [ -n "$T" ] || { step "no converted 1.5B target in $COMPLETER_CACHE: run models fetch first"; exit 1; }
 
 if [ ! -s "$R/load/load.json" ]; then
-  step "1 load: editors $EDITORS, $CHARS characters at $CPS a second, head $HEAD_DIR"
+  step "1 load: editors $EDITORS, $CHARS characters at $CPS a second, $REPEATS round(s), head $HEAD_DIR"
   settings=$(python3 -c 'import json, sys; print(json.dumps({"speculative_config": {"model": sys.argv[1]},
                                                              "max_num_seqs": int(sys.argv[2])}))' "$HEAD_DIR" "$MAX_NUM_SEQS")
   # a server that does not start: load-failed.json, and the next run of this script tries again
   python3 -m completer bench load $(printf -- '--editors %s ' $EDITORS) --chars "$CHARS" --cps "$CPS" \
-    --settings "$settings" --out "$R/load" > "$R/load.log" 2>&1
+    --max-wait "$MAX_WAIT" --repeats "$REPEATS" --settings "$settings" --out "$R/load" > "$R/load.log" 2>&1
   step "1 load: exit $?"
 fi
 

@@ -188,3 +188,57 @@ def test_a_run_whose_server_does_not_start_writes_load_failed_not_load(tmp_path,
     assert result["errors"] == {POLICY: "vLLM's server did not start", STOCK: "vLLM's server did not start"}
     assert (tmp_path / "load-failed.json").is_file() and not (tmp_path / "load.json").exists()
     assert json.loads((tmp_path / "load-failed.json").read_text())["summary"]["target_met"] is False
+
+
+@pytest.mark.parametrize("round_index, expected", [
+    (0, [POLICY, STOCK]), (1, [STOCK, POLICY]), (2, [POLICY, STOCK]), (3, [STOCK, POLICY]),
+])
+def test_rounds_alternate_the_order(round_index, expected):
+    assert load.round_order(round_index, [POLICY, STOCK]) == expected
+
+
+def test_pooled_figures_add_the_rounds_answers_tokens_and_walls():
+    first = ([request(0, 0, sent=0.0, answered=2.0), request(0, 1, sent=2.0, answered=4.0)],
+             {"generation_tokens": 30.0, "draft_tokens": 10.0, "accepted_tokens": 5.0}, 2)
+    second = ([request(0, 0, sent=100.0, answered=106.0)], {"generation_tokens": 20.0, "draft_tokens": 10.0,
+                                                              "accepted_tokens": 8.0}, 1)
+    f = load.pooled_figures([first, second], 1)
+    assert f["wall_s"] == 10.0  # 4 + 6, not the 106 s from the first keystroke to the last answer
+    assert f["model_suggestions"] == 3 and f["model_suggestions_per_s"] == pytest.approx(0.3)
+    assert f["generated_tokens_per_s"] == pytest.approx(5.0) and f["acceptance_rate"] == pytest.approx(0.65)
+    assert f["engine_requests"] == 3 and f["time_to_suggestion_model_s"]["n"] == 3
+    assert load.pooled_figures([first, (second[0], second[1], None)], 1)["engine_requests"] is None
+
+
+def test_summary_gives_each_rounds_ratio_and_their_range():
+    one, two = configs(), configs()
+    two[POLICY]["1"]["model_suggestions_per_s"] = 0.7  # round 2 at N=1: 0.7 / 0.8
+    s = load.summary(configs(), [one, two])
+    assert s["rounds"] == 2
+    assert s["per_editors"]["1"]["round_throughput_ratios"] == pytest.approx([1.25, 0.875])
+    assert s["per_editors"]["2"]["round_throughput_ratios"] == pytest.approx([1.0, 1.0])
+    assert s["round_ratio_range"] == pytest.approx([0.875, 1.25])
+    assert s["target_met"]  # judged on the pooled figures
+    single = load.summary(configs(), [one])
+    assert single["rounds"] == 1 and single["round_ratio_range"] is None
+    assert "round_throughput_ratios" not in single["per_editors"]["1"]
+
+
+def test_table_shows_each_rounds_ratio_when_there_are_rounds():
+    s = load.summary(configs(), [configs(), configs()])
+    lines = load_report.table({"summary": s}).splitlines()
+    assert lines[0].endswith("each round's throughput ratio |") and lines[1].endswith("---|")
+    assert lines[2].endswith("| 1.25× | 0.91× | 1.250×, 1.250× |")
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
+
+
+@pytest.mark.parametrize("label, expected", [
+    ("completer", "completer"), ("stock fixed k, round 2 of 2", "stock-fixed-k-round-2-of-2"),
+])
+def test_slug(label, expected):
+    assert load.slug(label) == expected
+
+
+def test_command_line_names_the_repeats():
+    assert load.command_line((1,), 40, 1000.0, 300.0, 512, repeats=2).endswith(
+        "--cps 1000 --max-wait 300 --context-tokens 512 --repeats 2")
