@@ -14,7 +14,7 @@
 #      early still has the table
 #   5. each epoch's checkpoint at k = 5 on HumanEval: acceptance against training time (the
 #      trainer's own validation curve is in completer-draft.json already)
-# STOP_AFTER=humaneval ends it after step 2.
+# STOP_AFTER=train ends it after step 1, STOP_AFTER=humaneval after step 2 (a later run goes on).
 # The run folder (data/, checkpoints/, head/) is $RUN: /dev/shm/draft-run when /dev/shm has room
 # for the hidden states (written at disk speed under /tmp: 20 examples a second, 2026-12-02).
 # Results (JSON, logs) in $R; progress lines in $R/progress.txt.
@@ -51,6 +51,7 @@ if [ ! -e "$H/model.safetensors" ]; then
   cp "$RUN/completer-draft.json" "$R/" 2>/dev/null
 fi
 [ -e "$H/model.safetensors" ] || { step "no head in $H: stopping"; exit 1; }
+[ "${STOP_AFTER:-}" = train ] && { step "done (STOP_AFTER=train)"; exit 0; }
 
 eval_head() {  # NAME FOLDER [draft eval flags]
   local name=$1 dir=$2; shift 2

@@ -242,3 +242,41 @@ def test_slug(label, expected):
 def test_command_line_names_the_repeats():
     assert load.command_line((1,), 40, 1000.0, 300.0, 512, repeats=2).endswith(
         "--cps 1000 --max-wait 300 --context-tokens 512 --repeats 2")
+
+
+def test_a_run_of_two_rounds_alternates_the_servers_and_pools_their_figures(tmp_path, monkeypatch):
+    from completer.engine import vllm_server
+
+    started: list[str] = []
+
+    class Server:  # stands in for vLLM's server: start, ready, stop
+        url, plan = "http://127.0.0.1:1", None
+
+        def __init__(self, settings, **kwargs):
+            started.append(settings.speculation_policy)
+
+        def wait_ready(self):
+            pass
+
+        def stop(self):
+            pass
+
+    async def scenario(name, url, policy, editor_settings, plan, chars_per_s, max_wait_s, log_dir, bar):
+        # the policy answers 2 suggestions per round in 4 s, stock in 5 s
+        wall = 4.0 if policy == "per_request" else 5.0
+        return {str(n): ([request(0, 0, sent=0.0, answered=1.0), request(0, 1, sent=1.0, answered=wall)],
+                         {"generation_tokens": 10.0}, 2) for n in plan}
+
+    monkeypatch.setattr(vllm_server, "start_server", Server)
+    monkeypatch.setattr(load, "_run_config", scenario)
+    monkeypatch.setattr(load, "load_sessions", lambda count, chars: [Session("m.py", "", 0, "x")] * count)
+    result = load.run((1, 2), chars=12, out=tmp_path, repeats=2)
+    assert started == ["per_request", "engine", "engine", "per_request"]
+    assert result["order"] == [f"{POLICY} (round 1)", f"{STOCK} (round 1)", f"{STOCK} (round 2)", f"{POLICY} (round 2)"]
+    pooled = result["configs"][POLICY]["2"]
+    assert pooled["wall_s"] == 8.0 and pooled["model_suggestions"] == 4 and pooled["engine_requests"] == 4
+    row = result["summary"]["per_editors"]["1"]
+    assert row["throughput_ratio"] == pytest.approx(1.25) and row["round_throughput_ratios"] == pytest.approx([1.25] * 2)
+    assert len(result["requests"][STOCK]["1"]) == 4 and result["summary"]["target_met"]
+    saved = json.loads((tmp_path / "load.json").read_text())
+    assert saved["summary"]["rounds"] == 2 and "each round's throughput ratio" in (tmp_path / "load.md").read_text()
