@@ -129,7 +129,8 @@ def scenario_figures(requests: list[Request], editors: int, server: dict[str, fl
             "cached_share": _ratio(server.get("cached_prompt_tokens"), server.get("prompt_tokens"))}
 
 
-Measured = tuple[list[Request], dict[str, float], "int | None"]  # one scenario: requests, COUNTERS' increase, engine requests
+# one scenario: its requests, COUNTERS' increase over it, the requests passed to the server
+Measured = tuple[list[Request], dict[str, float], "int | None"]
 
 
 def pooled_figures(rounds: list[Measured], editors: int) -> dict:
