@@ -93,7 +93,7 @@ CONTRACT = (
     Touch("vllm.v1.core.sched.output", "SchedulerOutput",
           attributes=("num_scheduled_tokens", "num_spec_tokens_to_schedule"), extensible=True),
     Touch("vllm.v1.outputs", "DraftTokenIds", attributes=("req_ids", "draft_token_ids")),
-    Touch("vllm.v1.request", "Request", attributes=("sampling_params", "request_id")),
+    Touch("vllm.v1.request", "Request", attributes=("sampling_params", "request_id", "num_computed_tokens")),
 )
 
 CPU_CONTRACT = (

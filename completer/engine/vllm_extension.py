@@ -25,7 +25,7 @@ import functools
 
 # the policy's rules, applied inside vLLM's scheduler: the one place the engine imports from policy/
 from completer.policy.rules import speculation_allowed
-from completer.policy.steps import drafts_kept, request_k, step_plan
+from completer.policy.steps import drafter_read_all, drafts_kept, keep_k, plans_k, request_k, step_plan
 
 ADDITIONAL_CONFIG_K_LIMITS = "completer_batch_k_limits"
 ADDITIONAL_CONFIG_DRAFT_PREFILL = "completer_draft_prefill"
@@ -46,6 +46,9 @@ class StepPlanning:
         self.batch_k_limits = {int(b): int(k) for b, k in (extra.get(ADDITIONAL_CONFIG_K_LIMITS) or {}).items()}
         self.draft_prefill = bool(extra.get(ADDITIONAL_CONFIG_DRAFT_PREFILL))
         self.drafted_k = 0  # the k of the last scheduled step: the drafts it produces, at most
+        self.plans_k = 0  # the k its requests' plans asked for (drafted_k without the draft-prefill rule)
+        # request id → whether the drafter has read every token the request computed (sync engines)
+        self.drafter_read: dict[str, bool] = {}
         if self.num_spec_tokens:
             # a lookup table switches vLLM to per-step k (and off its fixed-k padding of new requests)
             self.dynamic_sd_lookup = [self.num_spec_tokens] * (self.scheduler_config.max_num_seqs + 1)
@@ -61,12 +64,28 @@ class StepPlanning:
         params = request.sampling_params
         return params is not None and not speculation_allowed(params.temperature, self.speculation_with_sampling)
 
+    def _keep(self, request) -> int:
+        """The k this request keeps drafts up to in the last scheduled step (policy/steps.keep_k)."""
+        return keep_k(self._k(request), self._forbidden(request), self.plans_k,
+                      self.drafter_read.get(request.request_id, False))
+
+    def _note_drafter_reads(self, output, requests: list) -> None:
+        """After a step is scheduled (num_computed_tokens already counts its tokens): whether the
+        drafter will have read every token of each of its requests; finished requests forgotten."""
+        read = {}
+        for r in requests:
+            before = r.num_computed_tokens - output.num_scheduled_tokens[r.request_id]
+            read[r.request_id] = drafter_read_all(self.drafter_read.get(r.request_id), before, self.drafted_k)
+        self.drafter_read = {rid: v for rid, v in self.drafter_read.items() if rid in self.requests} | read
+
     def _plan_step(self, output) -> list:
         """Set the step's k on ``output`` and mark a step no request drafts in; returns its requests."""
         requests = [self.requests[r] for r in output.num_scheduled_tokens if r in self.requests]
+        ks, forbidden = [self._k(r) for r in requests], any(self._forbidden(r) for r in requests)
+        self.plans_k = plans_k(ks, forbidden, self.batch_k_limits)
         output.num_spec_tokens_to_schedule = step_plan(
-            [self._k(r) for r in requests], any(self._forbidden(r) for r in requests),
-            [output.num_scheduled_tokens[r.request_id] for r in requests], self.batch_k_limits, self.draft_prefill)
+            ks, forbidden, [output.num_scheduled_tokens[r.request_id] for r in requests], self.batch_k_limits,
+            self.draft_prefill)
         # the worker may skip the drafter only if no request in the step needs it
         setattr(output, SKIP_DRAFT, bool(requests) and output.num_spec_tokens_to_schedule == 0)
         self.drafted_k = output.num_spec_tokens_to_schedule
@@ -86,16 +105,17 @@ def _policy_scheduler_class():
         def schedule(self, *args, **kwargs):
             output = super().schedule(*args, **kwargs)
             if self.num_spec_tokens:
-                self._plan_step(output)
+                self._note_drafter_reads(output, self._plan_step(output))
             return output
 
         def update_draft_token_ids(self, draft_token_ids):
-            # each request keeps its own k, and nothing after a step that skipped the drafter
-            # (the runner then reports K zeros per request)
+            # each request keeps its own k (a bypassed one, the step's where the drafter read it
+            # all), and nothing after a step that skipped the drafter (the runner then reports K
+            # zeros per request)
             for i, req_id in enumerate(draft_token_ids.req_ids):
                 request = self.requests.get(req_id)
                 if request is not None:
-                    del draft_token_ids.draft_token_ids[i][drafts_kept(self._k(request), self.drafted_k):]
+                    del draft_token_ids.draft_token_ids[i][drafts_kept(self._keep(request), self.drafted_k):]
             super().update_draft_token_ids(draft_token_ids)
 
     return PolicyScheduler

