@@ -91,7 +91,7 @@ CONTRACT = (
     Touch("vllm.v1.core.sched.scheduler", "Scheduler.schedule"),
     Touch("vllm.v1.core.sched.scheduler", "Scheduler.update_draft_token_ids", params=("draft_token_ids",)),
     Touch("vllm.v1.core.sched.output", "SchedulerOutput",
-          attributes=("num_scheduled_tokens", "num_spec_tokens_to_schedule"), extensible=True),
+          attributes=("num_scheduled_tokens", "num_spec_tokens_to_schedule", "preempted_req_ids"), extensible=True),
     Touch("vllm.v1.outputs", "DraftTokenIds", attributes=("req_ids", "draft_token_ids")),
     Touch("vllm.v1.request", "Request", attributes=("sampling_params", "request_id", "num_computed_tokens")),
 )

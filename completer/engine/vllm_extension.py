@@ -65,18 +65,26 @@ class StepPlanning:
         return params is not None and not speculation_allowed(params.temperature, self.speculation_with_sampling)
 
     def _keep(self, request) -> int:
-        """The k this request keeps drafts up to in the last scheduled step (policy/steps.keep_k)."""
-        return keep_k(self._k(request), self._forbidden(request), self.plans_k,
+        """The k this request keeps drafts up to in the last scheduled step (policy/steps.keep_k).
+        Only greedy requests keep drafts they did not plan: a sampled one's seeded output would
+        then depend on its neighbours."""
+        params = request.sampling_params
+        sampled = params is not None and params.temperature > 0
+        return keep_k(self._k(request), self._forbidden(request) or sampled, self.plans_k,
                       self.drafter_read.get(request.request_id, False))
 
     def _note_drafter_reads(self, output, requests: list) -> None:
         """After a step is scheduled (num_computed_tokens already counts its tokens): whether the
-        drafter will have read every token of each of its requests; finished requests forgotten."""
+        drafter will have read every token of each of its requests. Finished requests are
+        forgotten, and preempted ones too: they resume from the prefix cache, as on a first step."""
+        preempted = getattr(output, "preempted_req_ids", None) or set()
         read = {}
         for r in requests:
             before = r.num_computed_tokens - output.num_scheduled_tokens[r.request_id]
-            read[r.request_id] = drafter_read_all(self.drafter_read.get(r.request_id), before, self.drafted_k)
-        self.drafter_read = {rid: v for rid, v in self.drafter_read.items() if rid in self.requests} | read
+            prior = None if r.request_id in preempted else self.drafter_read.get(r.request_id)
+            read[r.request_id] = drafter_read_all(prior, before, self.drafted_k)
+        self.drafter_read = {rid: v for rid, v in self.drafter_read.items()
+                             if rid in self.requests and rid not in preempted} | read
 
     def _plan_step(self, output) -> list:
         """Set the step's k on ``output`` and mark a step no request drafts in; returns its requests."""

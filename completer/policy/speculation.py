@@ -177,6 +177,8 @@ class SpeculationPolicy:
             return  # its prefill may not have finished: the cache may not hold its prompt
         self.recent_prompts.remember(cache, ctx.prompt)
         if not plan.speculate:
+            if generation.num_draft_tokens:
+                return  # it kept drafts of steps shared with speculating requests: not the target alone's pace
             self.step_costs.observe(read_tokens=generation.prompt_tokens - generation.cached_tokens,
                                     first_token_s=generation.first_token_s, new_tokens=len(generation.token_ids),
                                     latency_s=generation.latency_s)

@@ -8,7 +8,7 @@ from completer.policy.rules import speculation_allowed, speculation_with_samplin
 from completer.policy.speculation import SpeculationPolicy, choose_k, speculation_reason
 from completer.policy.steps import (PLAN_KEY, draft_prefill_k, drafter_read_all, drafts_kept, keep_k, plans_k,
                                     planned_k, request_k, step_k, step_plan)
-from completer.types import CompletionKind, Context
+from completer.types import CompletionKind, Context, Generation, GenerationPlan
 
 CPU = Capabilities("cpu", "draft_model", 5, per_request_speculation=True, speculation_with_sampling=False)
 
@@ -349,3 +349,17 @@ def test_plans_k(ks, forbidden, limits, k):
 ])
 def test_drafter_read_all(before, computed_before_step, drafted_k, read):
     assert drafter_read_all(before, computed_before_step, drafted_k) is read
+
+
+def test_a_bypassed_request_that_kept_drafts_does_not_teach_the_target_alones_pace():
+    p = policy()
+    ctx = Context(language="python", prefix="", suffix="", prompt="x" * 400, kind=CompletionKind.SINGLE_LINE,
+                  line_prefix="", line_suffix="", prompt_tokens=400)
+    bypass = GenerationPlan(max_tokens=16, speculate=False, num_speculative_tokens=0)
+    beside = Generation(text="ab", token_ids=[1, 2, 3, 4], prompt_tokens=400, first_token_s=1.0, latency_s=1.3,
+                        num_draft_tokens=6, num_accepted_tokens=3)
+    p.remember(ctx, bypass, beside, "bypass")
+    assert p.step_costs.decode_s is None and p.recent_prompts.cached_chars("bypass", ctx.prompt) == 400
+    alone = Generation(text="ab", token_ids=[1, 2, 3, 4], prompt_tokens=400, first_token_s=1.0, latency_s=1.3)
+    p.remember(ctx, bypass, alone, "bypass")
+    assert p.step_costs.decode_s == pytest.approx(0.1)
