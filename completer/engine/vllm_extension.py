@@ -2,7 +2,8 @@
 
 Each request carries its plan in ``SamplingParams.extra_args[PLAN_KEY]`` (k, 0 = bypass). The
 scheduler turns the plans of a step's requests into the step's k (policy/steps.py) and gives each
-request at most its own k drafts; the worker skips the drafter on steps whose plan is 0, so a short
+request at most its own k drafts (a greedy bypassed one, those of a step that drafts for others,
+where the drafter read all its tokens); the worker skips the drafter on steps whose plan is 0, so a short
 request costs what the target alone costs. How each runner drives its drafter, and why the skip
 sits where it does, is in docs/design/gpu-runners.md:
 
