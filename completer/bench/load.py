@@ -169,6 +169,7 @@ def summary(configs: dict[str, dict[str, dict]], rounds: list[dict[str, dict[str
     out: dict = {"throughput": "model suggestions per second of the scenario, all editors together",
                  "per_editors": {}}
     ns = sorted({int(n) for figures in configs.values() for n in figures})
+    round_rows = [summary(r)["per_editors"] for r in rounds] if rounds and len(rounds) > 1 else []
     for n in ns:
         row: dict = {}
         for name, figures in configs.items():
@@ -189,9 +190,8 @@ def summary(configs: dict[str, dict[str, dict]], rounds: list[dict[str, dict[str
             row["throughput_ratio"] = _ratio(policy["model_suggestions_per_s"], stock["model_suggestions_per_s"])
             row["tokens_ratio"] = _ratio(policy["generated_tokens_per_s"], stock["generated_tokens_per_s"])
             row["p50_ratio"] = _ratio(policy["p50_s"], stock["p50_s"])
-        if rounds and len(rounds) > 1:
-            row["round_throughput_ratios"] = [summary(r)["per_editors"].get(str(n), {}).get("throughput_ratio")
-                                              for r in rounds]
+        if round_rows:
+            row["round_throughput_ratios"] = [r.get(str(n), {}).get("throughput_ratio") for r in round_rows]
         out["per_editors"][str(n)] = row
     ratios = [r["throughput_ratio"] for r in out["per_editors"].values() if r.get("throughput_ratio") is not None]
     out["min_throughput_ratio"] = min(ratios) if ratios else None

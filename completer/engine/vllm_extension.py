@@ -70,9 +70,8 @@ class StepPlanning:
         Only greedy requests keep drafts they did not plan: a sampled one's seeded output would
         then depend on its neighbours."""
         params = request.sampling_params
-        sampled = params is not None and params.temperature > 0
-        return keep_k(self._k(request), self._forbidden(request) or sampled, self.plans_k,
-                      self.drafter_read.get(request.request_id, False))
+        sampled = params is not None and params.temperature > 0  # every request _forbidden names is sampled
+        return keep_k(self._k(request), sampled, self.plans_k, self.drafter_read.get(request.request_id, False))
 
     def _note_drafter_reads(self, output, requests: list) -> None:
         """After a step is scheduled (num_computed_tokens already counts its tokens): whether the
