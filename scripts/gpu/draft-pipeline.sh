@@ -14,7 +14,7 @@
 #      early still has the table
 #   5. each epoch's checkpoint at k = 5 on HumanEval: acceptance against training time (the
 #      trainer's own validation curve is in completer-draft.json already)
-# STOP_AFTER=train ends it after step 1, STOP_AFTER=humaneval after step 2 (a later run goes on).
+# LATENCY_FIRST=1 runs step 3 before step 2. STOP_AFTER=train ends it after step 1, STOP_AFTER=humaneval after step 2 (a later run goes on).
 # The run folder (data/, checkpoints/, head/) is $RUN: /dev/shm/draft-run when /dev/shm has room
 # for the hidden states (written at disk speed under /tmp: 20 examples a second, 2026-12-02).
 # Results (JSON, logs) in $R; progress lines in $R/progress.txt.
@@ -53,6 +53,18 @@ fi
 [ -e "$H/model.safetensors" ] || { step "no head in $H: stopping"; exit 1; }
 [ "${STOP_AFTER:-}" = train ] && { step "done (STOP_AFTER=train)"; exit 0; }
 
+latency_table() {
+  [ -s "$R/real/gpu-latency.json" ] && return
+  end=$(( $(date +%s) + DRAFT_WAIT_S ))
+  while [ -z "$(converted 0.5b)" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 5; done
+  DR=$(converted 0.5b)
+  step "3 latency table, real weights${DR:+, with the draft $DR}"
+  # the single-line tasks come from HumanEval-infilling (draft-data.sh); without it every task is long
+  COMPLETER_BENCH_DATA=$D/humaneval-infilling python3 -m completer -v bench latency --gpu --real-target "$T" --real-head "$H" ${DR:+--real-draft "$DR"} \
+    --engine target --engine eagle3 ${DR:+--engine draft} --out "$R/real" > "$R/latency.log" 2>&1
+  step "3 latency: exit $?"
+}
+
 eval_head() {  # NAME FOLDER [draft eval flags]
   local name=$1 dir=$2; shift 2
   [ -s "$R/$name.json" ] && return
@@ -63,20 +75,13 @@ eval_head() {  # NAME FOLDER [draft eval flags]
     > "$R/$name.json" 2> "$R/$name.log"
   step "eval $name: exit $?"
 }
+# LATENCY_FIRST=1: the table before the HumanEval evaluation (a lease that ends early still has it)
+[ "${LATENCY_FIRST:-0}" = 1 ] && latency_table
 eval_head eval-humaneval "$D/humaneval"
 # STOP_AFTER=humaneval: the head and its HumanEval figures only, the GPU left to the next job
 [ "${STOP_AFTER:-}" = humaneval ] && { step "done (STOP_AFTER=humaneval)"; exit 0; }
 
-if [ ! -s "$R/real/gpu-latency.json" ]; then
-  end=$(( $(date +%s) + DRAFT_WAIT_S ))
-  while [ -z "$(converted 0.5b)" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 5; done
-  DR=$(converted 0.5b)
-  step "3 latency table, real weights${DR:+, with the draft $DR}"
-  # the single-line tasks come from HumanEval-infilling (draft-data.sh); without it every task is long
-  COMPLETER_BENCH_DATA=$D/humaneval-infilling python3 -m completer -v bench latency --gpu --real-target "$T" --real-head "$H" ${DR:+--real-draft "$DR"} \
-    --engine target --engine eagle3 ${DR:+--engine draft} --out "$R/real" > "$R/latency.log" 2>&1
-  step "3 latency: exit $?"
-fi
+latency_table
 
 eval_head eval-heldout-code "$D/heldout-code"
 
