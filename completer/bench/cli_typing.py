@@ -75,7 +75,7 @@ def bench_typing(num_sessions: int, chars_per_s: float, max_wait_s: float, conte
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/benchmarks"),
               show_default=True, help="Where to write load.json/.md/.png.")
 @click.option("--settings", "settings_json", default=None,
-              help="Both servers' settings as JSON, over the defaults, e.g. an EAGLE-3 head: "
+              help="Settings as JSON over the defaults, for both servers and every editor, e.g. an EAGLE-3 head: "
                    "'{\"speculative_config\": {\"model\": \"/path/to/head\"}}'.")
 @cpu_threads_bind_option
 def bench_load(editors: tuple[int, ...], chars: int, chars_per_s: float, max_wait_s: float, context_tokens: int,

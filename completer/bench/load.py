@@ -294,7 +294,8 @@ def run(editors: tuple[int, ...] = EDITORS, chars: int = 120, chars_per_s: float
         command: str = "", overrides: dict | None = None, repeats: int = 1) -> dict:
     """Both configurations, one server at a time, every N of ``editors`` on each, ``repeats`` rounds
     (round_order); writes ``out``/load.{json,md,png} unless ``out`` is None. ``overrides``: settings
-    of both servers. A configuration whose server does not start is left out, its error in the
+    of both servers and of every editor (an editor plans with its server's speculation settings,
+    e.g. bypass_shares_prefix_cache decides a bypassed request's cache salt). A configuration whose server does not start is left out, its error in the
     result's ``errors``, and the files are then load-failed.{json,md,png}."""
     from tqdm import tqdm
 
@@ -307,7 +308,7 @@ def run(editors: tuple[int, ...] = EDITORS, chars: int = 120, chars_per_s: float
 
     plan = scenario_sessions(load_sessions(sum(editors), chars), tuple(editors))
     log_dir = Path(tempfile.mkdtemp(prefix="completer-load-"))
-    editor_settings = {"context_tokens": context_tokens}
+    editor_settings = {**(overrides or {}), "context_tokens": context_tokens}
     started = time.time()
     measured: dict[str, list[dict[str, Measured]]] = {}  # name → per round: N → Measured
     servers, errors, backend = {}, {}, "cpu"

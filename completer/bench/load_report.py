@@ -72,7 +72,7 @@ def markdown(result: dict) -> str:
            f"{'; '.join(result['order'])}. Figures are pooled over the rounds (answers and tokens of all "
            f"rounds over their walls added up).", ""] if result.get("repeats", 1) > 1 else []),
         f"Command: `{result['command']}`", "",
-        *([f"Both servers' settings over the defaults: `{json.dumps(result['settings'])}`.", ""]
+        *([f"Settings over the defaults (both servers and every editor): `{json.dumps(result['settings'])}`.", ""]
           if result.get("settings") else []),
         *([f"**{name} did not run:** {error}" for name, error in result["errors"].items()] + [""]
           if result.get("errors") else []),

@@ -172,7 +172,7 @@ def test_the_report_names_the_settings_and_a_configuration_that_did_not_run():
               "vllm": "vLLM x", "wall_s": 1.0, "command": "c", "settings": {"max_num_seqs": 8},
               "errors": {STOCK: "vLLM's server did not start"}, "configs": {}}
     text = load_report.markdown(result)
-    assert 'settings over the defaults: `{"max_num_seqs": 8}`' in text
+    assert 'Settings over the defaults (both servers and every editor): `{"max_num_seqs": 8}`' in text
     assert f"**{STOCK} did not run:** vLLM's server did not start" in text and "**not met**" in text
 
 
