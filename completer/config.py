@@ -144,10 +144,14 @@ class Settings(BaseModel):
     gained 10-12 % with 2-3 long completions at once and lost 6-9 % with 4, docs/benchmarks/batch.md);
     on a GPU none (EAGLE-3 at k = 5 gained 1.7-2.0x on 8 long completions at once on an H200,
     docs/benchmarks/gpu/gpu-latency.md)."""
-    bypass_shares_prefix_cache: bool = setting(False, section="speculation", reload=True)
+    bypass_shares_prefix_cache: bool | None = setting(None, section="speculation", reload=True)
     """Requests that skip speculation still run the draft model over their prompt (about 0.3 of the
     target's prefill), so that speculating requests can reuse their cached blocks. Off, they keep a
-    prefix cache of their own: the draft model never wrote those blocks' KV."""
+    prefix cache of their own: the draft model never wrote those blocks' KV. Unset: on for a team's
+    server (`completer server` and the language servers that use one), where vLLM's stock speculation
+    reads every prompt with the draft too and one cache served the editors faster under load
+    (docs/benchmarks/load-saturated-shared-cache); off in-process, where a one-line request must not
+    pay the draft's prefill (docs/benchmarks/typing-shared-cache)."""
     bypass_max_tokens: int = setting(50, section="speculation", reload=False, ge=0)
     """Requests expected to be at most this long (single-line) skip speculation."""
     adaptive_k: bool = setting(True, section="speculation", reload=False)

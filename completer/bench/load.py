@@ -295,7 +295,8 @@ def run(editors: tuple[int, ...] = EDITORS, chars: int = 120, chars_per_s: float
     """Both configurations, one server at a time, every N of ``editors`` on each, ``repeats`` rounds
     (round_order); writes ``out``/load.{json,md,png} unless ``out`` is None. ``overrides``: settings
     of both servers and of every editor (an editor plans with its server's speculation settings,
-    e.g. bypass_shares_prefix_cache decides a bypassed request's cache salt). A configuration whose server does not start is left out, its error in the
+    e.g. bypass_shares_prefix_cache decides a bypassed request's cache salt). A configuration
+    whose server does not start is left out, its error in the
     result's ``errors``, and the files are then load-failed.{json,md,png}."""
     from tqdm import tqdm
 

@@ -30,7 +30,7 @@ from completer.engine import models
 from completer.engine.interface import Capabilities, EngineError, new_request_id, run_to_end
 from completer.engine.methods import AUTO_WITHOUT_HEAD, resolve_method
 from completer.engine.vllm_adapter import METHODS, TESTED_VLLM, uses_model_runner_v2
-from completer.engine.vllm_engine import BYPASS_CACHE_SALT, EngineStats, prompt_encoder
+from completer.engine.vllm_engine import BYPASS_CACHE_SALT, EngineStats, bypass_shares_prefix_cache, prompt_encoder
 from completer.engine.remote_protocol import (DONE, READ_TIMEOUT_S, apply_event, base_url, http_error, metric_sum,
                                               parse_metrics, parse_sse_line, read_api_key, request_body,
                                               served_facts, served_match, transport_error)
@@ -167,10 +167,11 @@ class RemoteEngine:
                 f"{spec if caps.speculates else 'none'}, k {caps.num_speculative_tokens}")
 
     def prefix_cache(self, speculate: bool, cache_salt: str | None = None) -> str:
-        """The salt a request gets: bypassed requests keep a cache of their own (VllmEngine.prefix_cache;
-        bypass_shares_prefix_cache must be the server's)."""
+        """The salt a request gets: bypassed requests keep a cache of their own (VllmEngine.prefix_cache)
+        unless the server's bypassed requests share it (bypass_shares_prefix_cache, which must be the
+        server's: unset, both sides take it as on)."""
         if self.capabilities.per_request_speculation and not speculate \
-                and not self.settings.bypass_shares_prefix_cache:
+                and not bypass_shares_prefix_cache(self.settings, team_server=True):
             return f"{cache_salt or ''}{BYPASS_CACHE_SALT}"
         return cache_salt or ""
 

@@ -212,7 +212,7 @@ class VllmEngine:
         """The prefix-cache salt a request gets: bypassed requests keep a cache of their own
         (the draft model writes no KV for them; vllm_adapter.py's docstring)."""
         if self.capabilities.per_request_speculation and not speculate \
-                and not self.settings.bypass_shares_prefix_cache:
+                and not bypass_shares_prefix_cache(self.settings, team_server=False):
             return f"{cache_salt or ''}{BYPASS_CACHE_SALT}"
         return cache_salt or ""
 
@@ -244,11 +244,19 @@ class EnginePlan:
     draft_dir: str | None
 
 
+def bypass_shares_prefix_cache(settings: Settings, team_server: bool) -> bool:
+    """Whether bypassed requests share the speculating requests' prefix cache: as set, else on for a
+    team's server (`completer server`, and a language server using one) and off in-process."""
+    return team_server if settings.bypass_shares_prefix_cache is None else settings.bypass_shares_prefix_cache
+
+
 def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
-                extra_engine_args: dict | None = None, environ: MutableMapping[str, str] | None = None) -> EnginePlan:
+                extra_engine_args: dict | None = None, environ: MutableMapping[str, str] | None = None,
+                team_server: bool = False) -> EnginePlan:
     """Resolve and check the models, plan memory, set the environment vLLM reads (``environ``,
     default this process's) and build vLLM's arguments: the in-process engine and `completer server`
-    start vLLM from the same plan. Raises models.ModelError, memory.DoesNotFit, EngineError."""
+    (``team_server``) start vLLM from the same plan. Raises models.ModelError, memory.DoesNotFit,
+    EngineError."""
     backend = detect_backend()
     dtype = engine_dtype(settings.dtype, backend, cpu_flags())
     if dtype != settings.dtype:
@@ -291,7 +299,7 @@ def plan_engine(settings: Settings, progress: models.ProgressFn = models._noop,
     if per_request:
         args.update(vllm_adapter.per_request_args(backend, method, speculation_with_sampling(backend),
                                                   batch_k_limits(settings.batch_k_limits, backend),
-                                                  settings.bypass_shares_prefix_cache))
+                                                  bypass_shares_prefix_cache(settings, team_server)))
     caps = Capabilities(backend=backend, speculation_method=method,
                         num_speculative_tokens=settings.speculative_config.num_speculative_tokens if method else 0,
                         per_request_speculation=per_request,

@@ -84,7 +84,7 @@ def plan_server(settings: Settings, *, host: str, port: int, extra_vllm_args: Se
     from completer.engine.vllm_engine import plan_engine
 
     env = dict(os.environ)
-    plan = plan_engine(settings, progress, environ=env)
+    plan = plan_engine(settings, progress, environ=env, team_server=True)
     extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
     # the engine process imports completer's scheduler and worker classes by name
     root = str(Path(__file__).resolve().parents[2])

@@ -368,11 +368,24 @@ async def test_generate_streams_growing_generations_with_the_plan():
     assert body["model"] == "qwen2.5-coder-1.5b-instruct"
     result = await engine.complete("def f(", GenerationPlan(max_tokens=4, speculate=False))
     assert server.bodies[1]["vllm_xargs"] == {PLAN_KEY: 0}
-    assert server.bodies[1]["cache_salt"] == "completer-bypass"  # bypassed requests keep their own cache
+    assert "cache_salt" not in server.bodies[1]  # a team's server: bypassed requests share the cache
     assert (result.text, result.finish_reason, result.prompt_tokens) == ("x + 1", "stop", 5)
     assert result.first_token_s is not None and result.latency_s >= result.first_token_s
     stats = engine.stats()
     assert (stats["requests_started"], stats["requests_finished"], stats["tokens_generated"]) == (2, 2, 6)
+
+
+@pytest.mark.parametrize("shares, speculate, salt, expected", [
+    (None, False, "team", "team"),  # unset: a team's server shares one cache
+    (None, True, "team", "team"),
+    (False, False, "team", "teamcompleter-bypass"),
+    (False, False, None, "completer-bypass"),
+    (False, True, None, ""),
+    (True, False, None, ""),
+])
+def test_the_prefix_cache_a_request_gets(shares, speculate, salt, expected):
+    engine = connect(Server(), bypass_shares_prefix_cache=shares)
+    assert engine.prefix_cache(speculate, salt) == expected
 
 
 async def test_closing_the_stream_closes_the_response():

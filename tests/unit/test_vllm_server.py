@@ -73,7 +73,8 @@ def test_the_server_gets_the_in_process_engines_arguments_and_classes(pair):
     before = dict(os.environ)
     argv, env = server_command(pair, host="127.0.0.1", port=8123, api_key=KEY,
                                extra_vllm_args=["--tensor-parallel-size", "2"])
-    plan = vllm_engine.plan_engine(pair, environ=dict(os.environ))
+    plan = vllm_engine.plan_engine(pair, environ=dict(os.environ), team_server=True)
+    in_process = vllm_engine.plan_engine(pair, environ=dict(os.environ))
     assert os.environ == before  # the environment is the server's, not this process's
     assert argv[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
     assert " ".join(serve_args(plan.args)) in " ".join(argv)
@@ -82,6 +83,9 @@ def test_the_server_gets_the_in_process_engines_arguments_and_classes(pair):
     assert json.loads(flag(argv, "--speculative-config")) == plan.args["speculative_config"]
     assert json.loads(flag(argv, "--speculative-config"))["method"] == "draft_model"
     assert json.loads(flag(argv, "--additional-config")) == plan.args["additional_config"]
+    # a team's server: bypassed requests' prompts are read by the draft too (one prefix cache)
+    assert plan.args["additional_config"]["completer_draft_prefill"]
+    assert not in_process.args["additional_config"].get("completer_draft_prefill")
     assert flag(argv, "--served-model-name") == pair.model
     assert (flag(argv, "--host"), flag(argv, "--port")) == ("127.0.0.1", "8123")
     assert "--enable-prompt-tokens-details" in argv  # answers report their cached prompt tokens
@@ -112,6 +116,17 @@ def test_without_a_key_the_server_gets_none_even_from_this_processs_environment(
     assert "VLLM_LOGGING_CONFIG_PATH" not in started["env"]  # the server logs to its own output
     # the engine process imports completer's classes from this checkout
     assert started["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(Path(vllm_server.__file__).resolve().parents[2])
+
+
+@pytest.mark.parametrize("setting, team_server, expected", [
+    (None, True, True),  # unset: a team's server shares one prefix cache
+    (None, False, False),  # in-process: a one-line request does not pay the draft's prefill
+    (True, False, True),
+    (False, True, False),
+])
+def test_whether_bypassed_requests_share_the_prefix_cache(setting, team_server, expected):
+    settings = Settings(bypass_shares_prefix_cache=setting)
+    assert vllm_engine.bypass_shares_prefix_cache(settings, team_server) is expected
 
 
 def test_a_server_that_exits_while_starting_is_reported_with_its_logs_tail(tmp_path):

@@ -59,7 +59,8 @@ export const SERVER_SETTINGS = [
 // Settings whose `null` means "let the server decide"; sent as null so that clearing one resets it
 // (the server merges what it gets over its current settings).
 const NULLABLE = new Set(["seed", "kv_cache_space_gib", "gpu_memory_utilization", "cpu_threads_bind", "block_size",
-  "max_num_batched_tokens", "log_level", "enforce_eager", "draft_cost_ratio", "batch_k_limits"]);
+  "max_num_batched_tokens", "log_level", "enforce_eager", "draft_cost_ratio", "batch_k_limits",
+  "bypass_shares_prefix_cache"]);
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

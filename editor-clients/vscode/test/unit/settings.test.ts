@@ -60,7 +60,7 @@ test("every server setting is declared in package.json with the server's default
     "speculative_config.model": "qwen2.5-coder-0.5b-instruct", "speculative_config.num_speculative_tokens": 5,
     "speculative_config.prompt_lookup_max": 4, "speculative_config.prompt_lookup_min": 2,
     speculation_policy: "per_request", bypass_max_tokens: 50, adaptive_k: true, draft_cost_ratio: null,
-    batch_k_limits: null, bypass_shares_prefix_cache: false, warm_cache_plan: true, max_tokens: 128, max_tokens_single_line: 48, temperature: 0, top_p: 1, seed: null, context_tokens: 1536,
+    batch_k_limits: null, bypass_shares_prefix_cache: null, warm_cache_plan: true, max_tokens: 128, max_tokens_single_line: 48, temperature: 0, top_p: 1, seed: null, context_tokens: 1536,
     prefix_share: 0.75, snippet_share: 0.25, workspace_snippets: false, fim_order: "psm", fim_middle_anchor: "auto", cut_snap_lines: 16, enable_prefix_caching: true,
     block_size: null, max_num_batched_tokens: null, keystroke_hold_ms: 200, type_ahead: true, warm_prompt: true, warm_prompt_pause_ms: 1000, engine_restart_attempts: 5, engine_restart_backoff_s: 2, dtype: "bfloat16", max_model_len: 4096, max_num_seqs: 4, kv_cache_space_gib: null,
     gpu_memory_utilization: null, cpu_threads_bind: null, enforce_eager: null, trust_remote_code: false,
