@@ -3,8 +3,9 @@
 # EAGLE-3 head on $D/train-code and measure it with real weights (scripts/gpu/README.md, "Train an
 # EAGLE-3 head"). Meant to run under `background.sh start`, while later calls carry the draft.
 # Steps, each skipped when its result exists (so the script can run again after a stop):
-#   1. train (TRAIN_S seconds at most; `timeout`'s SIGTERM ends the training, and the best epoch
-#      written so far becomes the head)
+#   1. examples, the target's completions and hidden states, then training: TRAIN_S seconds at most
+#      for all of it (the data of 3,000 examples take about 200 s on an H200); `timeout`'s SIGTERM
+#      ends the training, and the best epoch written so far becomes the head
 #   2. the head at k = 3, 5, 8 against the target alone on HumanEval, CUTS positions (evaluations
 #      run one after the other: two of these engines starting at once on one H200 failed in vLLM's
 #      start-up, 2026-12-02)
