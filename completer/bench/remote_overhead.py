@@ -270,8 +270,10 @@ def run(n_short: int, n_long: int, out: Path | None, *, engine_url: str | None, 
     from completer.engine.vllm_server import start_server
 
     tasks = pick_tasks(n_short, n_long, seed)
+    # bypassed requests keep a prefix cache of their own on both paths (a team's server shares it by
+    # default, its one-line requests then paying the draft's prefill): only the HTTP path differs
     settings = Settings(speculation_policy="per_request", max_tokens=128, max_tokens_single_line=48,
-                        cpu_threads_bind=cpu_threads_bind)
+                        cpu_threads_bind=cpu_threads_bind, bypass_shares_prefix_cache=False)
     remote = settings.model_copy(update={"engine_url": engine_url, "engine_api_key_file": api_key_file})
     reference: dict[str, list[int]] = {}
     records: list[OverheadRecord] = []
