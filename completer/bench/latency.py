@@ -88,7 +88,7 @@ def replay_acceptance(records: list[Record], tasks: list[Task], tracker: Accepta
     language = {t.id: t.language for t in tasks}
     for r in records:
         if r.config == POLICY and r.draft_tokens:
-            tracker.observe(language.get(r.task, "python"), r.draft_tokens, r.accepted_tokens)
+            tracker.observe(language.get(r.task, "python"), r.draft_tokens, r.accepted_tokens, r.verify_steps)
 
 
 async def _run_engine(settings: Settings, configs: dict, tasks: list[Task], progress, quick: bool,

@@ -237,7 +237,8 @@ async def run_phase(engine, config: str, phase: int, tasks: list[Task], settings
         gen = await engine.complete(ctx.prompt, plan, cache_salt=f"overhead-{phase}-{n}")
         latency = time.perf_counter() - started
         if plan.speculate:
-            policy.acceptance.observe(task.language, gen.num_draft_tokens, gen.num_accepted_tokens)
+            policy.acceptance.observe(task.language, gen.num_draft_tokens, gen.num_accepted_tokens,
+                                      gen.num_verify_steps)
         same = None if task.id not in reference else reference[task.id] == gen.token_ids
         reference.setdefault(task.id, gen.token_ids)
         records.append(OverheadRecord(config, phase, task.id, task.length_class, latency, gen.first_token_s,

@@ -190,7 +190,8 @@ class SpeculationPolicy:
     def observe_acceptance(self, language: str, plan: GenerationPlan, generation: Generation) -> None:
         """After a request that ran to its end: the drafts it accepted move the language's acceptance."""
         if plan.speculate:
-            self.acceptance.observe(language, generation.num_draft_tokens, generation.num_accepted_tokens)
+            self.acceptance.observe(language, generation.num_draft_tokens, generation.num_accepted_tokens,
+                                    generation.num_verify_steps)
 
     def _warmer_seconds(self, ctx: Context, planned_speculate: bool, max_tokens: int,
                         prefix_cache: Callable[[bool], str]) -> tuple[float, float] | None:

@@ -3,7 +3,7 @@ import pytest
 from completer.config import Settings
 from completer.engine.interface import Capabilities
 from completer.policy import speculation as sp
-from completer.policy.acceptance import AcceptanceTracker, best_k, expected_speedup
+from completer.policy.acceptance import AcceptanceTracker, accepted_per_step, alpha_from_counts, best_k, expected_speedup
 from completer.policy.rules import speculation_allowed, speculation_with_sampling
 from completer.policy.speculation import SpeculationPolicy, choose_k, speculation_reason
 from completer.policy.steps import (PLAN_KEY, draft_prefill_k, drafter_read_all, drafts_kept, keep_k, plans_k,
@@ -24,7 +24,8 @@ def test_expected_speedup(alpha, k, cost, expected):
 
 @pytest.mark.parametrize("alpha,cost,k", [
     (0.95, 0.05, 8),  # cheap, accurate drafts: long rounds
-    (0.75, 0.31, 2),  # the measured 0.5B/1.5B pair
+    (0.88, 0.31, 4),  # the measured 0.5B/1.5B pair
+    (0.75, 0.31, 2),
     (0.3, 0.31, 1),  # poor drafts: as short as allowed
     (0.9, 0.31, 5),
 ])
@@ -32,12 +33,34 @@ def test_best_k(alpha, cost, k):
     assert best_k(alpha, cost) == k
 
 
-def test_tracker_moves_towards_observed_rate_per_language():
+def test_tracker_moves_towards_observed_acceptance_per_language():
     t = AcceptanceTracker(prior=0.5, weight=0.5, min_drafts=4)
-    t.observe("python", 10, 10)
-    t.observe("go", 2, 0)  # too few drafts to count
-    assert t.alpha("python") == pytest.approx(0.75)
+    t.observe("python", 10, 5, 0)  # no verify steps known: the share accepted
+    t.observe("go", 2, 0, 1)  # too few drafts to count
+    assert t.alpha("python") == pytest.approx(0.5)
     assert t.alpha("go") == 0.5
+    t.observe("python", 10, 10, 2)  # every draft accepted
+    assert t.alpha("python") == pytest.approx(0.5 * 0.5 + 0.5 * 0.999)
+
+
+@pytest.mark.parametrize("drafted, accepted, steps, alpha", [
+    (300, 233, 100, 0.88),  # 78 % of drafts accepted at k = 3 (docs/benchmarks/latency.md)
+    (500, 347, 100, 0.88),  # 69 % at k = 5: the same α
+    (100, 50, 100, 0.5),  # k = 1: α is the share accepted
+    (100, 0, 20, 0.0),
+    (100, 100, 20, 0.999),  # all accepted: capped below 1
+    (40, 30, 0, 0.75),  # verify steps unknown: the share accepted
+    (0, 0, 0, 0.0),
+])
+def test_alpha_from_counts(drafted, accepted, steps, alpha):
+    assert alpha_from_counts(drafted, accepted, steps) == pytest.approx(alpha, abs=0.005)
+
+
+@pytest.mark.parametrize("alpha, k", [(0.88, 3), (0.5, 5), (0.95, 2.5), (0.2, 8)])
+def test_alpha_from_counts_inverts_the_accepted_per_step(alpha, k):
+    steps = 1000
+    accepted = accepted_per_step(alpha, k) * steps
+    assert alpha_from_counts(round(k * steps), accepted, steps) == pytest.approx(alpha, abs=1e-3)
 
 
 @pytest.mark.parametrize("extra,engine_k,k", [
@@ -314,7 +337,7 @@ def test_the_policys_stats_give_its_step_costs_and_acceptance():
     p = policy()
     assert p.as_dict()["prefill_s_per_token"] is None
     p.step_costs.prefill_s, p.step_costs.decode_s = 0.02, 0.09
-    p.acceptance.observe("python", 40, 30)
+    p.acceptance.observe("python", 40, 30, 10)
     stats = p.as_dict()
     assert (stats["prefill_s_per_token"], stats["decode_s_per_token"]) == (0.02, 0.09)
     assert 0 < stats["acceptance"]["python"] < 1 and stats["draft_cost"] > 0
