@@ -57,7 +57,7 @@ def best_k(alpha: float, draft_cost: float, k_min: int = K_MIN, k_max: int = K_M
 class AcceptanceTracker:
     """Exponential moving average of the per-token acceptance α, per language."""
 
-    prior: float = 0.88  # the 0.5B/1.5B pair on HumanEval (alpha_from_counts' docstring)
+    prior: float = 0.88  # per method: speculation.PRIOR_ACCEPTANCE
     weight: float = 0.3  # how much one request moves the average
     min_drafts: int = 8  # requests with fewer drafts say too little to count
     rates: dict[str, float] = field(default_factory=dict)

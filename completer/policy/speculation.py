@@ -40,6 +40,13 @@ CountTokens = Callable[[str], int]
 #   (length / speedup - 1) / k = 0.14 and 0.16 (docs/benchmarks/gpu/README.md);
 # - ngram, ngram_gpu: prompt lookup costs next to nothing; verifying k more tokens does not.
 PRIOR_DRAFT_COST = {"draft_model": 0.31, "eagle3": 0.15, "ngram": 0.05, "ngram_gpu": 0.05}
+# The per-token acceptance α a language starts from before its requests are measured
+# (AcceptanceTracker; α from the acceptance length L at k: L - 1 = α(1 - α^k)/(1 - α)):
+# - draft_model: 0.88, the 0.5B draft on HumanEval's long answers, L 4.47 at k = 5 (docs/benchmarks/latency.md);
+# - ngram, ngram_gpu: 0.62, prompt lookup there, L 2.46 at k = 5 (the same table);
+# - eagle3: 0.57, the best head trained here, L 2.25 at k = 5 on HumanEval
+#   (docs/benchmarks/gpu/real-weights/README.md, run 4).
+PRIOR_ACCEPTANCE = {"draft_model": 0.88, "eagle3": 0.57, "ngram": 0.62, "ngram_gpu": 0.62}
 
 # Drafters that read the prompt at next to no cost: an EAGLE-3 head is one layer over the target's
 # own hidden states, prompt lookup reads nothing. A short answer skips speculation because a draft
@@ -107,7 +114,8 @@ class SpeculationPolicy:
         self.caps = caps
         self.block_size = block_size
         self.count_tokens = count_tokens
-        self.acceptance = AcceptanceTracker()
+        self.acceptance = AcceptanceTracker(
+            prior=PRIOR_ACCEPTANCE.get(caps.speculation_method or "", PRIOR_ACCEPTANCE["draft_model"]))
         self.recent_prompts = RecentPrompts()
         self.step_costs = StepCosts()
 
