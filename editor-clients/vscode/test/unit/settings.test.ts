@@ -12,7 +12,8 @@ const categories = (pkg as any).contributes.configuration as Category[];
 // every category's settings in one map, as VS Code merges them
 const props: Record<string, Declared> = Object.assign({}, ...categories.map((c) => c.properties));
 const NULLS = { seed: null, kv_cache_space_gib: null, gpu_memory_utilization: null, cpu_threads_bind: null, block_size: null,
-                max_num_batched_tokens: null, log_level: null, enforce_eager: null, draft_cost_ratio: null, batch_k_limits: null };
+                max_num_batched_tokens: null, log_level: null, enforce_eager: null, draft_cost_ratio: null, batch_k_limits: null,
+                bypass_shares_prefix_cache: null };
 
 test("dotted names become the nested object the server parses", () => {
   const got = serverSettings(from({
